@@ -1,0 +1,11 @@
+"""imgkernel: image convolution, pooling and small-CNN inference.
+
+Importing the package loads numpy only; scipy and Pillow are imported by the
+functions that need them.
+"""
+
+from imgkernel.conv import conv2d, filter2d
+from imgkernel.errors import ImgkernelError, UsageError
+
+__all__ = ["conv2d", "filter2d", "ImgkernelError", "UsageError"]
+__version__ = "0.1.0"

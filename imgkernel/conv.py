@@ -1,0 +1,273 @@
+"""Convolution: ``filter2d`` for images and ``conv2d`` for CNN tensors.
+
+Array conventions (used throughout imgkernel):
+
+* images are ``(H, W)`` or ``(H, W, C)``, channels last;
+* CNN tensors are ``(N, C, H, W)`` (or ``(C, H, W)`` for one sample);
+* conv weights are ``(K, C/groups, kh, kw)``.
+
+Both functions compute **cross-correlation** (the kernel is not flipped), as
+PyTorch, ONNX, OpenCV's ``filter2D`` and GIMP do; ``filter2d(...,
+convolve=True)`` flips the kernel for a true convolution, as ImageMagick's
+``-morphology Convolve`` and ``scipy.ndimage.convolve`` do.
+
+Examples
+--------
+The first worked example of the lecture notes: a 5x5 binary image, a 3x3
+kernel and a bias of 1, without padding.
+
+>>> image = np.array([[1, 1, 1, 0, 0],
+...                   [0, 1, 1, 1, 0],
+...                   [0, 0, 1, 1, 1],
+...                   [0, 0, 1, 1, 0],
+...                   [0, 1, 1, 0, 0]])
+>>> kernel = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
+>>> filter2d(image, kernel, bias=1, padding="valid")
+array([[5., 4., 5.],
+       [3., 5., 4.],
+       [3., 4., 5.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from imgkernel.correlate import correlate_planes
+from imgkernel.errors import UsageError
+from imgkernel.windows import (
+    Border,
+    as_pair,
+    output_size,
+    pad,
+    parse_border,
+    resolve_padding,
+    window_view,
+)
+
+Padding = str | int | Sequence[int]
+
+#: Bytes of im2col columns built at once by :func:`conv2d`.
+IM2COL_BYTES = 1 << 26
+
+
+def _check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.size == 0:
+        raise UsageError(f"kernel must be a non-empty 2-D matrix, got shape {k.shape}")
+    if not np.all(np.isfinite(k)):
+        raise UsageError("kernel contains NaN or infinite values")
+    return k
+
+
+def filter2d(
+    image: np.ndarray,
+    kernel: np.ndarray | Sequence,
+    *,
+    bias: float = 0.0,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "same",
+    dilation: int | Sequence[int] = 1,
+    border: str | Border | tuple[str, float] = "reflect",
+    cval: float = 0.0,
+    convolve: bool = False,
+    method: str = "auto",
+) -> np.ndarray:
+    """Apply one 2-D kernel to every channel of an image.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) or (H, W, C)
+        Any real dtype; channels are filtered independently.
+    kernel : array_like, (kh, kw)
+        Weights, applied by cross-correlation unless ``convolve`` is true.
+        Any size, even or odd; with ``padding="same"`` an even kernel's extra
+        pad goes at the bottom/right, so its anchor is at index ``(k-1)//2``.
+    bias : float
+        Added to every output value.
+    stride, dilation : int or (h, w)
+    padding : "same", "valid", "full", int, (ph, pw) or (top, bottom, left, right)
+    border : str
+        What fills the padding: zero, constant (``cval``, or ``"constant:V"``),
+        reflect, symmetric, edge, wrap, or an alias (see
+        :data:`imgkernel.windows.BORDER_ALIASES`).
+    convolve : bool
+        Flip the kernel by 180 degrees first (true convolution).
+    method : str
+        ``"auto"`` or a specific compute path (for testing and benchmarks).
+
+    Returns
+    -------
+    ndarray, float32, (H', W') or (H', W', C)
+
+    Examples
+    --------
+    >>> filter2d(np.arange(9).reshape(3, 3), [[1, 0, -1]], border="zero")
+    array([[-1., -2.,  1.],
+           [-4., -2.,  4.],
+           [-7., -2.,  7.]], dtype=float32)
+    >>> filter2d(np.arange(9).reshape(3, 3), [[1, 0, -1]], border="zero", convolve=True)
+    array([[ 1.,  2., -1.],
+           [ 4.,  2., -4.],
+           [ 7.,  2., -7.]], dtype=float32)
+    """
+    x = np.asarray(image)
+    if x.ndim not in (2, 3) or x.shape[0] == 0 or x.shape[1] == 0:
+        raise UsageError(f"image must be (H, W) or (H, W, C), got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
+        raise UsageError(f"image must hold real numbers, got dtype {x.dtype}")
+    k = _check_kernel(kernel)
+    if convolve:
+        k = k[::-1, ::-1]
+    stride2 = as_pair(stride, "stride")
+    dilation2 = as_pair(dilation, "dilation")
+    brd = parse_border(border, cval)
+    pads = resolve_padding(padding, (x.shape[0], x.shape[1]), k.shape, stride2, dilation2)
+    channels = x.shape[2] if x.ndim == 3 else 1
+    check_fits(x.shape[:2], k.shape, pads, dilation2)
+
+    if x.ndim == 2 or channels == 1 or stride2[1] == 1:
+        # Channels-last rows are planes whose columns interleave the channels:
+        # a horizontal tap j of channel c sits j*C columns away, so the whole
+        # image is one plane with horizontal dilation dw*C. No transpose.
+        xp = pad(x if x.ndim == 3 else x[:, :, None], pads, brd, axes=(0, 1))
+        hp, wp = xp.shape[:2]
+        plane = xp.reshape(1, hp, wp * channels)
+        out = correlate_planes(
+            plane, k, (stride2[0], 1), (dilation2[0], dilation2[1] * channels), method
+        )
+        result = out.reshape(out.shape[1], -1, channels)
+        if stride2[1] != 1:  # only when channels == 1
+            result = np.ascontiguousarray(result[:, :: stride2[1]])
+    else:
+        planes = pad(np.moveaxis(x, 2, 0), pads, brd)
+        out = correlate_planes(planes, k, stride2, dilation2, method)
+        result = np.ascontiguousarray(np.moveaxis(out, 0, 2))
+    if bias:
+        result += np.float32(bias)
+    return result if x.ndim == 3 else result[:, :, 0]
+
+
+def check_fits(
+    in_hw: tuple[int, ...],
+    k_hw: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+) -> None:
+    """Raise a clear error when the kernel is larger than the padded input."""
+    ph = in_hw[0] + pads[0] + pads[1]
+    pw = in_hw[1] + pads[2] + pads[3]
+    span_h = dilation[0] * (k_hw[0] - 1) + 1
+    span_w = dilation[1] * (k_hw[1] - 1) + 1
+    if span_h > ph or span_w > pw:
+        raise UsageError(
+            f"kernel spans {span_h}x{span_w} pixels but the padded input is only {ph}x{pw}; "
+            "use more padding or a smaller kernel"
+        )
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    border: str | Border | tuple[str, float] = "zero",
+    cval: float = 0.0,
+) -> np.ndarray:
+    """Multi-channel, multi-filter 2-D convolution layer (PyTorch/ONNX ``Conv``).
+
+    Parameters
+    ----------
+    x : ndarray, (C, H, W) or (N, C, H, W)
+    weight : ndarray, (K, C/groups, kh, kw)
+        Filter k spans the channels of its group; the products over all of
+        them are summed, plus ``bias[k]``. Not flipped (cross-correlation).
+    bias : ndarray (K,) or None
+    stride, dilation : int or (h, w)
+    padding : as for :func:`filter2d`; the default is no padding.
+    groups : int
+        Splits the C input channels and the K filters into equal groups
+        (``groups == C`` is a depthwise convolution).
+    border : str
+        What fills the padding; ``"zero"`` as in CNNs.
+
+    Returns
+    -------
+    ndarray, float32 (float64 if ``x`` and ``weight`` are float64), (N, K, H', W')
+    (or (K, H', W') for a 3-D input).
+
+    Examples
+    --------
+    Three input channels, one filter, as in the lecture notes' RGB example.
+
+    >>> x = np.ones((3, 4, 4))
+    >>> w = np.stack([np.full((3, 3), 1.0), np.full((3, 3), 2.0), np.full((3, 3), -1.0)])[None]
+    >>> conv2d(x, w, np.array([1.0]))
+    array([[[19., 19.],
+            [19., 19.]]])
+    """
+    arr = np.asarray(x)
+    squeeze = arr.ndim == 3
+    if squeeze:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise UsageError(f"conv2d input must be (C, H, W) or (N, C, H, W), got shape {arr.shape}")
+    w = np.asarray(weight)
+    if w.ndim != 4:
+        raise UsageError(f"conv2d weight must be (K, C/groups, kh, kw), got shape {w.shape}")
+    n, c, h, wd = arr.shape
+    k, cg, kh, kw = w.shape
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise UsageError(f"groups must be a positive integer, got {groups!r}")
+    if c % groups or k % groups:
+        raise UsageError(
+            f"groups={groups} must divide both the {c} input channels and the {k} filters"
+        )
+    if cg != c // groups:
+        raise UsageError(
+            f"weight has {cg} channels per filter but the input has {c} channels "
+            f"in {groups} group(s) (expected {c // groups})"
+        )
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (k,):
+            raise UsageError(f"bias must have shape ({k},), got {bias.shape}")
+    dtype = np.float64 if (arr.dtype == np.float64 and w.dtype == np.float64) else np.float32
+    stride2 = as_pair(stride, "stride")
+    dilation2 = as_pair(dilation, "dilation")
+    brd = parse_border(border, cval)
+    pads = resolve_padding(padding, (h, wd), (kh, kw), stride2, dilation2)
+    check_fits((h, wd), (kh, kw), pads, dilation2)
+    xp = pad(arr, pads, brd, dtype=dtype)
+    oh = output_size(xp.shape[2], kh, stride2[0], dilation2[0])
+    ow = output_size(xp.shape[3], kw, stride2[1], dilation2[1])
+    out = np.empty((n, k, oh, ow), dtype=dtype)
+    kg = k // groups
+    weights = w.astype(dtype, copy=False).reshape(groups, kg, cg * kh * kw)
+
+    if cg == 1 and kg == 1 and dtype == np.float32:
+        # Depthwise: each output plane is one input plane filtered by one kernel.
+        for g in range(groups):
+            out[:, g] = correlate_planes(
+                np.ascontiguousarray(xp[:, g]), w[g, 0].astype(np.float64), stride2, dilation2
+            )
+    else:
+        windows = window_view(xp, (kh, kw), stride2, dilation2, (oh, ow))
+        per_image = cg * kh * kw * oh * ow * np.dtype(dtype).itemsize
+        batch = max(1, IM2COL_BYTES // max(per_image, 1))
+        for g in range(groups):
+            group_windows = windows[:, g * cg : (g + 1) * cg]
+            for b0 in range(0, n, batch):
+                # (b, cg, oh, ow, kh, kw) -> columns (b, cg*kh*kw, oh*ow), then BLAS
+                cols = group_windows[b0 : b0 + batch].transpose(0, 1, 4, 5, 2, 3)
+                cols = cols.reshape(cols.shape[0], cg * kh * kw, oh * ow)
+                res = np.matmul(weights[g], cols)
+                out[b0 : b0 + batch, g * kg : (g + 1) * kg] = res.reshape(-1, kg, oh, ow)
+    if bias is not None:
+        out += bias.astype(dtype).reshape(1, k, 1, 1)
+    return out[0] if squeeze else out

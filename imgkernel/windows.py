@@ -1,0 +1,333 @@
+"""Sliding windows: borders, padding, output sizes and window views.
+
+This is the one place where the geometry of a sliding window is computed.
+Convolution (:mod:`imgkernel.conv`) and pooling (:mod:`imgkernel.pool`) both
+ask it how much to pad, how large the output is and what fills the border.
+
+Conventions
+-----------
+Spatial axes are always the last two axes of the arrays handled here, except
+where a function takes an explicit ``axes`` argument (channels-last images).
+Pads are ``(top, bottom, left, right)``; strides and dilations are ``(h, w)``.
+
+The output size of a window of size ``k`` sliding with ``stride`` and
+``dilation`` over ``n`` cells padded with ``before`` and ``after`` cells is::
+
+    floor((n + before + after - dilation*(k-1) - 1) / stride) + 1
+
+Examples
+--------
+>>> output_size(5, 3, stride=1)
+3
+>>> output_size(5, 3, stride=2, pad_before=1, pad_after=1)
+3
+>>> resolve_padding("same", (5, 6), (3, 4))
+(1, 1, 1, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgkernel.errors import UsageError
+
+#: Canonical border names (numpy.pad's) and the aliases other libraries use.
+#: scipy's "reflect" is deliberately absent: it means numpy's "symmetric",
+#: and accepting it silently would give scipy users the other mirror.
+BORDER_ALIASES: dict[str, str] = {
+    "zero": "zero",
+    "zeros": "zero",
+    "black": "zero",
+    "constant": "constant",
+    "cval": "constant",
+    "background": "constant",
+    "reflect": "reflect",
+    "mirror": "reflect",
+    "reflect101": "reflect",
+    "reflect_101": "reflect",
+    "reflect-101": "reflect",
+    "border_reflect_101": "reflect",
+    "default": "reflect",
+    "symmetric": "symmetric",
+    "half-sample-symmetric": "symmetric",
+    "border_reflect": "symmetric",
+    "edge": "edge",
+    "replicate": "edge",
+    "nearest": "edge",
+    "border_replicate": "edge",
+    "clamp": "edge",
+    "wrap": "wrap",
+    "circular": "wrap",
+    "tile": "wrap",
+    "grid-wrap": "wrap",
+    "periodic": "wrap",
+    "border_wrap": "wrap",
+}
+
+BORDERS = ("zero", "constant", "reflect", "symmetric", "edge", "wrap")
+
+
+@dataclass(frozen=True)
+class Border:
+    """What fills the padding: a canonical mode and, for ``constant``, a value."""
+
+    mode: str
+    value: float = 0.0
+
+    @property
+    def numpy_mode(self) -> str:
+        return "constant" if self.mode in ("zero", "constant") else self.mode
+
+
+def parse_border(border: str | Border | tuple[str, float], cval: float = 0.0) -> Border:
+    """Resolve a border name, alias, ``"constant:VALUE"`` or ``(name, value)``.
+
+    >>> parse_border("replicate")
+    Border(mode='edge', value=0.0)
+    >>> parse_border("constant:128")
+    Border(mode='constant', value=128.0)
+    """
+    if isinstance(border, Border):
+        return border
+    if isinstance(border, tuple):
+        name, cval = border[0], float(border[1])
+    else:
+        name = str(border)
+        if ":" in name:
+            name, _, raw = name.partition(":")
+            try:
+                cval = float(raw)
+            except ValueError:
+                raise UsageError(f"border value {raw!r} is not a number") from None
+    key = name.strip().lower()
+    if key not in BORDER_ALIASES:
+        if key == "scipy-reflect":
+            key = "symmetric"
+        else:
+            raise UsageError(
+                f"unknown border {name!r}; choose one of {', '.join(BORDERS)} "
+                "(aliases: replicate, nearest, mirror, reflect101, circular, tile, ...)"
+            )
+    mode = BORDER_ALIASES[key]
+    value = float(cval) if mode == "constant" else 0.0
+    if not np.isfinite(value):
+        raise UsageError(f"border value {cval!r} is not finite")
+    return Border(mode, value)
+
+
+def as_pair(value: int | Sequence[int], what: str, *, minimum: int = 1) -> tuple[int, int]:
+    """Return ``(h, w)`` from an int or a pair, checking each is >= ``minimum``.
+
+    >>> as_pair(2, "stride")
+    (2, 2)
+    >>> as_pair((1, 3), "dilation")
+    (1, 3)
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    else:
+        try:
+            items = [int(v) for v in value]  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise UsageError(f"{what} must be an integer or a pair of integers, got {value!r}") from None
+        if len(items) != 2 or any(float(a) != float(b) for a, b in zip(items, value, strict=False)):  # type: ignore[arg-type]
+            raise UsageError(f"{what} must be an integer or a pair of integers, got {value!r}")
+        pair = (items[0], items[1])
+    if min(pair) < minimum:
+        raise UsageError(f"{what} must be at least {minimum}, got {value!r}")
+    return pair
+
+
+def output_size(
+    n: int,
+    k: int,
+    stride: int = 1,
+    dilation: int = 1,
+    pad_before: int = 0,
+    pad_after: int = 0,
+    *,
+    ceil_mode: bool = False,
+) -> int:
+    """Number of window positions along one axis (may be <= 0 if none fit).
+
+    With ``ceil_mode`` the last, partial step counts too, but as in ONNX and
+    PyTorch a window that would start beyond the input and its leading padding
+    is dropped.
+
+    >>> output_size(6, 3, stride=2, ceil_mode=False), output_size(6, 3, stride=2, ceil_mode=True)
+    (2, 3)
+    """
+    span = dilation * (k - 1) + 1
+    room = n + pad_before + pad_after - span
+    if room < 0:
+        return 0
+    if ceil_mode:
+        out = -(-room // stride) + 1
+        if (out - 1) * stride >= n + pad_before:
+            out -= 1
+        return out
+    return room // stride + 1
+
+
+def resolve_padding(
+    padding: str | int | Sequence[int],
+    in_hw: tuple[int, int],
+    k_hw: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+) -> tuple[int, int, int, int]:
+    """Turn a padding spec into explicit ``(top, bottom, left, right)`` pads.
+
+    ``"same"`` makes the output ``ceil(input / stride)`` long and puts an odd
+    extra pad at the end (ONNX ``SAME_UPPER``), at any stride. ``"full"``
+    pads ``dilation*(k-1)`` on both sides; ``"valid"`` pads nothing. An int,
+    ``(ph, pw)`` or ``(top, bottom, left, right)`` are taken as given.
+
+    >>> resolve_padding("same", (7, 7), (3, 3), stride=(2, 2))
+    (1, 1, 1, 1)
+    >>> resolve_padding("same", (6, 6), (3, 3), stride=(2, 2))
+    (0, 1, 0, 1)
+    >>> resolve_padding("full", (4, 4), (3, 2))
+    (2, 2, 1, 1)
+    """
+    if isinstance(padding, str):
+        name = padding.strip().lower()
+        if name == "valid":
+            return (0, 0, 0, 0)
+        pads: list[int] = []
+        for n, k, s, d in zip(in_hw, k_hw, stride, dilation, strict=True):
+            span = d * (k - 1) + 1
+            if name == "same":
+                out = -(-n // s)
+                total = max((out - 1) * s + span - n, 0)
+                pads += [total // 2, total - total // 2]
+            elif name == "full":
+                pads += [span - 1, span - 1]
+            else:
+                raise UsageError(
+                    f"unknown padding {padding!r}; use same, valid, full, N, H,W or T,B,L,R"
+                )
+        return (pads[0], pads[1], pads[2], pads[3])
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        values = [int(padding)] * 4
+    else:
+        try:
+            raw = [int(v) for v in padding]
+        except (TypeError, ValueError):
+            raise UsageError(f"padding must be a name or integers, got {padding!r}") from None
+        if len(raw) == 2:
+            values = [raw[0], raw[0], raw[1], raw[1]]
+        elif len(raw) == 4:
+            values = raw
+        else:
+            raise UsageError(f"padding needs 1, 2 or 4 integers, got {padding!r}")
+    if min(values) < 0:
+        raise UsageError(f"padding must not be negative, got {padding!r}")
+    return (values[0], values[1], values[2], values[3])
+
+
+def _source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    # numpy.pad applied to the indices tells, for every padded cell, which
+    # input cell it copies; that includes pads wider than the input.
+    if mode == "reflect" and n == 1:
+        mode = "edge"  # numpy's reflect of a single cell is the cell itself
+    return np.pad(np.arange(n), (before, after), mode=mode)  # type: ignore[call-overload]
+
+
+def pad(
+    x: np.ndarray,
+    pads: tuple[int, int, int, int],
+    border: Border,
+    *,
+    axes: tuple[int, int] = (-2, -1),
+    dtype: np.dtype | type = np.float32,
+) -> np.ndarray:
+    """Pad two axes of ``x`` and convert to ``dtype`` in a single copy.
+
+    Unlike ``numpy.pad`` followed by ``astype`` this allocates the result once,
+    which matters for 12-megapixel images.
+
+    >>> pad(np.array([[1, 2, 3]]), (0, 0, 2, 2), parse_border("reflect"))
+    array([[3., 2., 1., 2., 3., 2., 1.]], dtype=float32)
+    >>> pad(np.array([[1, 2, 3]]), (1, 0, 1, 1), parse_border("symmetric"))
+    array([[1., 1., 2., 3., 3.],
+           [1., 1., 2., 3., 3.]], dtype=float32)
+    """
+    top, bottom, left, right = pads
+    ax_h, ax_w = (a % x.ndim for a in axes)
+    h, w = x.shape[ax_h], x.shape[ax_w]
+    shape = list(x.shape)
+    shape[ax_h] += top + bottom
+    shape[ax_w] += left + right
+    if border.mode in ("reflect", "symmetric", "edge", "wrap") and (h == 0 or w == 0):
+        raise UsageError(f"cannot pad an empty image with border {border.mode!r}")
+
+    def index(axis: int, sl: slice | np.ndarray) -> tuple:
+        idx: list = [slice(None)] * x.ndim
+        idx[axis] = sl
+        return tuple(idx)
+
+    out = np.empty(shape, dtype=dtype)
+    inner_h, inner_w = slice(top, top + h), slice(left, left + w)
+    out[index(ax_h, inner_h)][index(ax_w, inner_w)] = x
+    if border.numpy_mode == "constant":
+        fill = border.value
+        if top:
+            out[index(ax_h, slice(0, top))] = fill
+        if bottom:
+            out[index(ax_h, slice(top + h, None))] = fill
+        if left:
+            out[index(ax_w, slice(0, left))] = fill
+        if right:
+            out[index(ax_w, slice(left + w, None))] = fill
+        return out
+    if left or right:
+        cols = _source_index(w, left, right, border.numpy_mode) + left
+        rows_view = out[index(ax_h, inner_h)]
+        if left:
+            rows_view[index(ax_w, slice(0, left))] = rows_view[index(ax_w, cols[:left])]
+        if right:
+            rows_view[index(ax_w, slice(left + w, None))] = rows_view[index(ax_w, cols[left + w :])]
+    if top or bottom:
+        rows = _source_index(h, top, bottom, border.numpy_mode) + top
+        if top:
+            out[index(ax_h, slice(0, top))] = out[index(ax_h, rows[:top])]
+        if bottom:
+            out[index(ax_h, slice(top + h, None))] = out[index(ax_h, rows[top + h :])]
+    return out
+
+
+def window_view(
+    xp: np.ndarray,
+    k_hw: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    out_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Read-only view ``(..., out_h, out_w, kh, kw)`` of the windows of ``xp``.
+
+    ``xp`` is already padded; its last two axes are (H, W). No data is copied.
+
+    >>> window_view(np.arange(16).reshape(4, 4), (2, 2), (2, 2))[1, 0]
+    array([[ 8,  9],
+           [12, 13]])
+    """
+    kh, kw = k_hw
+    sh, sw = stride
+    dh, dw = dilation
+    if out_hw is None:
+        out_hw = (
+            output_size(xp.shape[-2], kh, sh, dh),
+            output_size(xp.shape[-1], kw, sw, dw),
+        )
+    oh, ow = out_hw
+    s = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp,
+        shape=(*xp.shape[:-2], oh, ow, kh, kw),
+        strides=(*s[:-2], s[-2] * sh, s[-1] * sw, s[-2] * dh, s[-1] * dw),
+        writeable=False,
+    )
