@@ -399,6 +399,32 @@ def test_fast_path_matches_direct(method, geom):
         assert_close(fast, naive_filter2d(img, k, **geom), img, k, rel=1e-4, what=what)
 
 
+@pytest.mark.skipif("box" not in METHODS, reason="no box path in this core")
+@pytest.mark.parametrize("border", ["reflect", "zero", "wrap"])
+def test_box_path_every_size_1_to_31(border):
+    rng = np.random.default_rng(31)
+    img = make_image(rng, (40, 37, 3), np.uint8)
+    for s in range(1, 32):
+        k = np.full((s, s), 1.0 / (s * s))
+        got = imgkernel.filter2d(img, k, method="box", padding="same", border=border)
+        ref = naive_filter2d(img, k, padding="same", border=border)
+        assert_close(got, ref, img, k, rel=1e-4, what=f"box {s}x{s} {border}")
+
+
+@pytest.mark.skipif("separable" not in METHODS, reason="no separable path in this core")
+@pytest.mark.parametrize("size", [3, 5, 9, 15, 25])
+def test_separable_path_gaussians(size):
+    rng = np.random.default_rng(size)
+    img = make_image(rng, (40, 33, 3), np.float32)
+    k = np.outer(_gauss(size, size / 5), _gauss(size, size / 4))
+    for kwargs in (dict(padding="same", border="symmetric"),
+                   dict(padding="valid", border="zero", stride=(2, 1)),
+                   dict(padding="full", border="edge", dilation=(1, 2))):
+        got = imgkernel.filter2d(img, k, method="separable", **kwargs)
+        assert_close(got, naive_filter2d(img, k, **kwargs), img, k, rel=1e-4,
+                     what=f"separable {size} {kwargs}")
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_fast_path_never_silently_wrong(method):
     """Forcing a path on a kernel it does not support must raise or still be right."""
