@@ -7,11 +7,25 @@ cross-correlation (no flip) at the given stride and dilation::
 
     out[p, y, x] = sum_ij kernel[i, j] * xp[p, y*sh + i*dh, x*sw + j*dw]
 
-:func:`correlate_planes` picks the fastest applicable path.
+Paths
+-----
+``direct``
+    one multiply-accumulate per kernel tap over cache-sized row tiles;
+``separable``
+    rank-1 kernels as a vertical then a horizontal 1-D pass, each either a
+    tap loop (short kernels) or banded Toeplitz matrices applied with sgemm;
+``box``
+    constant kernels by running sums (float64 cumulative sums per tile), at a
+    cost independent of the kernel size;
+``fft``
+    large kernels by overlap-save FFT tiles (``scipy.fft``, float32).
+
+:func:`choose_method` is the ``auto`` rule; :func:`correlate_planes` applies it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +38,7 @@ from imgkernel.windows import output_size
 #: Bytes of one output tile; a tile and its scratch copy stay in L2 cache.
 TILE_BYTES = 1 << 18
 
-METHODS = ("auto", "direct")
+METHODS = ("auto", "direct", "separable", "box", "fft")
 
 
 def workers() -> int:
@@ -61,13 +75,55 @@ def out_shape(
     return xp.shape[0], oh, ow
 
 
+def _blas_single_thread() -> contextlib.AbstractContextManager:
+    """Limit BLAS to one thread while our own threads each run GEMMs.
+
+    Many small GEMMs called from two Python threads beat one multi-threaded
+    BLAS here (OpenBLAS's threads spin and fight for the cores). Uses
+    threadpoolctl when it is installed, else does nothing.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def rank1_factors(
+    weights2d: np.ndarray, rtol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(col, row)`` with ``outer(col, row) == weights2d`` or None (see kernels).
+
+    >>> col, row = rank1_factors(np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0]))
+    >>> bool(np.allclose(np.outer(col, row), [[1, 0, -1], [2, 0, -2], [1, 0, -1]]))
+    True
+    """
+    from imgkernel.kernels import rank1_factors as factors
+
+    return factors(weights2d, rtol)
+
+
+def is_box(kernel: np.ndarray) -> bool:
+    """True when every weight equals the first and is non-zero."""
+    first = kernel.flat[0]
+    return bool(first != 0 and np.all(kernel == first))
+
+
+# ---------------------------------------------------------------------------
+# direct
+
+
 def correlate_direct(
     xp: np.ndarray,
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
 ) -> np.ndarray:
-    """Multiply-accumulate one kernel tap at a time over cache-sized tiles."""
+    """Multiply-accumulate one kernel tap at a time over cache-sized tiles.
+
+    Zero taps are skipped, taps of +-1 need no multiply; the first tap writes
+    the tile instead of clearing it first.
+    """
     kh, kw = kernel.shape
     sh, sw = stride
     dh, dw = dilation
@@ -76,24 +132,376 @@ def correlate_direct(
     taps = [(i, j, np.float32(kernel[i, j])) for i in range(kh) for j in range(kw) if kernel[i, j]]
     row_bytes = p * ow * 4
     rows_per_tile = max(1, TILE_BYTES // max(row_bytes, 1))
+    # At least two tiles per thread so both cores stay busy.
+    rows_per_tile = max(1, min(rows_per_tile, -(-oh // (2 * workers()))))
 
     def task(y0: int, y1: int) -> None:
         acc = out[:, y0:y1]
-        acc[...] = 0
+        if not taps:
+            acc[...] = 0
+            return
         scratch = np.empty_like(acc)
         n = y1 - y0
-        for i, j, w in taps:
+        for t, (i, j, w) in enumerate(taps):
             r = y0 * sh + i * dh
             c = j * dw
             window = xp[:, r : r + (n - 1) * sh + 1 : sh, c : c + (ow - 1) * sw + 1 : sw]
-            if w == 1:
+            if t == 0:
+                if w == 1:
+                    acc[...] = window
+                else:
+                    np.multiply(window, w, out=acc)
+            elif w == 1:
                 np.add(acc, window, out=acc)
+            elif w == -1:
+                np.subtract(acc, window, out=acc)
             else:
                 np.multiply(window, w, out=scratch)
                 np.add(acc, scratch, out=acc)
 
     run_tiles(oh, task, rows_per_tile)
     return out
+
+
+# ---------------------------------------------------------------------------
+# separable
+
+#: 1-D kernels at most this long use a tap loop, longer ones Toeplitz GEMMs.
+SEPARABLE_TAPS_MAX = 5
+#: Output rows per vertical Toeplitz block / output columns per horizontal one.
+VBLOCK = 64
+HBLOCK = 32
+
+
+def _toeplitz(taps: np.ndarray, rows: int, step: int, dil: int, cols: int) -> np.ndarray:
+    """``T[b, b*step + i*dil] = taps[i]`` as float32 ``(rows, cols)``."""
+    t = np.zeros((rows, cols), dtype=np.float64)
+    b = np.arange(rows)[:, None]
+    idx = b * step + np.arange(taps.size)[None, :] * dil
+    t[np.broadcast_to(b, idx.shape), idx] = taps[None, :]
+    return t.astype(np.float32)
+
+
+def _vertical_taps(src: np.ndarray, col: np.ndarray, sh: int, dh: int, n: int, dst: np.ndarray):
+    """dst (n, W) = sum_i col[i] * src[i*dh + y*sh] for y < n (src starts at row 0)."""
+    scratch = None
+    for i, w in enumerate(col):
+        window = src[i * dh : i * dh + (n - 1) * sh + 1 : sh]
+        w32 = np.float32(w)
+        if i == 0:
+            np.multiply(window, w32, out=dst)
+        else:
+            if scratch is None:
+                scratch = np.empty_like(dst)
+            np.multiply(window, w32, out=scratch)
+            np.add(dst, scratch, out=dst)
+
+
+def _horizontal_taps(src: np.ndarray, row: np.ndarray, sw: int, dw: int, ow: int, dst):
+    scratch = None
+    for j, w in enumerate(row):
+        window = src[:, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+        w32 = np.float32(w)
+        if j == 0:
+            np.multiply(window, w32, out=dst)
+        else:
+            if scratch is None:
+                scratch = np.empty_like(dst)
+            np.multiply(window, w32, out=scratch)
+            np.add(dst, scratch, out=dst)
+
+
+class _HorizontalGemm:
+    """Horizontal 1-D correlation of row tiles as a few tall-skinny sgemms.
+
+    Input columns are cut into blocks of ``B*sw``; output block q is
+    ``sum_t X[q+t] @ T_t^T`` with ``T_t`` the slices of one banded Toeplitz
+    matrix, so each term is ONE gemm over every (row, block) of the tile.
+    """
+
+    def __init__(self, taps: np.ndarray, sw: int, dw: int, ow: int, block: int = HBLOCK):
+        self.b = b = max(1, min(block, ow))
+        self.bs = bs = b * sw
+        extent = (taps.size - 1) * dw
+        self.m = m = -(-((b - 1) * sw + extent + 1) // bs)
+        full = _toeplitz(taps, b, sw, dw, m * bs)
+        self.parts = [np.ascontiguousarray(full[:, t * bs : (t + 1) * bs].T) for t in range(m)]
+        self.nb = -(-ow // b)
+        self.nbp = self.nb + m - 1
+        self.width = self.nbp * bs
+        self.ow = ow
+
+    def __call__(self, buf: np.ndarray, dst: np.ndarray) -> None:
+        """buf (R, width) float32 C-contiguous (zero tail), dst (R, ow)."""
+        r = buf.shape[0]
+        x2 = buf.reshape(r * self.nbp, self.bs)
+        n = r * self.nbp - (self.m - 1)
+        acc = np.empty((r * self.nbp, self.b), dtype=np.float32)
+        np.matmul(x2[:n], self.parts[0], out=acc[:n])
+        if self.m > 1:
+            tmp = np.empty((n, self.b), dtype=np.float32)
+            for t in range(1, self.m):
+                np.matmul(x2[t : t + n], self.parts[t], out=tmp)
+                acc[:n] += tmp
+        res = acc.reshape(r, self.nbp, self.b)[:, : self.nb].reshape(r, self.nb * self.b)
+        dst[...] = res[:, : self.ow]
+
+
+def correlate_separable(
+    xp: np.ndarray,
+    kernel: np.ndarray,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    factors: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Rank-1 kernels as a vertical then a horizontal 1-D pass per row tile.
+
+    Short 1-D kernels use a tap loop; longer ones banded Toeplitz matrices
+    applied with sgemm (vertical: ``T (B x span) @ rows (span x W)``;
+    horizontal: see :class:`_HorizontalGemm`). Stride and dilation live in
+    the matrices. Raises UsageError if the kernel is not rank 1.
+    """
+    kh, kw = kernel.shape
+    sh, sw = stride
+    dh, dw = dilation
+    p, oh, ow = out_shape(xp, (kh, kw), stride, dilation)
+    if factors is None:
+        factors = rank1_factors(kernel)
+        if factors is None:
+            raise UsageError("the separable method needs a rank-1 (separable) kernel")
+    col, row = (np.asarray(f, dtype=np.float64) for f in factors)
+    wp = xp.shape[2]
+    out = np.empty((p, oh, ow), dtype=np.float32)
+    v_gemm = kh > SEPARABLE_TAPS_MAX
+    h_gemm = kw > SEPARABLE_TAPS_MAX
+    hg = _HorizontalGemm(row, sw, dw, ow) if h_gemm else None
+    if v_gemm:
+        tile = max(1, min(VBLOCK, oh))
+        span = (tile - 1) * sh + (kh - 1) * dh + 1
+        tv = _toeplitz(col, tile, sh, dh, span)
+    else:
+        tile = max(1, min(oh, TILE_BYTES // max(wp * 4, 1), -(-oh // (2 * workers()))))
+    blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
+    buf_w = hg.width if hg is not None else wp
+    cw = min(wp, buf_w)
+
+    def task(a: int, b: int) -> None:
+        buf = np.zeros((tile, buf_w), dtype=np.float32)
+        for q, y0 in blocks[a:b]:
+            n = min(tile, oh - y0)
+            r0 = y0 * sh
+            src = xp[q, r0 : r0 + (n - 1) * sh + (kh - 1) * dh + 1, :cw]
+            vert = buf[:n, :cw]
+            if v_gemm:
+                np.matmul(tv[:n, : src.shape[0]], src, out=vert)
+            else:
+                _vertical_taps(src, col, sh, dh, n, vert)
+            if hg is not None:
+                hg(buf[:n], out[q, y0 : y0 + n])
+            else:
+                _horizontal_taps(vert, row, sw, dw, ow, out[q, y0 : y0 + n])
+
+    with _blas_single_thread():
+        run_tiles(len(blocks), task, max(1, -(-len(blocks) // (2 * workers()))))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# box
+
+#: Output rows per box tile (the float64 running sums of a tile stay small).
+BOX_ROWS = 64
+
+
+def _running_box(c: np.ndarray, k: int, step: int, dil: int, n: int, axis: int) -> np.ndarray:
+    """Window sums along ``axis`` from a float64 buffer ``c`` in place.
+
+    ``c`` holds ``dil`` leading zero cells then the data along ``axis``, with
+    a length that is a multiple of ``dil``; it is turned into per-phase
+    cumulative sums, and ``out[y] = C[y*step + k*dil] - C[y*step]``.
+    """
+    length = c.shape[axis]
+    shape = list(c.shape)
+    shape[axis : axis + 1] = [length // dil, dil]
+    view = c.reshape(shape)
+    np.cumsum(view, axis=axis, out=view)
+    hi = [slice(None)] * c.ndim
+    lo = [slice(None)] * c.ndim
+    hi[axis] = slice(k * dil, k * dil + (n - 1) * step + 1, step)
+    lo[axis] = slice(0, (n - 1) * step + 1, step)
+    return c[tuple(hi)] - c[tuple(lo)]
+
+
+def correlate_box(
+    xp: np.ndarray,
+    kernel: np.ndarray,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+) -> np.ndarray:
+    """Constant kernels by running sums, at a cost independent of their size.
+
+    Each tile of output rows takes float64 cumulative sums down its input
+    rows and differences them, then does the same along its columns (per
+    phase of the dilation), and scales by the weight. Sums restart in every
+    tile and are float64, so nothing drifts across a 12-megapixel image.
+    """
+    if not is_box(kernel):
+        raise UsageError("the box method needs a kernel whose weights are all equal")
+    kh, kw = kernel.shape
+    sh, sw = stride
+    dh, dw = dilation
+    p, oh, ow = out_shape(xp, (kh, kw), stride, dilation)
+    weight = float(kernel.flat[0])
+    out = np.empty((p, oh, ow), dtype=np.float32)
+    tile = max(1, min(BOX_ROWS, oh))
+    blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    width = dw + -(-need_w // dw) * dw
+
+    def task(a: int, b: int) -> None:
+        for q, y0 in blocks[a:b]:
+            n = min(tile, oh - y0)
+            r0 = y0 * sh
+            rows = (n - 1) * sh + (kh - 1) * dh + 1
+            length = dh + -(-rows // dh) * dh
+            cv = np.zeros((length, need_w), dtype=np.float64)
+            cv[dh : dh + rows] = xp[q, r0 : r0 + rows, :need_w]
+            vert = _running_box(cv, kh, sh, dh, n, 0)
+            ch = np.zeros((n, width), dtype=np.float64)
+            ch[:, dw : dw + need_w] = vert
+            horiz = _running_box(ch, kw, sw, dw, ow, 1)
+            np.multiply(horiz, weight, out=out[q, y0 : y0 + n], casting="unsafe")
+
+    run_tiles(len(blocks), task, 1)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# fft
+
+#: Rows of one overlap-save FFT tile (before next_fast_len) per kernel extent.
+FFT_TILE_ROWS = 256
+FFT_TILE_COLS = 512
+
+
+def correlate_fft(
+    xp: np.ndarray,
+    kernel: np.ndarray,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+) -> np.ndarray:
+    """Overlap-save FFT correlation over tiles of a fast FFT size.
+
+    The dilated kernel is a dense ``(eh, ew)`` kernel with zeros, so the
+    channel-interleaved planes of filter2d cost nothing extra. Each band of
+    tile rows goes through ``scipy.fft.rfft2``/``irfft2`` in float32; with a
+    stride the stride-1 result is subsampled (auto only picks fft at stride 1).
+    """
+    from scipy import fft as sfft
+
+    kh, kw = kernel.shape
+    sh, sw = stride
+    dh, dw = dilation
+    p, oh, ow = out_shape(xp, (kh, kw), stride, dilation)
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    hp, wp = xp.shape[1:]
+    full_h, full_w = hp - eh + 1, wp - ew + 1  # stride-1 valid size
+    tn = sfft.next_fast_len(max(FFT_TILE_ROWS, 2 * eh), real=True)
+    tm = sfft.next_fast_len(max(FFT_TILE_COLS, 2 * ew), real=True)
+    tn = min(tn, sfft.next_fast_len(hp, real=True))
+    tm = min(tm, sfft.next_fast_len(wp, real=True))
+    vh, vw = tn - eh + 1, tm - ew + 1  # valid outputs per tile
+    dense = np.zeros((tn, tm), dtype=np.float32)
+    dense[0:eh:dh, 0:ew:dw] = kernel
+    spec = np.conj(sfft.rfft2(dense))
+    nt = -(-full_w // vw)
+    band_w = (nt - 1) * vw + tm
+    out = np.empty((p, oh, ow), dtype=np.float32)
+    bands = [(q, y0) for q in range(p) for y0 in range(0, full_h, vh)]
+
+    def task(a: int, b: int) -> None:
+        band = np.zeros((tn, band_w), dtype=np.float32)
+        for q, y0 in bands[a:b]:
+            rows = min(tn, hp - y0)
+            band[:rows, : min(wp, band_w)] = xp[q, y0 : y0 + rows, :band_w]
+            if rows < tn:
+                band[rows:] = 0
+            s = band.strides
+            tiles = np.lib.stride_tricks.as_strided(
+                band, (nt, tn, tm), (vw * s[1], s[0], s[1]), writeable=False
+            )
+            f = sfft.rfft2(tiles, axes=(1, 2), workers=1)
+            f *= spec
+            res = sfft.irfft2(f, s=(tn, tm), axes=(1, 2), workers=1, overwrite_x=True)
+            n = min(vh, full_h - y0)
+            valid = res[:, :n, :vw].transpose(1, 0, 2).reshape(n, nt * vw)[:, :full_w]
+            if sh == 1 and sw == 1:
+                out[q, y0 : y0 + n] = valid
+            else:
+                first = -(-y0 // sh)
+                ys = np.arange(first * sh, y0 + n, sh)
+                ys = ys[ys // sh < oh]
+                out[q, ys // sh] = valid[ys - y0, : (ow - 1) * sw + 1 : sw]
+
+    run_tiles(len(bands), task, max(1, -(-len(bands) // (2 * workers()))))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# dispatch
+
+#: Non-separable kernels with at least this many taps go to the fft path.
+FFT_MIN_TAPS = 81
+
+
+def choose_method(
+    kernel: np.ndarray,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    plane_shape: tuple[int, int] | None = None,
+) -> str:
+    """The path ``method="auto"`` takes for this kernel and geometry.
+
+    >>> choose_method(np.ones((7, 7)))
+    'box'
+    >>> choose_method(np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]))
+    'separable'
+    >>> choose_method(np.outer([1, 2, 1], [1, 0, -1]))  # 6 taps: direct is as cheap
+    'direct'
+    >>> choose_method(np.random.default_rng(0).random((15, 15)))
+    'fft'
+    >>> choose_method(np.random.default_rng(0).random((15, 15)), stride=(2, 2))
+    'direct'
+    >>> choose_method(np.eye(3))
+    'direct'
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    kh, kw = k.shape
+    if kh * kw == 1:
+        return "direct"
+    if is_box(k):
+        return "box"
+    nonzero = int(np.count_nonzero(k))
+    if kh > 1 and kw > 1 and rank1_factors(k) is not None:
+        if nonzero > kh + kw:
+            return "separable"
+        return "direct"
+    if (kh == 1 or kw == 1) and nonzero > 2 * SEPARABLE_TAPS_MAX:
+        return "separable"
+    if nonzero >= FFT_MIN_TAPS and stride == (1, 1):
+        if plane_shape is None or min(plane_shape) >= max(
+            (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+        ):
+            return "fft"
+    return "direct"
+
+
+PATHS: dict[str, Callable[..., np.ndarray]] = {
+    "direct": correlate_direct,
+    "separable": correlate_separable,
+    "box": correlate_box,
+    "fft": correlate_fft,
+}
 
 
 def correlate_planes(
@@ -105,6 +513,9 @@ def correlate_planes(
 ) -> np.ndarray:
     """Valid cross-correlation of every plane of ``xp`` with ``kernel``.
 
+    ``method`` is ``"auto"`` (see :func:`choose_method`) or one of the paths
+    in :data:`PATHS`; a path that cannot take the kernel raises UsageError.
+
     >>> xp = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
     >>> correlate_planes(xp, np.array([[1.0, 0.0], [0.0, -1.0]]))
     array([[[-5., -5., -5.],
@@ -112,4 +523,7 @@ def correlate_planes(
     """
     if method not in METHODS:
         raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return correlate_direct(xp, kernel, stride, dilation)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if method == "auto":
+        method = choose_method(kernel, stride, dilation, xp.shape[1:])
+    return PATHS[method](np.ascontiguousarray(xp, dtype=np.float32), kernel, stride, dilation)
