@@ -67,8 +67,9 @@ def _q(value: object, limit: int = 60) -> str:
     """Quote a user value for a one-line error message."""
     text = value if isinstance(value, str) else repr(value)
     text = text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
+    if limit and len(text) > limit:
+        keep = (limit - 3) // 2
+        text = text[:keep] + "..." + text[-keep:]
     return f"'{text}'"
 
 
@@ -404,7 +405,7 @@ def parse_matrix(text: str) -> np.ndarray:
                 raise UsageError(f"matrix {_q(text)}: {_q(tok)} is not a finite number") from None
         if rows and len(values) != len(rows[0]):
             raise UsageError(
-                f"matrix {_q(text)}: row {len(rows) + 1} has {len(values)} values "
+                f"matrix {_q(text)}: row {len(rows) + 1} has {len(values)} value(s) "
                 f"but row 1 has {len(rows[0])}"
             )
         rows.append(values)
@@ -896,9 +897,9 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"kernel file {_q(str(path))} not found") from None
+        raise UsageError(f"kernel file {_q(str(path), 0)} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"kernel file {_q(str(path))} cannot be read ({exc})") from None
+        raise UsageError(f"kernel file {_q(str(path), 0)} cannot be read ({exc})") from None
 
 
 class KernelLibrary(Mapping[str, KernelDefinition]):
@@ -1168,12 +1169,12 @@ def load_kernel_file(
     """
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"kernel file {_q(str(path))} not found")
+        raise UsageError(f"kernel file {_q(str(path), 0)} not found")
     suffix = p.suffix.lower()
     if suffix == ".toml":
         defs = _parse_toml_text(_read_text(p), str(p))
         if not defs:
-            raise UsageError(f"kernel file {_q(str(path))} defines no kernel")
+            raise UsageError(f"kernel file {_q(str(path), 0)} defines no kernel")
         merged = {**_builtin_definitions(), **defs}
         lib = KernelLibrary(merged)
         lib._check_references()
@@ -1183,15 +1184,15 @@ def load_kernel_file(
             arr = np.load(p, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise UsageError(
-                f"kernel file {_q(str(path))} is not a readable .npy ({exc})"
+                f"kernel file {_q(str(path), 0)} is not a readable .npy ({exc})"
             ) from None
         if not isinstance(arr, np.ndarray) or arr.ndim != 2:
             raise UsageError(
-                f"kernel file {_q(str(path))}: expected a 2-D array, got shape "
+                f"kernel file {_q(str(path), 0)}: expected a 2-D array, got shape "
                 f"{getattr(arr, 'shape', '?')}"
             )
         if arr.dtype.kind not in "biuf":
-            raise UsageError(f"kernel file {_q(str(path))}: dtype {arr.dtype} is not numeric")
+            raise UsageError(f"kernel file {_q(str(path), 0)}: dtype {arr.dtype} is not numeric")
         return kernel_from_matrix(
             arr.astype(np.float64), name=str(path), scale=scale, offset=offset
         )
@@ -1199,5 +1200,5 @@ def load_kernel_file(
     try:
         m = parse_matrix(text)
     except UsageError as exc:
-        raise UsageError(f"kernel file {_q(str(path))}: {exc}") from None
+        raise UsageError(f"kernel file {_q(str(path), 0)}: {exc}") from None
     return kernel_from_matrix(m, name=str(path), scale=scale, offset=offset)
