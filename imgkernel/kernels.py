@@ -796,7 +796,9 @@ def _parse_definition(name: str, table: object, source: str) -> KernelDefinition
     }[kind] & set(table)
     if stray:
         raise UsageError(f"{where}: key {_q(sorted(stray)[0])} does not go with {kind!r}")
-    common = dict(name=name, description=description, display=display, offset=offset, source=source)
+    common: dict[str, Any] = dict(
+        name=name, description=description, display=display, offset=offset, source=source
+    )
 
     if kind == "rows":
         rows = table["rows"]
