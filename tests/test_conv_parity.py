@@ -387,6 +387,10 @@ def test_fast_path_matches_direct(method, geom):
     rng = np.random.default_rng(len(method))
     img = make_image(rng, (40, 37, 3), np.uint8)
     for k in supported_kernels(method, rng):
+        oh, ow = expected_filter_shape(img.shape[:2], k.shape, geom.get("stride", 1),
+                                       geom.get("dilation", 1), geom["padding"])
+        if oh < 1 or ow < 1:  # does not fit this geometry
+            continue
         try:
             fast = imgkernel.filter2d(img, k, method=method, **geom)
         except imgkernel.UsageError as exc:  # a path may refuse geometry it cannot do
@@ -467,15 +471,38 @@ def test_medium_image_tiling(kwargs):
     check_filter(img, k, **kwargs)
 
 
-def test_medium_image_threads_do_not_change_results(monkeypatch):
+MEDIUM_KERNELS = {
+    "direct": lambda rng: make_kernel(rng, 7, 7),
+    "box": lambda rng: np.full((15, 15), 1 / 225),
+    "separable": lambda rng: np.outer(_gauss(9, 2.0), _gauss(11, 2.5)),
+    "fft": lambda rng: make_kernel(rng, 21, 19),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_medium_image_threads_do_not_change_results(monkeypatch, method):
     rng = np.random.default_rng(301)
     img = make_image(rng, (300, 257, 3), np.float32)
-    k = make_kernel(rng, 7, 7)
+    k = MEDIUM_KERNELS.get(method, MEDIUM_KERNELS["direct"])(rng)
     monkeypatch.setenv("IMGKERNEL_THREADS", "1")
-    one = imgkernel.filter2d(img, k)
+    one = imgkernel.filter2d(img, k, method=method)
     monkeypatch.setenv("IMGKERNEL_THREADS", "4")
-    four = imgkernel.filter2d(img, k)
-    np.testing.assert_array_equal(one, four)
+    four = imgkernel.filter2d(img, k, method=method)
+    np.testing.assert_allclose(one, four, rtol=1e-6, atol=1e-6 * scale_of(img, k))
+    assert_close(four, naive_filter2d(img, k), img, k, rel=1e-4, what=method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_medium_image_each_method_uint16_strided(method):
+    rng = np.random.default_rng(303)
+    img = make_image(rng, (300, 257, 3), np.uint16)
+    k = MEDIUM_KERNELS.get(method, MEDIUM_KERNELS["direct"])(rng)
+    kwargs = dict(padding="same", border="symmetric", stride=(2, 3))
+    try:
+        got = imgkernel.filter2d(img, k, method=method, **kwargs)
+    except imgkernel.UsageError as exc:
+        pytest.skip(f"{method} refuses stride: {exc}")
+    assert_close(got, naive_filter2d(img, k, **kwargs), img, k, rel=1e-4, what=method)
 
 
 def test_medium_conv2d_batch():
