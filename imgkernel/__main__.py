@@ -1,0 +1,5 @@
+"""``python -m imgkernel`` runs the command line."""
+
+from imgkernel.cli import main
+
+main()

@@ -1,0 +1,583 @@
+"""The ``imgkernel`` command line: a thin layer over the library.
+
+Each command parses options, calls the library and writes the result. Errors
+the user can fix (:class:`~imgkernel.errors.ImgkernelError`) become one line
+on stderr and an exit status (2 for usage errors, 1 for other failures).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+import numpy as np
+
+from imgkernel import io as imgio
+from imgkernel.errors import ImgkernelError, UsageError
+
+DISPLAY_MODES = ("clip", "abs", "offset", "normalize")
+
+# --------------------------------------------------------------------------
+# Parameter types: parse specs at the boundary so the library sees values.
+
+
+class IntPair(click.ParamType):
+    """``N`` or ``H,W`` (also ``HxW``), each at least ``minimum``."""
+
+    name = "N|H,W"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).replace("x", ",").split(",")
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            self.fail(f"{value!r} is not an integer or a pair H,W", param, ctx)
+        if len(nums) == 1:
+            nums = nums * 2
+        if len(nums) != 2:
+            self.fail(f"{value!r} must be N or H,W", param, ctx)
+        if min(nums) < self.minimum:
+            self.fail(f"{value!r} must be at least {self.minimum}", param, ctx)
+        return (nums[0], nums[1])
+
+
+class PaddingType(click.ParamType):
+    """``same``, ``valid``, ``full``, ``N``, ``H,W`` or ``T,B,L,R``."""
+
+    name = "same|valid|full|N|H,W|T,B,L,R"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str | tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip().lower()
+        if text in ("same", "valid", "full"):
+            return text
+        try:
+            nums = tuple(int(p) for p in text.split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not same, valid, full or integers", param, ctx)
+        if len(nums) not in (1, 2, 4):
+            self.fail(f"{value!r} needs 1, 2 or 4 integers", param, ctx)
+        if min(nums) < 0:
+            self.fail(f"{value!r} must not be negative", param, ctx)
+        return nums * 4 if len(nums) == 1 else nums
+
+
+class OffsetType(click.ParamType):
+    """A number in output units, or a percentage of full scale (``50%``)."""
+
+    name = "VALUE|PERCENT%"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, bool]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text[:-1] if percent else text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or a percentage", param, ctx)
+        if not np.isfinite(number):
+            self.fail(f"{value!r} is not finite", param, ctx)
+        return (number / 100.0 if percent else number, percent)
+
+
+PAIR = IntPair(1)
+
+# --------------------------------------------------------------------------
+# The command group and error handling.
+
+
+class Group(click.Group):
+    """Turns library errors into one line on stderr and an exit status."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        prog = "imgkernel"
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo(f"{prog}: aborted", err=True)
+            sys.exit(130)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else prog
+            click.echo(f"{where}: error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"{prog}: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except ImgkernelError as exc:
+            click.echo(f"{prog}: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): nothing more to say.
+            sys.stderr.close()
+            sys.exit(1)
+        except MemoryError:
+            click.echo(f"{prog}: error: out of memory (try a smaller image)", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"{prog}: error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo(f"{prog}: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imgkernel", prog_name="imgkernel")
+def cli() -> None:
+    """Image convolution, pooling and small-CNN inference.
+
+    Every command reads images from files or standard input ('-') and writes
+    to a file (-o) or standard output, so commands chain in pipelines:
+
+    \b
+      imgkernel filter gaussian:sigma=2 photo.png | imgkernel filter sobel > edges.png
+    """
+
+
+# --------------------------------------------------------------------------
+# Shared image input/output for filter and pool.
+
+io_options = [
+    click.argument("inputs", nargs=-1, metavar="[INPUT]..."),
+    click.option(
+        "-o",
+        "--output",
+        metavar="FILE|DIR/|TEMPLATE",
+        help="Output file, '-' for stdout (default), a directory ending in '/', "
+        "or a template like 'out/{stem}-edges.png' for several inputs.",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        metavar="FMT",
+        help="Output format (png, jpeg, tiff, bmp, webp, npy, ...); default from -o, "
+        "else the input's format.",
+    ),
+    click.option(
+        "--compress-level",
+        type=click.IntRange(0, 9),
+        help="PNG zlib level 0-9 (default: fast level 1).",
+    ),
+    click.option("--quality", type=click.IntRange(1, 100), help="JPEG/WebP quality 1-100."),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        help="Raise Pillow's decompression-bomb limit (pixels) for trusted large images.",
+    ),
+]
+
+
+def with_io_options(func: Callable) -> Callable:
+    for option in reversed(io_options):
+        func = option(func)
+    return func
+
+
+def run_images(
+    inputs: Sequence[str],
+    output: str | None,
+    fmt: str | None,
+    transform: Callable[[imgio.Image, str], tuple[np.ndarray, np.ndarray | None] | str],
+    *,
+    compress_level: int | None,
+    quality: int | None,
+    max_pixels: int | None,
+) -> None:
+    """Read each input, transform it and write it where the user asked.
+
+    ``transform(image, out_format)`` returns ``(pixels, alpha)`` ready to save
+    in ``out_format``, or a text string (for ``txt``/``json`` output).
+    """
+    sources = list(inputs) or ["-"]
+    if sources.count("-") > 1:
+        raise UsageError("standard input ('-') can be read only once")
+    requested = fmt.upper() if fmt else None
+    if requested == "JPG":
+        requested = "JPEG"
+    targets = imgio.expand_outputs(sources, output, default_ext=requested.lower() if requested else None)
+    for source, target in zip(sources, targets, strict=True):
+        image = imgio.read_image(source, max_pixels=max_pixels)
+        out_format = requested or (
+            imgio.format_from_name(target) if target != "-" else None
+        ) or image.format
+        result = transform(image, out_format)
+        if isinstance(result, str):
+            write_text(target, result)
+            continue
+        pixels, alpha = result
+        imgio.write_image(
+            target,
+            pixels,
+            alpha=alpha,
+            format=out_format,
+            compress_level=compress_level,
+            quality=quality,
+        )
+
+
+def write_text(target: str, text: str) -> None:
+    if target == "-":
+        click.echo(text)
+    else:
+        imgio.write_text(target, text + "\n")
+
+
+def is_text_format(fmt: str) -> bool:
+    return fmt.upper() in ("TXT", "JSON")
+
+
+def display(
+    values: np.ndarray,
+    image: imgio.Image,
+    out_format: str,
+    *,
+    mode: str,
+    scale: float,
+    offset: float,
+    asked: bool,
+) -> np.ndarray:
+    """Map a float result to what ``out_format`` stores.
+
+    ``.npy`` keeps the raw float32 values unless a mapping was asked for.
+    Integer formats store the input's bit depth (8-bit for float input, whose
+    default mapping is ``normalize`` since its range is unknown).
+    """
+    if out_format.upper() == "NPY":
+        if not asked:
+            return values.astype(np.float32, copy=False)
+        return imgio.to_display(
+            values, mode=mode, dtype=np.dtype(np.float32), max_value=image.max_value,
+            scale=scale, offset=offset,
+        )
+    dtype = image.pixels.dtype
+    if dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF"):
+        target, max_value = np.dtype(np.uint16), 65535.0
+    else:
+        target, max_value = np.dtype(np.uint8), 255.0
+    if dtype not in (np.uint8, np.uint16):
+        if not asked:
+            mode = "normalize"
+        values = values * np.float32(max_value / image.max_value)
+    elif max_value != image.max_value:
+        values = values * np.float32(max_value / image.max_value)
+    return imgio.to_display(
+        values, mode=mode, dtype=target, max_value=max_value, scale=scale, offset=offset
+    )
+
+
+# --------------------------------------------------------------------------
+# filter
+
+
+@cli.command("filter")
+@click.argument("kernel_spec", metavar="KERNEL", required=False)
+@with_io_options
+@click.option("--matrix", help="Kernel weights: rows split by ';', values by ',' or spaces.")
+@click.option(
+    "--kernel-file",
+    type=click.Path(dir_okay=False),
+    help="Kernel from a .toml, .npy or whitespace matrix file.",
+)
+@click.option(
+    "--kernels",
+    "kernel_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Extra kernel library (.toml); may be repeated.",
+)
+@click.option("--stride", type=PAIR, default="1", show_default=True, help="N or H,W.")
+@click.option("--dilation", type=PAIR, default="1", show_default=True, help="N or H,W.")
+@click.option("--padding", type=PaddingType(), default="same", show_default=True)
+@click.option(
+    "--border",
+    default="reflect",
+    show_default=True,
+    help="zero, constant[:V], reflect, symmetric, edge, wrap (or an alias: replicate, "
+    "nearest, mirror, reflect101, circular, tile...).",
+)
+@click.option("--bias", type=float, default=0.0, help="Added to every result (input units).")
+@click.option("--convolve", is_flag=True, help="Flip the kernel (true convolution).")
+@click.option("--clip", "display_mode", flag_value="clip", help="Clip to the output range.")
+@click.option("--abs", "display_mode", flag_value="abs", help="Show magnitudes |v|.")
+@click.option(
+    "--signed", "display_mode", flag_value="offset", help="Show signed values around mid-grey."
+)
+@click.option(
+    "--normalize", "display_mode", flag_value="normalize", help="Stretch to the full range."
+)
+@click.option("--scale", type=float, default=None, help="Multiply results before display.")
+@click.option(
+    "--offset", type=OffsetType(), default=None, help="Add after scaling: a value or N%."
+)
+@click.option(
+    "--alpha",
+    "alpha_mode",
+    type=click.Choice(["keep", "filter", "premultiply"]),
+    default="keep",
+    show_default=True,
+    help="Alpha: keep unfiltered, filter like a channel, or weight colours by alpha.",
+)
+@click.option("--method", default="auto", hidden=True)
+def filter_command(
+    kernel_spec: str | None,
+    inputs: tuple[str, ...],
+    output: str | None,
+    fmt: str | None,
+    compress_level: int | None,
+    quality: int | None,
+    max_pixels: int | None,
+    matrix: str | None,
+    kernel_file: str | None,
+    kernel_files: tuple[str, ...],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: Any,
+    border: str,
+    bias: float,
+    convolve: bool,
+    display_mode: str | None,
+    scale: float | None,
+    offset: tuple[float, bool] | None,
+    alpha_mode: str,
+    method: str,
+) -> None:
+    """Apply a named kernel (or --matrix / --kernel-file) to images.
+
+    KERNEL is a name with optional parameters, NAME[:key=value,...], e.g.
+    sobel, gaussian:sigma=2.5, box:size=7, dilated:base=laplacian,rate=2.
+    'imgkernel kernels' lists the names. Images are cross-correlated (as
+    OpenCV, GIMP and PyTorch do) unless --convolve is given.
+
+    \b
+      imgkernel filter sobel photo.png -o edges.png
+      imgkernel filter gaussian:sigma=2 < photo.png > blurred.png
+      imgkernel filter emboss *.png -o out/{stem}-emboss.png
+      imgkernel filter --matrix "1,0,-1;2,0,-2;1,0,-1" photo.png --abs -o gx.png
+    """
+    from imgkernel import kernels as kern
+    from imgkernel.filtering import apply_kernel
+
+    chosen = [s for s in (kernel_spec, matrix, kernel_file) if s is not None]
+    if len(chosen) != 1:
+        if not chosen:
+            raise UsageError("give a KERNEL name, --matrix or --kernel-file")
+        if kernel_spec is not None and (matrix or kernel_file):
+            # `filter --matrix ... photo.png`: the first positional is an input.
+            inputs = (kernel_spec, *inputs)
+            kernel_spec = None
+            if matrix is not None and kernel_file is not None:
+                raise UsageError("give only one of KERNEL, --matrix and --kernel-file")
+        else:
+            raise UsageError("give only one of KERNEL, --matrix and --kernel-file")
+    if matrix is not None:
+        kernel = kern.kernel_from_matrix(kern.parse_matrix(matrix))
+    elif kernel_file is not None:
+        kernel = kern.load_kernel_file(kernel_file)
+    else:
+        library = kern.load_library(kernel_files)
+        kernel = library.resolve(str(kernel_spec))
+    asked = display_mode is not None or scale is not None or offset is not None
+    mode = display_mode or kernel.display
+
+    def transform(image: imgio.Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None]:
+        if is_text_format(out_format):
+            raise UsageError(f"filter cannot write {out_format.lower()}; use an image format or npy")
+        values, alpha = apply_kernel(
+            image.pixels,
+            kernel,
+            alpha=image.alpha,
+            alpha_mode=alpha_mode,
+            bias=bias,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            border=border,
+            convolve=convolve,
+            method=method,
+            max_value=image.max_value,
+        )
+        extra = 0.0
+        if offset is not None:
+            extra = offset[0] if offset[1] else offset[0] / image.max_value
+        pixels = display(
+            values, image, out_format, mode=mode, scale=1.0 if scale is None else scale,
+            offset=extra, asked=asked,
+        )
+        if alpha is not None and out_format.upper() != "NPY":
+            alpha = imgio.to_display(
+                alpha, mode="clip", dtype=pixels.dtype, max_value=float(np.iinfo(pixels.dtype).max)
+                if pixels.dtype.kind == "u" else image.max_value,
+            ) if alpha.dtype != pixels.dtype else alpha
+        return pixels, alpha
+
+    run_images(
+        inputs, output, fmt, transform,
+        compress_level=compress_level, quality=quality, max_pixels=max_pixels,
+    )
+
+
+# --------------------------------------------------------------------------
+# kernels
+
+
+@cli.group("kernels", invoke_without_command=True)
+@click.option(
+    "--kernels",
+    "kernel_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Extra kernel library (.toml); may be repeated.",
+)
+@click.pass_context
+def kernels_command(ctx: click.Context, kernel_files: tuple[str, ...]) -> None:
+    """List the named kernels, or show one with 'kernels show NAME'."""
+    ctx.obj = kernel_files
+    if ctx.invoked_subcommand is None:
+        from imgkernel import kernels as kern
+
+        library = kern.load_library(kernel_files)
+        names = library.names()
+        width = max(len(n) for n in names)
+        for name in names:
+            click.echo(f"{name:<{width}}  {library.describe(name)}")
+
+
+@kernels_command.command("show")
+@click.argument("spec", metavar="NAME[:key=value,...]")
+@click.pass_obj
+def kernels_show(kernel_files: tuple[str, ...], spec: str) -> None:
+    """Print a kernel's matrix and properties (sum, separable or not)."""
+    from imgkernel import kernels as kern
+    from imgkernel.filtering import describe_kernel
+
+    kernel = kern.load_library(kernel_files).resolve(spec)
+    click.echo(describe_kernel(kernel))
+
+
+# --------------------------------------------------------------------------
+# pool
+
+
+@cli.command("pool")
+@with_io_options
+@click.option("--size", type=PAIR, help="Window size: K or KH,KW (required unless --global).")
+@click.option("--stride", type=PAIR, help="Step: S or SH,SW (default: the window size).")
+@click.option(
+    "--mode",
+    type=click.Choice(["max", "avg", "mean", "min"]),
+    default="max",
+    show_default=True,
+)
+@click.option("--global", "global_", is_flag=True, help="One value per channel.")
+@click.option(
+    "--padding",
+    type=PaddingType(),
+    default="0",
+    show_default=True,
+    help="N, H,W, T,B,L,R, same or valid; padded cells never win and are not counted "
+    "by avg unless --count-include-pad.",
+)
+@click.option("--dilation", type=PAIR, default="1", show_default=True)
+@click.option("--ceil", "ceil_mode", is_flag=True, help="Keep a last, partial window.")
+@click.option("--count-include-pad", is_flag=True, help="avg divides by the full window.")
+def pool_command(
+    inputs: tuple[str, ...],
+    output: str | None,
+    fmt: str | None,
+    compress_level: int | None,
+    quality: int | None,
+    max_pixels: int | None,
+    size: tuple[int, int] | None,
+    stride: tuple[int, int] | None,
+    mode: str,
+    global_: bool,
+    padding: Any,
+    dilation: tuple[int, int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> None:
+    """Pool images or feature maps window by window, per channel.
+
+    Max, average and min pooling follow the ONNX MaxPool/AveragePool
+    operators; the alpha channel is pooled like a colour channel. PNG in
+    gives a smaller PNG out; .npy in (or --format npy) gives floats.
+
+    \b
+      imgkernel pool --size 2 < photo.png > half.png
+      imgkernel pool --size 3 --stride 2 --mode avg maps.npy -o pooled.npy
+      imgkernel pool --global --mode avg photo.png --format json
+    """
+    from imgkernel.pool import global_pool, pool2d
+
+    mode = "avg" if mode == "mean" else mode
+    if global_ and (size or stride):
+        raise UsageError("--global pools the whole image; drop --size/--stride")
+    if not global_ and size is None:
+        raise UsageError("give --size K (or --global)")
+
+    def transform(image: imgio.Image, out_format: str) -> Any:
+        pixels = image.pixels
+        has_alpha = image.alpha is not None
+        if has_alpha:
+            base = pixels if pixels.ndim == 3 else pixels[:, :, None]
+            pixels = np.concatenate([base, image.alpha[:, :, None]], axis=2)  # type: ignore[index]
+        if global_:
+            pooled = global_pool(pixels, mode)
+        else:
+            pooled = pool2d(
+                pixels, size, stride, mode=mode, padding=padding, dilation=dilation,
+                ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+            )
+        if is_text_format(out_format):
+            if not global_:
+                raise UsageError("txt/json output needs --global (one value per channel)")
+            values = [float(v) for v in np.asarray(pooled, dtype=np.float64).reshape(-1)]
+            names = channel_names(len(values), has_alpha)
+            if out_format.upper() == "JSON":
+                return json.dumps({"source": image.source, "mode": mode, **dict(zip(names, values, strict=True))})
+            return "\t".join(f"{n}={v:.6g}" for n, v in zip(names, values, strict=True))
+        if out_format.upper() == "NPY":
+            return pooled, None
+        if pooled.dtype != image.pixels.dtype:
+            info = np.iinfo(image.pixels.dtype) if image.pixels.dtype.kind in "ui" else None
+            if info is not None:
+                pooled = np.clip(np.rint(pooled), info.min, info.max).astype(image.pixels.dtype)
+        if has_alpha:
+            alpha = pooled[:, :, -1]
+            pooled = pooled[:, :, :-1]
+            if pooled.shape[2] == 1 and image.pixels.ndim == 2:
+                pooled = pooled[:, :, 0]
+            return pooled, alpha
+        return pooled, None
+
+    run_images(
+        inputs, output, fmt, transform,
+        compress_level=compress_level, quality=quality, max_pixels=max_pixels,
+    )
+
+
+def channel_names(count: int, has_alpha: bool) -> list[str]:
+    colour = {1: ["gray"], 3: ["red", "green", "blue"]}
+    base = count - 1 if has_alpha else count
+    names = colour.get(base, [f"c{i}" for i in range(base)])
+    return names + (["alpha"] if has_alpha else [])
+
+
+def main() -> None:
+    cli.main(prog_name="imgkernel")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
