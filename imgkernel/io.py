@@ -46,7 +46,11 @@ Writing (:func:`write_image`)
     Writes are atomic: the data goes to a hidden temporary file next to the
     target, which then replaces the target with :func:`os.replace`.  If
     anything fails, the temporary file is removed and an existing target is
-    left untouched.  What each format can hold:
+    left untouched.  (Not fsync'ed: atomic against failures of this process,
+    not against power loss.)  An existing target that is not a regular file,
+    such as ``/dev/null`` or a FIFO, is written directly instead.  A symlink
+    target is followed; the new file keeps the old one's permissions.  What
+    each format can hold:
 
     ======  ==============================  =================================
     format  uint8                           uint16 / float32
@@ -71,6 +75,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -520,12 +525,16 @@ def _read_pillow(
     try:
         with _pixel_limit(max_pixels), PILImage.open(src, formats=_PILLOW_FORMATS[fmt]) as img:
             img.load()  # force the full decode so truncation is reported here
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)  # no copy without an EXIF rotation
             return _pillow_to_arrays(name, img, split_alpha=split_alpha)
     except UsageError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
-        raise _too_many_pixels(name, str(exc).split(" pixels")[0] + " pixels") from None
+        # Pillow quotes 2 x the limit when it raises instead of warning; give ours.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        limit = _effective_limit(max_pixels)
+        detail = f"{found[1]} pixels, limit {limit}" if found else str(exc)
+        raise _too_many_pixels(name, detail) from None
     except UnidentifiedImageError:
         raise UsageError(f"{name}: not a valid {fmt} image") from None
     except MemoryError:
@@ -566,7 +575,10 @@ def _pillow_to_arrays(
         return np.asarray(img, dtype=np.float32).copy(), None
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         # CMYK, YCbCr, LAB, HSV, RGBX, I;16 variants Pillow may add, ...
-        img = img.convert("RGBA" if img.has_transparency_data else "RGB")
+        try:
+            img = img.convert("RGBA" if img.has_transparency_data else "RGB")
+        except ValueError:
+            raise UsageError(f"{name}: unsupported image mode {mode}") from None
     arr = np.array(img, dtype=np.uint8)  # a writable copy
     if img.mode in ("LA", "RGBA") and split_alpha:
         alpha = np.ascontiguousarray(arr[:, :, -1])
@@ -606,17 +618,17 @@ def write_image(
     target = os.fspath(target)
     _validate_level("compress level", compress_level, 0, 9)
     _validate_level("quality", quality, 1, 100)
+    fmt: str
     if format is not None:
         fmt = normalize_format(format)
     else:
-        fmt = format_from_name(target)
-        if fmt is None:
-            if target != "-":
-                raise UsageError(
-                    f"{target}: cannot tell the image format from the name; add an extension "
-                    f"such as .png or choose a format"
-                )
-            fmt = "PNG"
+        named = format_from_name(target)
+        if named is None and target != "-":
+            raise UsageError(
+                f"{target}: cannot tell the image format from the name; add an extension "
+                "such as .png or choose a format"
+            )
+        fmt = named or "PNG"
     shown = "standard output" if target == "-" else target
 
     if target == "-":
@@ -644,6 +656,21 @@ def write_image(
         raise UsageError(f"{target}: is a directory")
     # Check and convert the data before creating any file.
     arr = _prepare(shown, pixels, alpha, fmt)
+    try:
+        special = not stat.S_ISREG(os.stat(dest).st_mode)
+    except OSError:
+        special = False
+    if special:
+        # /dev/null, a FIFO, a terminal device...: write straight into it; replacing
+        # it with a regular file would be wrong (and, as root, destructive).
+        buf = BytesIO()
+        _encode(shown, buf, arr, fmt, compress_level, quality)
+        try:
+            with open(dest, "wb") as f:
+                f.write(buf.getvalue())
+        except OSError as exc:
+            raise ImgkernelError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        return
     try:
         tmp = tempfile.NamedTemporaryFile(
             dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".tmp", delete=False
@@ -770,7 +797,7 @@ def _encode(
     except OSError as exc:
         if isinstance(exc, (PermissionError, FileNotFoundError)) or exc.errno is not None:
             raise
-        raise UsageError(f"{shown}: cannot encode this image as {fmt} ({exc})") from None
+        raise ImgkernelError(f"{shown}: cannot encode this image as {fmt} ({exc})") from None
 
 
 # ------------------------------------------------------------------------ display

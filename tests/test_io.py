@@ -410,6 +410,34 @@ def test_text_file(tmp_path):
         read_image(str(path))
 
 
+def test_postscript_never_handed_to_pillow(tmp_path):
+    # Pillow's EPS reader would run Ghostscript; only sniffed formats are decoded.
+    path = tmp_path / "x.png"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
+    with pytest.raises(UsageError, match="not a recognised image"):
+        read_image(str(path))
+
+
+def test_imports_are_light():
+    """io.py imports only numpy, stdlib and imgkernel.errors at module level (PIL lazily)."""
+    import ast
+
+    tree = ast.parse(Path(kio.__file__).read_text())
+    allowed = set(sys.stdlib_module_names) | {"numpy", "imgkernel"}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in allowed, name
+            if name.startswith("imgkernel"):
+                assert name == "imgkernel.errors"
+    assert "scipy" not in Path(kio.__file__).read_text()
+
+
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.png"
     path.write_bytes(b"")
@@ -441,9 +469,11 @@ def test_decompression_bomb(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes(np.zeros((40, 40), np.uint8)))
     # over the limit but under 2x: Pillow only warns; we still refuse
-    with pytest.raises(UsageError, match=r"bomb\.png: image too large.*--max-pixels"):
+    with pytest.raises(
+        UsageError, match=r"bomb\.png: image too large \(1600 pixels, limit 1000\).*--max-pixels"
+    ):
         read_image(str(path), max_pixels=1000)
-    with pytest.raises(UsageError, match="--max-pixels"):
+    with pytest.raises(UsageError, match=r"1600 pixels, limit 100\).*--max-pixels"):
         read_image(str(path), max_pixels=100)
     assert read_image(str(path), max_pixels=1600).pixels.shape == (40, 40)
     assert read_image(str(path), max_pixels=0).pixels.shape == (40, 40)
@@ -619,6 +649,19 @@ def test_other_formats_write(tmp_path):
     assert img.alpha is not None
     write_image(str(tmp_path / "g.webp"), rand((4, 4)))  # gray stored as RGB
     assert read_image(str(tmp_path / "g.webp")).pixels.shape == (4, 4, 3)
+
+
+def test_dev_null_is_written_not_replaced():
+    before = os.stat(os.devnull)
+    write_image(os.devnull, rand((3, 3)), format="png")
+    after = os.stat(os.devnull)
+    assert stat_is_char_device(after.st_mode) and before.st_ino == after.st_ino
+
+
+def stat_is_char_device(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISCHR(mode)
 
 
 def test_symlink_target_written_through(tmp_path):
