@@ -910,3 +910,30 @@ def test_sample_photos_small():
     for name in ("camera.png", "astronaut.png", "chelsea.png", "coffee.png"):
         img = read_image(str(SAMPLES / name))
         assert max(img.pixels.shape[:2]) <= 512
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    fmt=st.sampled_from(["png", "tif", "npy"]),
+    layout=st.sampled_from(["L", "LA", "RGB", "RGBA", "L16"]),
+)
+def test_roundtrip_property(tmp_path_factory, data, fmt, layout):
+    shape = data.draw(hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9))
+    dtype = np.uint16 if layout == "L16" else np.uint8
+    channels = {"L": 0, "L16": 0, "LA": 1, "RGB": 3, "RGBA": 3}[layout]
+    pix_shape = shape if channels <= 1 else (*shape, channels)
+    pixels = data.draw(hnp.arrays(dtype, pix_shape))
+    alpha = data.draw(hnp.arrays(dtype, shape)) if layout in ("LA", "RGBA") else None
+    path = tmp_path_factory.mktemp("rt") / f"x.{fmt}"
+    write_image(str(path), pixels, alpha=alpha)
+    img = read_image(str(path))
+    if fmt == "npy":
+        np.testing.assert_array_equal(img.pixels, kio.attach_alpha(pixels, alpha))
+    else:
+        np.testing.assert_array_equal(img.pixels, pixels)
+        if alpha is None:
+            assert img.alpha is None
+        else:
+            np.testing.assert_array_equal(img.alpha, alpha)
+    assert img.pixels.dtype == dtype
