@@ -271,10 +271,11 @@ def pool2d(
       Runtime before the fix of onnx issue 5276 divided by ``kh * kw``.
       PyTorch drops the window that would start in the trailing padding, as
       here.
-    * PyTorch only accepts symmetric pads with ``pad <= size / 2`` (``pad <=
-      span / 2`` for max with dilation) and has no dilation for average
-      pooling; asymmetric pads, ``"same"`` at any stride and dilated averages
-      are ONNX-only.
+    * PyTorch only accepts symmetric pads with ``pad <= size / 2`` (also for
+      dilated max pooling, where ONNX allows any ``pad < size``) and has no
+      dilation for average pooling; asymmetric pads, ``"same"`` at any stride
+      and dilated averages are ONNX-only. Here, as in ONNX Runtime, each pad
+      must be smaller than the window size.
     * PyTorch's ``avg_pool2d`` refuses integer tensors; here the average of a
       uint8 image is float32.
 

@@ -245,6 +245,9 @@ def test_torch_refuses_what_onnx_allows():
     with pytest.raises(RuntimeError):
         F.avg_pool2d(x, 3, 1, 2)  # pad > kernel / 2
     assert pool2d(np.zeros((6, 6)), 3, 1, padding=2, mode="avg").shape == (8, 8)
+    with pytest.raises(RuntimeError):
+        F.max_pool2d(x, 2, 1, 2, dilation=3)  # pad > kernel / 2, even though span is 4
+    assert pool2d(np.zeros((6, 6)), 3, 1, padding=2, dilation=2).shape == (6, 6)
 
 
 # ------------------------------------------------------------------- properties
