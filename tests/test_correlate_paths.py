@@ -1,0 +1,217 @@
+"""Every compute path of imgkernel.correlate against direct and a float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imgkernel import correlate as C
+from imgkernel.conv import filter2d
+from imgkernel.errors import UsageError
+
+
+def reference(xp: np.ndarray, k: np.ndarray, stride, dilation) -> np.ndarray:
+    """float64 valid cross-correlation straight from the definition (tap loop)."""
+    x = xp.astype(np.float64)
+    kh, kw = k.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    oh = (x.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (x.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    out = np.zeros((x.shape[0], oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            out += k[i, j] * x[
+                :,
+                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+            ]
+    return out
+
+
+def check(method: str, xp: np.ndarray, k: np.ndarray, stride, dilation) -> None:
+    ref = reference(xp, k, stride, dilation)
+    got = C.correlate_planes(xp, k, stride, dilation, method)
+    direct = C.correlate_direct(xp, k, stride, dilation)
+    assert got.dtype == np.float32 and got.shape == ref.shape == direct.shape
+    scale = float(np.abs(xp).max() * np.abs(k).sum()) or 1.0
+    tol = 2e-6 * scale * max(4.0, np.sqrt(k.size))
+    assert np.abs(got - ref).max() <= tol, (method, k.shape, stride, dilation)
+    assert np.abs(got - direct).max() <= 2 * tol
+
+
+def planes(rng, p: int, h: int, w: int) -> np.ndarray:
+    return (rng.random((p, h, w), dtype=np.float32) * 255).astype(np.float32)
+
+
+GEOMETRY = [((1, 1), (1, 1)), ((2, 3), (1, 1)), ((1, 1), (3, 2)), ((3, 2), (2, 3))]
+SHAPES = [(1, 37, 53), (3, 20, 130), (2, 1, 70), (4, 70, 1), (1, 131, 67)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 8, 15, 16, 31])
+def test_box(size):
+    rng = np.random.default_rng(size)
+    for (kh, kw) in [(size, size), (size, max(1, size // 3)), (1, size)]:
+        k = np.full((kh, kw), 1.0 / (kh * kw))
+        for stride, dilation in GEOMETRY:
+            for shape in SHAPES:
+                xp = planes(rng, *shape)
+                if (kh - 1) * dilation[0] + 1 > shape[1] or (kw - 1) * dilation[1] + 1 > shape[2]:
+                    continue
+                check("box", xp, k, stride, dilation)
+
+
+@pytest.mark.parametrize("kh", [1, 2, 3, 4, 5, 6, 7, 8, 9])
+def test_separable(kh):
+    rng = np.random.default_rng(100 + kh)
+    for kw in (1, kh, 9 - kh + 1, 9):
+        k = np.outer(rng.standard_normal(kh), rng.standard_normal(kw))
+        for stride, dilation in GEOMETRY:
+            for shape in SHAPES:
+                xp = planes(rng, *shape)
+                if (kh - 1) * dilation[0] + 1 > shape[1] or (kw - 1) * dilation[1] + 1 > shape[2]:
+                    continue
+                check("separable", xp, k, stride, dilation)
+
+
+@pytest.mark.parametrize("n", [17, 33, 81])
+def test_separable_long_gemm(n):
+    """Kernels long enough for the Toeplitz sgemm path, plane widths off any block."""
+    rng = np.random.default_rng(n)
+    g = np.exp(-0.5 * ((np.arange(n) - n // 2) / (n / 8)) ** 2)
+    k = np.outer(g, rng.standard_normal(n // 2 + 1))
+    for stride, dilation in [((1, 1), (1, 1)), ((2, 3), (1, 3)), ((1, 1), (2, 1))]:
+        for shape in [(1, 200, 211), (3, 170, 300), (2, 300, 70)]:
+            xp = planes(rng, *shape)
+            if (k.shape[0] - 1) * dilation[0] + 1 > shape[1]:
+                continue
+            if (k.shape[1] - 1) * dilation[1] + 1 > shape[2]:
+                continue
+            check("separable", xp, k, stride, dilation)
+
+
+@pytest.mark.parametrize("size", [11, 12, 15, 20, 25])
+def test_fft(size):
+    rng = np.random.default_rng(200 + size)
+    for kh, kw in [(size, size), (size, 11)]:
+        k = rng.standard_normal((kh, kw))
+        for stride, dilation in GEOMETRY:
+            for shape in [(1, 80, 90), (3, 60, 300), (2, 300, 75), (1, 75, 120)]:
+                xp = planes(rng, *shape)
+                if (kh - 1) * dilation[0] + 1 > shape[1] or (kw - 1) * dilation[1] + 1 > shape[2]:
+                    continue
+                check("fft", xp, k, stride, dilation)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7])
+def test_direct(size):
+    rng = np.random.default_rng(300 + size)
+    k = rng.standard_normal((size, size + 1))
+    k[0, 0] = 0.0  # a skipped tap
+    k[-1, -1] = 1.0  # a tap without multiply
+    for stride, dilation in GEOMETRY:
+        for shape in SHAPES:
+            xp = planes(rng, *shape)
+            if (size - 1) * dilation[0] + 1 > shape[1] or size * dilation[1] + 1 > shape[2]:
+                continue
+            check("direct", xp, k, stride, dilation)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    method=st.sampled_from(["direct", "separable", "box", "fft"]),
+    p=st.integers(1, 4),
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    kh=st.integers(1, 6),
+    kw=st.integers(1, 6),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    dh=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_random_geometry(method, p, h, w, kh, kw, sh, sw, dh, dw, seed):
+    if (kh - 1) * dh + 1 > h or (kw - 1) * dw + 1 > w:
+        return
+    rng = np.random.default_rng(seed)
+    if method == "box":
+        k = np.full((kh, kw), rng.uniform(-2, 2) or 1.0)
+    elif method == "separable":
+        k = np.outer(rng.standard_normal(kh), rng.standard_normal(kw))
+    else:
+        k = rng.standard_normal((kh, kw))
+    check(method, planes(rng, p, h, w), k, (sh, sw), (dh, dw))
+
+
+def gaussian(n: int) -> np.ndarray:
+    g = np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / (n / 6)) ** 2)
+    return np.outer(g, g) / g.sum() ** 2
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "expected"),
+    [
+        (np.ones((31, 31)) / 961, (1, 1), "box"),
+        (np.ones((3, 3)), (2, 2), "box"),
+        (gaussian(17), (1, 1), "separable"),
+        (gaussian(5), (2, 2), "separable"),
+        (np.outer([1, 2, 1], [1, 0, -1]), (1, 1), "direct"),
+        (np.eye(3), (1, 1), "direct"),
+        (np.eye(15) + np.fliplr(np.eye(15)), (1, 1), "direct"),  # sparse: 29 taps
+        (np.random.default_rng(0).standard_normal((9, 9)), (1, 1), "fft"),
+        (np.random.default_rng(0).standard_normal((15, 15)), (1, 1), "fft"),
+        (np.random.default_rng(0).standard_normal((15, 15)), (2, 2), "direct"),
+        (np.random.default_rng(0).standard_normal((5, 5)), (1, 1), "direct"),
+        (np.array([[2.0]]), (1, 1), "direct"),
+        (np.random.default_rng(0).standard_normal((1, 15)), (1, 1), "separable"),
+    ],
+)
+def test_choose_method(kernel, stride, expected):
+    assert C.choose_method(kernel, stride, (1, 1), (500, 500)) == expected
+
+
+def test_choose_method_small_plane_avoids_fft():
+    k = np.random.default_rng(1).standard_normal((15, 15))
+    assert C.choose_method(k, (1, 1), (1, 1), (15, 400)) in ("direct", "fft")
+    assert C.choose_method(k, (1, 1), (1, 1), (1000, 1000)) == "fft"
+
+
+def test_paths_reject_unsuitable_kernels():
+    xp = np.zeros((1, 10, 10), np.float32)
+    with pytest.raises(UsageError):
+        C.correlate_planes(xp, np.eye(3), method="separable")
+    with pytest.raises(UsageError):
+        C.correlate_planes(xp, np.eye(3), method="box")
+    with pytest.raises(UsageError):
+        C.correlate_planes(xp, np.eye(3), method="nope")
+
+
+def test_methods_listed():
+    assert set(C.METHODS) == {"auto", *C.PATHS}
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "box", "fft", "auto"])
+def test_filter2d_channels_last_agrees(method):
+    """filter2d's interleaved-channel plane (dilation dw*C) through every path."""
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (61, 83, 3), dtype=np.uint8)
+    kernels = {
+        "direct": rng.standard_normal((3, 4)),
+        "separable": np.outer(rng.standard_normal(9), rng.standard_normal(7)),
+        "box": np.full((7, 5), 1 / 35),
+        "fft": rng.standard_normal((13, 13)),
+    }
+    k = kernels.get(method, kernels["fft"])
+    for dilation in (1, 2):
+        want = filter2d(img, k, dilation=dilation, method="direct")
+        got = filter2d(img, k, dilation=dilation, method=method)
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-4 * 255 * np.abs(k).sum()
+
+
+def test_rank1_factors():
+    col, row = C.rank1_factors(np.outer([1.0, 2.0, 3.0], [4.0, -1.0]))
+    assert np.allclose(np.outer(col, row), [[4, -1], [8, -2], [12, -3]])
+    assert C.rank1_factors(np.eye(2)) is None
