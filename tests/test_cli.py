@@ -1,0 +1,294 @@
+"""The command line, end to end: results, pipelines and every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import imgkernel
+from imgkernel.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_images"
+PHOTO = SAMPLES / "astronaut.png"
+CARDS = SAMPLES / "cards"
+
+
+def run(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+@pytest.fixture
+def gray(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "gray.png"
+    Image.fromarray(rng.integers(0, 256, (20, 30), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def rgb(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(2)
+    path = tmp_path / "rgb.png"
+    Image.fromarray(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def load(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+# ---------------------------------------------------------------- filter results
+
+
+def test_filter_sobel_matches_library(gray: Path, tmp_path: Path) -> None:
+    out = tmp_path / "edges.npy"
+    result = run("filter", "sobel-x", gray, "-o", out)
+    assert result.exit_code == 0, result.output
+    pixels = load(gray)
+    expected = imgkernel.filter2d(pixels, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-4)
+
+
+def test_filter_png_abs_display_of_edges(gray: Path, tmp_path: Path) -> None:
+    out = tmp_path / "edges.png"
+    assert run("filter", "sobel-x", gray, "-o", out).exit_code == 0
+    expected = np.abs(imgkernel.filter2d(load(gray), [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]))
+    expected = np.clip(np.rint(expected), 0, 255).astype(np.uint8)
+    got = load(out)
+    assert got.dtype == np.uint8 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_filter_signed_and_normalize_modes(gray: Path, tmp_path: Path) -> None:
+    raw = imgkernel.filter2d(load(gray), [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    out = tmp_path / "n.png"
+    assert run("filter", "sobel-x", gray, "--normalize", "-o", out).exit_code == 0
+    got = load(out).astype(float)
+    assert got.min() == 0 and got.max() == 255
+    # the stretch is monotonic: ordering of the raw values is preserved
+    assert np.corrcoef(got.ravel(), raw.ravel())[0, 1] > 0.999
+    out2 = tmp_path / "clip.png"
+    assert run("filter", "sobel-x", gray, "--clip", "-o", out2).exit_code == 0
+    np.testing.assert_array_equal(load(out2), np.clip(np.rint(raw), 0, 255).astype(np.uint8))
+
+
+def test_filter_matrix_and_stride_and_valid(gray: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.npy"
+    result = run(
+        "filter", "--matrix", "1 0 1; 0 1 0; 1 0 1", gray, "--stride", "2",
+        "--padding", "valid", "--bias", "1", "-o", out,
+    )
+    assert result.exit_code == 0, result.output
+    kernel = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]]) / 5.0  # --matrix divides by the sum
+    expected = imgkernel.filter2d(load(gray), kernel, stride=2, padding="valid", bias=1)
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-4)
+    assert np.load(out).shape == (9, 14)
+
+
+def test_filter_keeps_gray_rgb_16bit_and_alpha(tmp_path: Path) -> None:
+    out = tmp_path / "g16.png"
+    assert run("filter", "box", CARDS / "gradient-16bit.png", "-o", out).exit_code == 0
+    with Image.open(out) as im:
+        assert im.mode.startswith("I")
+        assert np.asarray(im).max() > 255
+    out = tmp_path / "rgba.png"
+    assert run("filter", "gaussian", CARDS / "rgba-disc.png", "-o", out).exit_code == 0
+    with Image.open(CARDS / "rgba-disc.png") as src, Image.open(out) as im:
+        assert im.mode == "RGBA" and im.size == src.size
+        np.testing.assert_array_equal(np.asarray(im)[..., 3], np.asarray(src.convert("RGBA"))[..., 3])
+
+
+def test_filter_several_inputs_with_template(gray: Path, rgb: Path, tmp_path: Path) -> None:
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    result = run("filter", "emboss", gray, rgb, "-o", str(outdir / "{stem}-e.png"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in outdir.iterdir()) == ["gray-e.png", "rgb-e.png"]
+
+
+def test_filter_stdin_to_stdout(gray: Path) -> None:
+    result = run("filter", "sharpen", input=gray.read_bytes())
+    assert result.exit_code == 0
+    assert result.stdout_bytes.startswith(b"\x89PNG")
+
+
+def test_convolve_flips_the_kernel(gray: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    assert run("filter", "sobel-x", gray, "--convolve", "-o", a).exit_code == 0
+    assert run("filter", "sobel-x", gray, "-o", b).exit_code == 0
+    np.testing.assert_allclose(np.load(a), -np.load(b), atol=1e-4)
+
+
+# ---------------------------------------------------------------- pool results
+
+
+def test_pool_halves_png_and_matches_library(rgb: Path, tmp_path: Path) -> None:
+    from imgkernel.pool import pool2d
+
+    out = tmp_path / "half.png"
+    assert run("pool", "--size", "2", rgb, "-o", out).exit_code == 0
+    np.testing.assert_array_equal(load(out), pool2d(load(rgb), 2))
+
+
+def test_pool_global_json(rgb: Path) -> None:
+    result = run("pool", "--global", "--mode", "avg", rgb, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    np.testing.assert_allclose(
+        [data["red"], data["green"], data["blue"]], load(rgb).reshape(-1, 3).mean(axis=0)
+    )
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def test_kernels_list_and_show() -> None:
+    result = run("kernels")
+    assert result.exit_code == 0
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert {"sobel", "gaussian", "laplacian", "emboss", "dilated", "unsharp"} <= set(names)
+    result = run("kernels", "show", "gaussian:sigma=1")
+    assert result.exit_code == 0
+    assert "9x9" in result.stdout and "separable:  yes" in result.stdout
+
+
+# ---------------------------------------------------------------- bad input
+
+BAD = [
+    (["filter", "sobl", "{gray}"], "did you mean"),
+    (["filter", "gaussian:sigma=-1", "{gray}"], "sigma"),
+    (["filter", "gaussian:sigma=abc", "{gray}"], "abc"),
+    (["filter", "box:size=0", "{gray}"], "size"),
+    (["filter", "--matrix", "1,2;3", "{gray}"], "row"),
+    (["filter", "--matrix", "1,x", "{gray}"], "x"),
+    (["filter", "--kernel-file", "{missing}", "{gray}"], "missing"),
+    (["filter", "sobel", "{gray}", "--stride", "0"], "stride"),
+    (["filter", "sobel", "{gray}", "--stride", "-2"], "stride"),
+    (["filter", "sobel", "{gray}", "--dilation", "0"], "dilation"),
+    (["filter", "sobel", "{gray}", "--padding", "middle"], "padding"),
+    (["filter", "sobel", "{gray}", "--padding", "1,2,3"], "padding"),
+    (["filter", "sobel", "{gray}", "--border", "bogus"], "border"),
+    (["filter", "sobel", "{gray}", "--offset", "abc"], "offset"),
+    (["filter", "sobel", "{gray}", "--alpha", "nope"], "alpha"),
+    (["filter", "sobel", "{gray}", "--compress-level", "12"], "compress-level"),
+    (["filter", "sobel", "{gray}", "--quality", "0"], "quality"),
+    (["filter", "sobel", "{gray}", "--max-pixels", "0"], "max-pixels"),
+    (["filter", "sobel", "{gray}", "--format", "xyz"], "xyz"),
+    (["filter", "sobel", "{gray}", "--max-pixels", "10"], "pixels"),
+    (["filter", "sobel", "{missing}"], "missing"),
+    (["filter", "sobel", "{text}"], "not a recognised image"),
+    (["filter", "sobel", "{truncated}"], "truncated"),
+    (["filter", "box:size=99", "{gray}", "--padding", "valid"], "kernel"),
+    (["filter", "sobel"], "standard input is empty"),
+    (["filter", "sobel", "{gray}", "{gray}"], "output"),
+    (["filter"], "KERNEL"),
+    (["pool", "{gray}", "--size", "0"], "size"),
+    (["pool", "{gray}", "--size", "2", "--stride", "0"], "stride"),
+    (["pool", "{gray}", "--size", "2", "--mode", "median"], "mode"),
+    (["pool", "{gray}", "--size", "2", "--padding", "2"], "pad"),
+    (["pool", "{gray}", "--size", "50"], "window"),
+    (["pool", "{gray}"], "--size"),
+    (["pool", "{gray}", "--global", "--size", "2"], "global"),
+    (["pool", "{gray}", "--size", "2", "--format", "json"], "global"),
+    (["kernels", "show", "nosuch"], "nosuch"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_one_line_exit_2_nothing_written(
+    args: list[str], fragment: str, gray: Path, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not an image\n")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(PHOTO.read_bytes()[:3000])
+    names = {
+        "gray": str(gray),
+        "missing": str(tmp_path / "missing.png"),
+        "text": str(text),
+        "truncated": str(truncated),
+    }
+    target = tmp_path / "result.png"
+    target.write_bytes(b"precious")
+    argv = [a.format(**names) for a in args]
+    if argv[0] in ("filter", "pool") and "-o" not in argv and argv.count(str(gray)) < 2:
+        argv += ["-o", str(target)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(cli, argv, input=b"")
+    assert result.exit_code == 2, (result.exit_code, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment.lower() in lines[0].lower()
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_refuses_binary_to_terminal(gray: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = (
+        "import sys, imgkernel.io as io; sys.stdout.isatty = lambda: True; "
+        "sys.argv = ['imgkernel', 'filter', 'sobel', sys.argv[1]]; "
+        "from imgkernel.cli import main; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(gray)], capture_output=True, check=False
+    )
+    assert proc.returncode == 2
+    assert b"terminal" in proc.stderr and proc.stdout == b""
+
+
+# ---------------------------------------------------------------- processes
+
+
+def imgkernel_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "imgkernel", *args]
+
+
+def test_pipeline_in_real_processes(tmp_path: Path) -> None:
+    blur = subprocess.run(
+        imgkernel_cmd("filter", "gaussian:sigma=2"), input=PHOTO.read_bytes(),
+        capture_output=True, check=True,
+    )
+    edges = subprocess.run(
+        imgkernel_cmd("filter", "sobel"), input=blur.stdout, capture_output=True, check=True
+    )
+    assert edges.stdout.startswith(b"\x89PNG")
+    npy = subprocess.run(
+        imgkernel_cmd("filter", "sobel", str(PHOTO), "--format", "npy"),
+        capture_output=True, check=True,
+    )
+    pooled = subprocess.run(
+        imgkernel_cmd("pool", "--size", "2", "--stride", "2", "--format", "npy"),
+        input=npy.stdout, capture_output=True, check=True,
+    )
+    summary = subprocess.run(
+        imgkernel_cmd("pool", "--global", "--format", "json"),
+        input=pooled.stdout, capture_output=True, check=True,
+    )
+    data = json.loads(summary.stdout)
+    assert set(data) >= {"red", "green", "blue"}
+
+
+def test_help_does_not_import_scipy() -> None:
+    code = (
+        "import sys; sys.argv = ['imgkernel', '--help']\n"
+        "from imgkernel.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'scipy' not in sys.modules, 'scipy imported at start-up'\n"
+        "assert 'PIL.Image' not in sys.modules or True\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_version_and_module_entry_point() -> None:
+    proc = subprocess.run(imgkernel_cmd("--version"), capture_output=True, check=True)
+    assert imgkernel.__version__ in proc.stdout.decode()
