@@ -1,0 +1,319 @@
+"""Side-by-side timings of imgkernel.filter2d against scipy, OpenCV and Pillow.
+
+Usage::
+
+    python benchmarks/bench_filter.py [--size 4000x3000] [--repeat 3] [--quick] [--cli]
+
+The image is a seeded random RGB image (numpy default_rng(0)), uint8, and
+the same image converted to float32; random pixels are the worst case for
+nothing (all paths are data-independent) and need no sample file. Every
+case is timed in this one run, so the ratios are comparable even when the
+machine is noisy (absolute times are not). Numbers are medians of
+``--repeat`` runs (slow references such as scipy's 15x15 correlate run once).
+
+Borders: imgkernel's default "reflect" (numpy) = scipy "mirror" = OpenCV
+BORDER_REFLECT_101. Pillow has no border choice and only uint8 output, so it
+is timed but not compared numerically; Pillow's GaussianBlur(radius) takes
+the radius as sigma approximately (it runs three box passes), and
+BoxBlur(15) is a 31x31 box.
+
+``--quick`` uses a 2000x1500 image and one repeat and skips the float32
+variants of the small kernels, so it finishes in well under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from imgkernel.conv import filter2d  # noqa: E402
+from imgkernel.correlate import choose_method  # noqa: E402
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - optional peer
+    cv2 = None
+try:
+    from PIL import Image, ImageFilter
+except ImportError:  # pragma: no cover - optional peer
+    Image = ImageFilter = None
+
+import scipy.ndimage as ndi  # noqa: E402
+
+
+def timeit(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time in ms (one warm-up call first when repeat > 1)."""
+    if repeat > 1:
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """scipy's gaussian_filter kernel: radius int(truncate*sigma + 0.5)."""
+    r = int(truncate * sigma + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (x / sigma) ** 2)
+    g /= g.sum()
+    return np.outer(g, g)
+
+
+@dataclass
+class Case:
+    name: str
+    kernel: np.ndarray
+    dtype: str  # "uint8" or "float32"
+    scipy: Callable[[np.ndarray], np.ndarray]
+    opencv: Callable[[np.ndarray], object] | None = None
+    pillow: Callable[[object], object] | None = None
+    targets: dict[str, float] = field(default_factory=dict)
+    slow_scipy: bool = False
+
+
+@dataclass
+class Row:
+    case: Case
+    method: str
+    ik: float
+    sp: float
+    cv: float | None
+    pil: float | None
+    maxdiff: float
+    tol: float
+
+
+def make_cases(quick: bool) -> list[Case]:
+    rng = np.random.default_rng(42)
+    k3 = np.array([[1.0, 2.0, 0.0], [-1.0, 0.5, 3.0], [0.0, 1.0, -2.0]]) / 4
+    k5 = rng.standard_normal((5, 5)) / 5
+    k15 = rng.standard_normal((15, 15)) / 15
+    g2, g10 = gaussian_kernel(2.0), gaussian_kernel(10.0)
+    box = np.full((31, 31), 1.0 / 961)
+    R101 = cv2.BORDER_REFLECT_101 if cv2 is not None else 0
+
+    def sp_corr(k):
+        return lambda im: ndi.correlate(im, k[:, :, None], output=np.float32, mode="mirror")
+
+    def cv_f2d(k):
+        if cv2 is None:
+            return None
+        return lambda im: cv2.filter2D(im, cv2.CV_32F, k.astype(np.float32), borderType=R101)
+
+    def pil_kernel(k):
+        if ImageFilter is None:
+            return None
+        flt = ImageFilter.Kernel(k.shape, k.ravel().tolist(), scale=1)
+        return lambda pim: pim.filter(flt)
+
+    cases: list[Case] = []
+    for dt in ["uint8"] if quick else ["uint8", "float32"]:
+        small = {"scipy_x": 5.0, "opencv_x": 2.0}
+        cases.append(Case("3x3 non-sep", k3, dt, sp_corr(k3), cv_f2d(k3), pil_kernel(k3),
+                          small if dt == "uint8" else {}))
+        cases.append(Case("5x5 non-sep", k5, dt, sp_corr(k5), cv_f2d(k5), pil_kernel(k5),
+                          small if dt == "uint8" else {}))
+    cases.append(Case("15x15 non-sep", k15, "float32", sp_corr(k15), cv_f2d(k15), None,
+                      {"opencv_x": 2.0}, slow_scipy=True))
+    smooth = {"scipy_x": 2.0, "pillow_x": 1.0, "opencv_stretch": 3.0}
+    for sigma, g in ((2.0, g2), (10.0, g10)):
+        size = g.shape[0]
+        cases.append(Case(
+            f"gauss s={sigma:g} ({size}x{size})", g, "uint8",
+            lambda im, s=sigma: ndi.gaussian_filter(
+                im, (s, s, 0), output=np.float32, mode="mirror", truncate=4.0),
+            (lambda im, s=sigma, n=size: cv2.GaussianBlur(im, (n, n), s, borderType=R101))
+            if cv2 is not None else None,
+            (lambda pim, s=sigma: pim.filter(ImageFilter.GaussianBlur(s)))
+            if ImageFilter is not None else None,
+            smooth, slow_scipy=sigma > 5,
+        ))
+    cases.append(Case(
+        "box 31x31", box, "uint8",
+        lambda im: ndi.uniform_filter(im, (31, 31, 1), output=np.float32, mode="mirror"),
+        (lambda im: cv2.blur(im, (31, 31), borderType=R101)) if cv2 is not None else None,
+        (lambda pim: pim.filter(ImageFilter.BoxBlur(15))) if ImageFilter is not None else None,
+        smooth,
+    ))
+    return cases
+
+
+def blas_info() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    parts = [
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+        f"threads={i.get('num_threads')} ({Path(i.get('filepath', '')).name})"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    return "; ".join(parts) + (f"; env {env}" if env else "")
+
+
+def run(size: tuple[int, int], repeat: int, quick: bool) -> list[Row]:
+    w, h = size
+    rng = np.random.default_rng(0)
+    img8 = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    img32 = img8.astype(np.float32)
+    pil = Image.fromarray(img8) if Image is not None else None
+    rows: list[Row] = []
+    for case in make_cases(quick):
+        img = img8 if case.dtype == "uint8" else img32
+        k = case.kernel
+        method = choose_method(k, (1, 1), (1, 3), (h + k.shape[0] - 1, (w + k.shape[1] - 1) * 3))
+        ours = filter2d(img, k)
+        ik = timeit(lambda img=img, k=k: filter2d(img, k), repeat)
+        sp_rep = 1 if case.slow_scipy else repeat
+        theirs = case.scipy(img)
+        sp = timeit(lambda img=img, c=case: c.scipy(img), sp_rep)
+        cv = timeit(lambda img=img, c=case: c.opencv(img), repeat) if case.opencv else None
+        pl = (
+            timeit(lambda c=case: c.pillow(pil), repeat)
+            if case.pillow is not None and case.dtype == "uint8"
+            else None
+        )
+        diff = float(np.abs(ours - theirs).max())
+        tol = 1e-4 * 255 * float(np.abs(k).sum())
+        rows.append(Row(case, method, ik, sp, cv, pl, diff, tol))
+        print(f"  timed {case.name} {case.dtype}: imgkernel {ik:.0f} ms", file=sys.stderr)
+    return rows
+
+
+def verdicts(r: Row) -> list[str]:
+    out = []
+    t = r.case.targets
+    if "scipy_x" in t:
+        x = r.sp / r.ik
+        out.append(f"scipy/ik {x:.1f}>={t['scipy_x']:g} {'MET' if x >= t['scipy_x'] else 'MISSED'}")
+    if "opencv_x" in t and r.cv:
+        x = r.ik / r.cv
+        out.append(f"ik/cv {x:.2f}<={t['opencv_x']:g} {'MET' if x <= t['opencv_x'] else 'MISSED'}")
+    if "pillow_x" in t and r.pil:
+        x = r.pil / r.ik
+        out.append(f"pil/ik {x:.2f}>1 {'MET' if x > t['pillow_x'] else 'MISSED'}")
+    if "opencv_stretch" in t and r.cv:
+        x = r.ik / r.cv
+        ok = "MET" if x <= t["opencv_stretch"] else "missed"
+        out.append(f"stretch ik/cv {x:.1f}<={t['opencv_stretch']:g} {ok}")
+    if r.maxdiff > r.tol:
+        out.append("NUMERIC MISMATCH vs scipy")
+    return out
+
+
+def fmt(v: float | None, spec: str = ".0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(rows: list[Row]) -> None:
+    head = (
+        "| case | dtype | auto path | imgkernel ms | scipy ms | OpenCV ms | Pillow ms "
+        "| scipy/ik | ik/OpenCV | Pillow/ik | max diff vs scipy | verdicts |"
+    )
+    print(head)
+    print("|" + "---|" * 12)
+    for r in rows:
+        print(
+            f"| {r.case.name} | {r.case.dtype} | {r.method} | {r.ik:.0f} | {r.sp:.0f} "
+            f"| {fmt(r.cv)} | {fmt(r.pil)} | {r.sp / r.ik:.1f} "
+            f"| {fmt(r.ik / r.cv if r.cv else None, '.2f')} "
+            f"| {fmt(r.pil / r.ik if r.pil else None, '.2f')} "
+            f"| {r.maxdiff:.2g} | {'; '.join(verdicts(r))} |"
+        )
+
+
+# --------------------------------------------------------------------------
+# END-TO-END CLI TIMING (imgkernel CLI vs ImageMagick)
+# Runs `python -m imgkernel filter emboss in.png -o out.png` when imgkernel.cli
+# exists, and ImageMagick `convert -morphology Convolve` when on PATH.
+# --------------------------------------------------------------------------
+
+EMBOSS = "3x3: -2,-1,0 -1,1,1 0,1,2"
+
+
+def time_cli(size: tuple[int, int], repeat: int) -> list[tuple[str, float | None]]:
+    """Wall time of the CLI end to end (process start, PNG decode/encode)."""
+    results: list[tuple[str, float | None]] = []
+    if Image is None:
+        return [("Pillow missing: cannot write the input PNG", None)]
+    w, h = size
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "photo.png")
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(src)
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+        def sh(cmd: list[str]) -> float | None:
+            def once() -> None:
+                subprocess.run(cmd, check=True, capture_output=True, env=env)
+
+            try:
+                return timeit(once, repeat)
+            except (subprocess.CalledProcessError, OSError) as exc:
+                print(f"  {cmd[:4]} failed: {exc}", file=sys.stderr)
+                return None
+
+        if importlib.util.find_spec("imgkernel.cli") is not None:
+            cmd = [sys.executable, "-m", "imgkernel", "filter", "emboss", str(src),
+                   "-o", str(Path(tmp, "ik.png"))]
+            results.append(("python -m imgkernel filter emboss", sh(cmd)))
+        else:
+            results.append(("imgkernel.cli not present", None))
+        convert = shutil.which("convert") or shutil.which("magick")
+        if convert:
+            cmd = [convert, str(src), "-morphology", "Convolve", EMBOSS, str(Path(tmp, "im.png"))]
+            results.append((f"ImageMagick {Path(convert).name} -morphology Convolve", sh(cmd)))
+        else:
+            results.append(("ImageMagick not on PATH", None))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", default="4000x3000", help="WxH of the test image")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="2000x1500, 1 repeat, fewer cases")
+    ap.add_argument("--cli", action="store_true", help="also time the CLI end to end")
+    args = ap.parse_args(argv)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    repeat = args.repeat
+    if args.quick:
+        size, repeat = (2000, 1500), 1
+    print(f"# bench_filter {datetime.date.today()} image {size[0]}x{size[1]}x3 "
+          f"(seeded random), repeat {repeat}, {os.cpu_count()} CPUs")
+    print(f"# numpy {np.__version__}; BLAS: {blas_info()}")
+    print(f"# OpenCV {cv2.__version__ if cv2 else 'not installed'}; "
+          f"Pillow {Image.__version__ if Image else 'not installed'}")
+    rows = run(size, repeat, args.quick)  # type: ignore[arg-type]
+    print_table(rows)
+    if args.cli:
+        print()
+        for name, ms in time_cli(size, max(1, min(repeat, 2))):  # type: ignore[arg-type]
+            print(f"CLI: {name}: {fmt(ms)} ms")
+    bad = [r for r in rows if r.maxdiff > r.tol]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
