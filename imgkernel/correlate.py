@@ -167,9 +167,9 @@ def correlate_direct(
 # separable
 
 #: 1-D kernels at most this long use a tap loop, longer ones Toeplitz GEMMs.
-SEPARABLE_TAPS_MAX = 5
+SEPARABLE_TAPS_MAX = 3
 #: Output rows per vertical Toeplitz block / output columns per horizontal one.
-VBLOCK = 64
+VBLOCK = 32
 HBLOCK = 32
 
 
@@ -274,7 +274,11 @@ def correlate_separable(
     out = np.empty((p, oh, ow), dtype=np.float32)
     v_gemm = kh > SEPARABLE_TAPS_MAX
     h_gemm = kw > SEPARABLE_TAPS_MAX
-    hg = _HorizontalGemm(row, sw, dw, ow) if h_gemm else None
+    # A horizontal dilation d that divides the width (filter2d's interleaved
+    # channels: d = C) is d independent phases at dilation 1: transpose each
+    # tile to (rows, d, W/d) so the Toeplitz blocks are d times denser.
+    phases = dw if (h_gemm and sw == 1 and dw > 1 and wp % dw == 0) else 1
+    hg = _HorizontalGemm(row, sw, dw // phases, ow // phases) if h_gemm else None
     if v_gemm:
         tile = max(1, min(VBLOCK, oh))
         span = (tile - 1) * sh + (kh - 1) * dh + 1
@@ -282,24 +286,38 @@ def correlate_separable(
     else:
         tile = max(1, min(oh, TILE_BYTES // max(wp * 4, 1), -(-oh // (2 * workers()))))
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
+    pw = wp // phases
     buf_w = hg.width if hg is not None else wp
-    cw = min(wp, buf_w)
+    cw = min(pw, buf_w)
 
     def task(a: int, b: int) -> None:
-        buf = np.zeros((tile, buf_w), dtype=np.float32)
+        buf = np.zeros((tile * phases, buf_w), dtype=np.float32)
+        vbuf = np.empty((tile, wp), dtype=np.float32) if phases > 1 else None
+        hbuf = np.empty((tile * phases, ow // phases), dtype=np.float32) if phases > 1 else None
         for q, y0 in blocks[a:b]:
             n = min(tile, oh - y0)
             r0 = y0 * sh
-            src = xp[q, r0 : r0 + (n - 1) * sh + (kh - 1) * dh + 1, :cw]
-            vert = buf[:n, :cw]
+            src = xp[q, r0 : r0 + (n - 1) * sh + (kh - 1) * dh + 1]
+            if vbuf is not None:
+                vert = vbuf[:n]
+            else:
+                src = src[:, :cw]
+                vert = buf[:n, :cw]
             if v_gemm:
                 np.matmul(tv[:n, : src.shape[0]], src, out=vert)
             else:
                 _vertical_taps(src, col, sh, dh, n, vert)
-            if hg is not None:
+            if hg is None:
+                _horizontal_taps(vert, row, sw, dw, ow, out[q, y0 : y0 + n])
+            elif hbuf is None:
                 hg(buf[:n], out[q, y0 : y0 + n])
             else:
-                _horizontal_taps(vert, row, sw, dw, ow, out[q, y0 : y0 + n])
+                # (n, pw, d) -> (n, d, pw) rows of the buffer, and back after.
+                inner = buf[: n * phases].reshape(n, phases, buf_w)
+                inner[:, :, :cw] = vert.reshape(n, pw, phases).transpose(0, 2, 1)[:, :, :cw]
+                hg(buf[: n * phases], hbuf[: n * phases])
+                res = hbuf[: n * phases].reshape(n, phases, ow // phases).transpose(0, 2, 1)
+                out[q, y0 : y0 + n] = res.reshape(n, ow)
 
     with _blas_single_thread():
         run_tiles(len(blocks), task, max(1, -(-len(blocks) // (2 * workers()))))
