@@ -568,6 +568,202 @@ def pool_command(
     )
 
 
+# --------------------------------------------------------------------------
+# CNN models: classify, run, summary, features, convert, models
+
+
+@cli.command("classify")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Print the K most probable labels.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per forward pass.")
+@click.option("--max-pixels", type=click.IntRange(min=1),
+              help="Raise Pillow's decompression-bomb limit (pixels).")
+def classify_command(
+    model_path: str, images: tuple[str, ...], top: int, as_json: bool, batch_size: int,
+    max_pixels: int | None,
+) -> None:
+    """Classify images with a saved CNN (a .npz path or a bundled model name).
+
+    Prints one line per image: PATH<TAB>LABEL<TAB>PROBABILITY, followed by
+    further LABEL<TAB>PROBABILITY pairs with --top K. '-' reads one image
+    from standard input. 'imgkernel models' lists the bundled models.
+
+    \b
+      imgkernel classify digits sample_images/digits/*.png
+      imgkernel classify model.npz photo.jpg --top 3 --json
+    """
+    from imgkernel.model import classify, load_model, prepare_images
+
+    model = load_model(model_path)
+    if list(images).count("-") > 1:
+        raise UsageError("standard input ('-') can be read only once")
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        pictures = [imgio.read_image(p, max_pixels=max_pixels) for p in chunk]
+        batch = prepare_images(model, [(p.pixels) for p in pictures])
+        for path, ranked in zip(chunk, classify(model, batch, top=top), strict=True):
+            if as_json:
+                best_label, best_p = ranked[0]
+                click.echo(json.dumps({
+                    "path": path, "label": best_label, "probability": round(best_p, 6),
+                    "top": [{"label": lbl, "probability": round(p, 6)} for lbl, p in ranked],
+                }))
+            else:
+                pairs = "\t".join(f"{lbl}\t{p:.4f}" for lbl, p in ranked)
+                click.echo(f"{path}\t{pairs}")
+
+
+@cli.command("run")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("tensor", metavar="INPUT.npy")
+@click.option("-o", "--output", default="-", show_default=True, metavar="OUTPUT.npy",
+              help="Where to write the float32 result ('-' for stdout).")
+@click.option("--layer", help="Stop after this layer (name or 0-based index).")
+def run_command(model_path: str, tensor: str, output: str, layer: str | None) -> None:
+    """Run the raw forward pass on a float tensor saved with numpy.save.
+
+    Spatial models take (N, C, H, W) (a single (C, H, W) sample is accepted);
+    --layer prints the feature maps of one layer instead of the output.
+    """
+    from imgkernel.model import load_model
+
+    model = load_model(model_path)
+    x = imgio.read_array(tensor)
+    expected = model.input_spec.shape
+    if x.ndim == len(expected):
+        x = x[None]
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
+        shape = ", ".join(str(d) for d in expected)
+        raise UsageError(
+            f"{tensor}: expected a tensor of shape (N, {shape}), got {tuple(x.shape)}"
+        )
+    until: int | str | None = layer
+    if layer is not None and layer.lstrip("-").isdigit():
+        until = int(layer)
+    result = model.forward(x.astype(np.float32, copy=False), until=until)
+    imgio.write_array(output, np.asarray(result, dtype=np.float32))
+
+
+@cli.command("summary")
+@click.argument("model_path", metavar="MODEL")
+def summary_command(model_path: str) -> None:
+    """Print each layer's output shape and parameter count, and the totals."""
+    from imgkernel.model import load_model
+
+    click.echo(str(load_model(model_path).summary()))
+
+
+@cli.command("features")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("image", required=False, default="-")
+@click.option("--layer", help="Layer whose outputs (or, with --weights, filters) to draw.")
+@click.option("--weights", is_flag=True, help="Draw a conv layer's filters instead.")
+@click.option("-o", "--output", default="-", show_default=True, help="Grid image to write.")
+@click.option("--cell", type=click.IntRange(8, 1024), default=64, show_default=True,
+              help="Approximate tile size in pixels.")
+@click.option("--columns", type=click.IntRange(min=1), help="Tiles per row.")
+@click.option("--format", "fmt", metavar="FMT", help="Output format (default from -o, else PNG).")
+def features_command(
+    model_path: str, image: str, layer: str | None, weights: bool, output: str, cell: int,
+    columns: int | None, fmt: str | None,
+) -> None:
+    """Draw a layer's feature maps for IMAGE (or a conv layer's filters) as a grid.
+
+    \b
+      imgkernel features digits sample_images/digits/digit-3-1523.png --layer conv1 -o maps.png
+      imgkernel features digits --weights --layer conv1 -o filters.png
+    """
+    from imgkernel.model import conv_filters, feature_grid, feature_maps, load_model
+
+    model = load_model(model_path)
+    key: int | str | None = layer
+    if layer is not None and layer.lstrip("-").isdigit():
+        key = int(layer)
+    if weights:
+        grid = feature_grid(conv_filters(model, key), cell=cell, columns=columns)
+    else:
+        if key is None:
+            raise UsageError("give --layer NAME|INDEX (see 'imgkernel summary MODEL')")
+        picture = imgio.read_image(image)
+        grid = feature_grid(feature_maps(model, picture.pixels, key), cell=cell, columns=columns)
+    out_format = fmt or (imgio.format_from_name(output) if output != "-" else None) or "PNG"
+    imgio.write_image(output, grid, format=out_format)
+
+
+@cli.command("convert")
+@click.argument("source", metavar="MODEL.onnx")
+@click.option("-o", "--output", required=True, metavar="MODEL.npz", help="Model file to write.")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False),
+              help="Text file with one class label per line.")
+@click.option("--scale", type=float, default=1 / 255, show_default="1/255",
+              help="Multiply 0-255 pixel values by this before mean/std.")
+@click.option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406.")
+@click.option("--std", help="Per-channel std, e.g. 0.229,0.224,0.225.")
+@click.option("--resize", type=click.Choice(["stretch", "fit", "crop", "none"]),
+              default="stretch", show_default=True, help="How images are brought to size.")
+def convert_command(
+    source: str, output: str, labels_file: str | None, scale: float, mean: str | None,
+    std: str | None, resize: str,
+) -> None:
+    """Import an ONNX CNN (Conv, Relu, MaxPool, Gemm, Softmax, ...) as a model file.
+
+    Needs the optional onnx package: pip install 'imgkernel[onnx]'.
+    """
+    from imgkernel.model import save_model
+    from imgkernel.onnx_import import convert_onnx
+
+    labels = None
+    if labels_file is not None:
+        labels = [line.strip() for line in read_text(labels_file).splitlines() if line.strip()]
+    model = convert_onnx(
+        source, labels, scale=scale, resize=resize,
+        mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
+    )
+    if output == "-":
+        raise UsageError("convert needs a file for -o (a model is not written to stdout)")
+    save_model(model, output)
+    click.echo(f"wrote {output}: {len(model.layers)} layers, {model.param_count:,} parameters",
+               err=True)
+
+
+@cli.command("models")
+def models_command() -> None:
+    """List the models bundled with imgkernel."""
+    from imgkernel.model import list_bundled_models, load_model
+
+    for name in list_bundled_models():
+        model = load_model(name)
+        c, h, w = model.input_spec.shape
+        labels = ",".join(model.labels[:12]) + ("..." if len(model.labels) > 12 else "")
+        click.echo(f"{name}\t{c}x{h}x{w}\t{labels}\t{getattr(model, 'description', '')}")
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read ({exc})") from None
+
+
+def parse_floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.replace(" ", ",").split(",") if v]
+    except ValueError:
+        raise UsageError(f"{what} {text!r} must be numbers separated by commas") from None
+    if not values:
+        raise UsageError(f"{what} {text!r} must be numbers separated by commas")
+    return values
+
+
 def channel_names(count: int, has_alpha: bool) -> list[str]:
     colour = {1: ["gray"], 3: ["red", "green", "blue"]}
     base = count - 1 if has_alpha else count

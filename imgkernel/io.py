@@ -80,7 +80,7 @@ import stat
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from typing import IO, Any
@@ -630,32 +630,51 @@ def write_image(
             )
         fmt = named or "PNG"
     shown = "standard output" if target == "-" else target
+    if target != "-":
+        _check_target(target)
+    # Check and convert the data before creating any file.
+    arr = _prepare(shown, pixels, alpha, fmt)
+    deliver(
+        target,
+        lambda f: _encode(shown, f, arr, fmt, compress_level, quality),
+        binary=is_binary_format(fmt),
+    )
 
-    if target == "-":
-        stdout = sys.stdout
-        if stdout is None:
-            raise UsageError("no standard output to write to")
-        isatty = getattr(stdout, "isatty", None)
-        if is_binary_format(fmt) and isatty is not None and isatty():
-            raise UsageError(_TTY_REFUSAL)
-        arr = _prepare(shown, pixels, alpha, fmt)
-        buf = BytesIO()
-        _encode(shown, buf, arr, fmt, compress_level, quality)
-        out = getattr(stdout, "buffer", None)
-        if out is None:
-            raise UsageError("standard output is a text stream; cannot write binary image data")
-        out.write(buf.getvalue())
-        out.flush()
-        return
 
+def _check_target(target: str) -> str:
     dest = os.path.realpath(target) if os.path.islink(target) else target
     directory = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(directory):
         raise UsageError(f"{target}: directory {os.path.dirname(target) or '.'} does not exist")
     if os.path.isdir(dest):
         raise UsageError(f"{target}: is a directory")
-    # Check and convert the data before creating any file.
-    arr = _prepare(shown, pixels, alpha, fmt)
+    return dest
+
+
+def deliver(target: str, encode: Callable[[IO[bytes]], None], *, binary: bool = True) -> None:
+    """Run ``encode(file)`` into ``target`` atomically (``"-"``: standard output).
+
+    The data goes to a hidden temporary file beside the target, which then
+    replaces it; on any failure the temporary file is removed and an existing
+    target is left untouched. Binary data is refused on a terminal.
+    """
+    if target == "-":
+        stdout = sys.stdout
+        if stdout is None:
+            raise UsageError("no standard output to write to")
+        isatty = getattr(stdout, "isatty", None)
+        if binary and isatty is not None and isatty():
+            raise UsageError(_TTY_REFUSAL)
+        buf = BytesIO()
+        encode(buf)
+        out = getattr(stdout, "buffer", None)
+        if out is None:
+            raise UsageError("standard output is a text stream; cannot write binary data")
+        out.write(buf.getvalue())
+        out.flush()
+        return
+    dest = _check_target(target)
+    directory = os.path.dirname(os.path.abspath(dest))
     try:
         special = not stat.S_ISREG(os.stat(dest).st_mode)
     except OSError:
@@ -664,7 +683,7 @@ def write_image(
         # /dev/null, a FIFO, a terminal device...: write straight into it; replacing
         # it with a regular file would be wrong (and, as root, destructive).
         buf = BytesIO()
-        _encode(shown, buf, arr, fmt, compress_level, quality)
+        encode(buf)
         try:
             with open(dest, "wb") as f:
                 f.write(buf.getvalue())
@@ -683,7 +702,7 @@ def write_image(
         raise ImgkernelError(f"{target}: cannot write ({exc.strerror or exc})") from None
     try:
         with tmp:
-            _encode(shown, tmp, arr, fmt, compress_level, quality)
+            encode(tmp)
         _set_mode(tmp.name, dest)
         os.replace(tmp.name, dest)
     except BaseException as exc:
@@ -692,6 +711,35 @@ def write_image(
         if isinstance(exc, OSError) and not isinstance(exc, UsageError):
             raise ImgkernelError(f"{target}: cannot write ({exc.strerror or exc})") from None
         raise
+
+
+def write_text(target: str, text: str) -> None:
+    """Write UTF-8 text to ``target`` atomically (``"-"``: standard output)."""
+    deliver(target, lambda f: f.write(text.encode("utf-8")), binary=False)
+
+
+def write_array(target: str, array: np.ndarray) -> None:
+    """Save any numeric array as ``.npy`` to ``target`` atomically (``"-"``: stdout)."""
+    arr = np.asarray(array)
+    if arr.dtype.hasobject:
+        raise UsageError("cannot save an object array")
+    deliver(target, lambda f: np.save(f, arr, allow_pickle=False))
+
+
+def read_array(source: str) -> np.ndarray:
+    """Load a numeric ``.npy`` array of any shape from a file or ``"-"`` (no pickles)."""
+    name, data, head = _read_source_bytes_or_path(os.fspath(source))
+    if sniff_format(head) != "NPY":
+        raise UsageError(f"{name}: not a .npy array file")
+    try:
+        arr = np.load(BytesIO(data) if data is not None else source, allow_pickle=False)
+    except MemoryError:
+        raise ImgkernelError(f"{name}: not enough memory to load the array") from None
+    except Exception as exc:  # ValueError for pickled objects, EOFError when truncated
+        raise UsageError(f"{name}: unreadable .npy array ({exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "buif":
+        raise UsageError(f"{name}: the array must hold numbers")
+    return arr
 
 
 def _set_mode(tmp_path: str, dest: str) -> None:
