@@ -280,7 +280,11 @@ def time_cli(size: tuple[int, int], repeat: int) -> list[tuple[str, float | None
             results.append(("python -m imgkernel filter emboss", sh(cmd)))
         else:
             results.append(("imgkernel.cli not present", None))
-        convert = shutil.which("convert") or shutil.which("magick")
+        convert = shutil.which("magick") or shutil.which("convert")
+        if convert:
+            probe = subprocess.run([convert, "-version"], capture_output=True, text=True)
+            if "ImageMagick" not in probe.stdout:
+                convert = None  # a stand-in script, not ImageMagick
         if convert:
             cmd = [convert, str(src), "-morphology", "Convolve", EMBOSS, str(Path(tmp, "im.png"))]
             results.append((f"ImageMagick {Path(convert).name} -morphology Convolve", sh(cmd)))
