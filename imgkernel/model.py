@@ -158,6 +158,8 @@ class Layer:
     ATTRS: ClassVar[dict[str, Any]] = {}
     ARRAYS: ClassVar[tuple[str, ...]] = ()
     OPTIONAL: ClassVar[tuple[str, ...]] = ()
+    #: Elementwise layers define ``inplace(x)``, which may overwrite ``x``.
+    INPLACE: ClassVar[bool] = False
 
     def __init__(self, name: str, *arrays: Any, **kwargs: Any) -> None:
         if len(arrays) > len(self.ARRAYS):
@@ -408,9 +410,13 @@ class GlobalMaxPool(_GlobalPool):
 
 class ReLU(Layer):
     type = "relu"
+    INPLACE = True
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, np.float32(0))
+
+    def inplace(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, np.float32(0), out=x)
 
 
 class LeakyReLU(Layer):
@@ -424,24 +430,41 @@ class LeakyReLU(Layer):
     def attributes(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
 
+    INPLACE = True
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.where(x < 0, x * self._a, x)
+
+    def inplace(self, x: np.ndarray) -> np.ndarray:
+        return np.multiply(x, self._a, out=x, where=x < 0)
 
 
 class Sigmoid(Layer):
     type = "sigmoid"
+
+    INPLACE = True
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         from scipy.special import expit
 
         return expit(x)
 
+    def inplace(self, x: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
+        return expit(x, out=x)
+
 
 class Tanh(Layer):
     type = "tanh"
 
+    INPLACE = True
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.tanh(x)
+
+    def inplace(self, x: np.ndarray) -> np.ndarray:
+        return np.tanh(x, out=x)
 
 
 class Clip(Layer):
@@ -462,6 +485,15 @@ class Clip(Layer):
         if self.max is not None:
             out = np.minimum(out, np.float32(self.max))
         return out if out is not x else x.copy()
+
+    INPLACE = True
+
+    def inplace(self, x: np.ndarray) -> np.ndarray:
+        if self.min is not None:
+            np.maximum(x, np.float32(self.min), out=x)
+        if self.max is not None:
+            np.minimum(x, np.float32(self.max), out=x)
+        return x
 
 
 class Softmax(Layer):
@@ -939,8 +971,18 @@ class Model:
         if x.dtype != np.float32:
             x = x.astype(np.float32)
         stop = len(self.layers) if until is None else self.layer_index(until) + 1
+        given = x
         for layer in self.layers[:stop]:
-            x = layer(x)
+            # elementwise layers overwrite intermediate results, never the caller's array
+            if (
+                layer.INPLACE
+                and x.dtype == np.float32
+                and x.flags.writeable
+                and not np.may_share_memory(x, given)
+            ):
+                x = layer.inplace(x)
+            else:
+                x = layer(x)
         return x
 
     __call__ = forward

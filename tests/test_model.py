@@ -563,3 +563,29 @@ def test_feature_grid_and_filters():
     assert rgb.ndim == 3 and rgb.shape[2] == 3
     with pytest.raises(UsageError):
         conv_filters(m, "relu")
+
+
+def test_inplace_activations_leave_input_alone():
+    layers = [
+        ReLU("r0"),
+        Conv2D("c", rand(2, 1, 3, 3), None),
+        LeakyReLU("l", alpha=0.5),
+        Clip("cl", min=-0.1, max=0.2),
+        Tanh("t"),
+        Sigmoid("s"),
+        Flatten("f"),
+        ReLU("r1"),
+    ]
+    m = Model.from_layers(layers, input_spec=spec(1, 6, 6))
+    x = rand(2, 1, 6, 6)
+    keep = x.copy()
+    y = m(x)
+    np.testing.assert_array_equal(x, keep)  # the caller's array is untouched
+    ref = x
+    for layer in layers:
+        ref = layer(ref)
+    np.testing.assert_allclose(y, ref, rtol=1e-6)
+    for layer in layers:
+        if layer.INPLACE:
+            z = rand(3, 4) * 3
+            np.testing.assert_allclose(layer.inplace(z.copy()), layer(z), rtol=1e-6)
