@@ -481,8 +481,10 @@ def correlate_fft(
 # ---------------------------------------------------------------------------
 # dispatch
 
-#: Non-separable kernels with at least this many taps go to the fft path.
-FFT_MIN_TAPS = 81
+#: Non-separable kernels with at least this many taps go to the fft path
+#: (measured on a 2000x1500 RGB plane: 5x5 direct 23 / fft 39 ms, 7x7 43 / 36,
+#: 9x9 68 / 40, 11x11 107 / 37).
+FFT_MIN_TAPS = 49
 
 
 def choose_method(
