@@ -106,6 +106,13 @@ def _padding(value: Any) -> str | tuple[int, ...]:
         raise LayerError(str(exc)) from None
 
 
+def _simple(value: Any) -> Any:
+    """The cheapest equivalent form of a pair/padding for the library calls."""
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        return int(value[0])
+    return value
+
+
 def _jsonable_padding(p: str | tuple[int, ...]) -> str | list[int]:
     return p if isinstance(p, str) else list(p)
 
@@ -250,6 +257,12 @@ class Conv2D(Layer):
         if b is not None and b.shape != (w.shape[0],):
             raise LayerError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
         self.weight, self.bias = w, b
+        self._kw = {
+            "stride": _simple(self.stride),
+            "padding": _simple(self.padding),
+            "dilation": _simple(self.dilation),
+            "groups": self.groups,
+        }
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -275,15 +288,7 @@ class Conv2D(Layer):
         return (shape[0], k, oh, ow)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return conv2d(
-            x,
-            self.weight,
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-        )
+        return conv2d(x, self.weight, self.bias, **self._kw)
 
 
 class _Pool(Layer):
@@ -306,6 +311,16 @@ class _Pool(Layer):
         self.dilation = _pair(dilation, "dilation")
         self.ceil_mode = _bool(ceil_mode, "ceil_mode")
         self.count_include_pad = _bool(count_include_pad, "count_include_pad")
+        self._size = _simple(self.size)
+        self._kw = {
+            "mode": self.mode,
+            "padding": _simple(self.padding),
+            "dilation": _simple(self.dilation),
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+            "layout": "tensor",
+        }
+        self._stride = _simple(self.stride)
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -347,17 +362,7 @@ class _Pool(Layer):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         from imgkernel.pool import pool2d
 
-        return pool2d(
-            x,
-            self.size,
-            self.stride,
-            mode=self.mode,
-            padding=self.padding,
-            dilation=self.dilation,
-            ceil_mode=self.ceil_mode,
-            count_include_pad=self.count_include_pad,
-            layout="tensor",
-        )
+        return pool2d(x, self._size, self._stride, **self._kw)
 
 
 class MaxPool(_Pool):
