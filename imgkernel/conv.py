@@ -126,6 +126,9 @@ def filter2d(
     pads = resolve_padding(padding, (x.shape[0], x.shape[1]), k.shape, stride2, dilation2)
     channels = x.shape[2] if x.ndim == 3 else 1
     check_fits(x.shape[:2], k.shape, pads, dilation2)
+    if method == "auto" and x.dtype.kind == "f" and not np.isfinite(x).all():
+        # FFT and BLAS paths would smear a NaN/inf far beyond its windows.
+        method = "direct"
 
     if x.ndim == 2 or channels == 1 or stride2[1] == 1:
         # Channels-last rows are planes whose columns interleave the channels:

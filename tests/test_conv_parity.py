@@ -568,19 +568,11 @@ def test_conv2d_borders(border):
 
 
 # Non-finite pixels: a NaN/inf should only reach the outputs whose window
-# holds it, whichever path "auto" picks. FFT spreads it over the whole tile and
-# the separable path with > 5 taps per axis (banded Toeplitz sgemm: 0 * NaN =
-# NaN) over whole rows/columns, so auto differs from direct on float images
-# holding NaN or inf. (The first box path, running sums, had the same problem;
-# its doubling-sums rewrite keeps NaN local.)
-_NONFINITE_BUG = pytest.mark.xfail(
-    reason="core bug: fft and Toeplitz-separable paths spread NaN/inf beyond the kernel "
-    "footprint", strict=False)
-
-
+# holds it, whichever path "auto" picks. FFT would spread it over a whole tile
+# and the banded-Toeplitz separable path over whole rows (0 * NaN = NaN), so
+# filter2d sends float images holding NaN or inf to the direct path.
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-@pytest.mark.parametrize("kernel", ["box", pytest.param("fft", marks=_NONFINITE_BUG),
-                                    pytest.param("separable", marks=_NONFINITE_BUG)])
+@pytest.mark.parametrize("kernel", ["box", "fft", "separable"])
 def test_non_finite_pixels_stay_local_under_auto(bad, kernel):
     rng = np.random.default_rng(55)
     img = rng.random((60, 60))
