@@ -246,7 +246,10 @@ def conv2d(
     brd = parse_border(border, cval)
     pads = resolve_padding(padding, (h, wd), (kh, kw), stride2, dilation2)
     check_fits((h, wd), (kh, kw), pads, dilation2)
-    xp = pad(arr, pads, brd, dtype=dtype)
+    if any(pads) or arr.dtype != dtype:
+        xp = pad(arr, pads, brd, dtype=dtype)
+    else:
+        xp = arr  # nothing to pad or convert: window views read the input directly
     oh = output_size(xp.shape[2], kh, stride2[0], dilation2[0])
     ow = output_size(xp.shape[3], kw, stride2[1], dilation2[1])
     out = np.empty((n, k, oh, ow), dtype=dtype)
@@ -269,8 +272,13 @@ def conv2d(
                 # (b, cg, oh, ow, kh, kw) -> columns (b, cg*kh*kw, oh*ow), then BLAS
                 cols = group_windows[b0 : b0 + batch].transpose(0, 1, 4, 5, 2, 3)
                 cols = cols.reshape(cols.shape[0], cg * kh * kw, oh * ow)
-                res = np.matmul(weights[g], cols)
-                out[b0 : b0 + batch, g * kg : (g + 1) * kg] = res.reshape(-1, kg, oh, ow)
+                dst = out[b0 : b0 + batch, g * kg : (g + 1) * kg].reshape(-1, kg, oh * ow)
+                if np.shares_memory(dst, out):
+                    np.matmul(weights[g], cols, out=dst)  # straight into the output
+                else:
+                    out[b0 : b0 + batch, g * kg : (g + 1) * kg] = np.matmul(
+                        weights[g], cols
+                    ).reshape(-1, kg, oh, ow)
     if bias is not None:
         out += bias.astype(dtype).reshape(1, k, 1, 1)
     return out[0] if squeeze else out
