@@ -238,6 +238,13 @@ def is_text_format(fmt: str) -> bool:
     return fmt.upper() in ("TXT", "JSON")
 
 
+def effective_mode(image: imgio.Image, mode: str, asked: bool) -> str:
+    """Float input has no known range: stretch it unless a mapping was asked for."""
+    if image.pixels.dtype not in (np.uint8, np.uint16) and not asked:
+        return "normalize"
+    return mode
+
+
 def display(
     values: np.ndarray,
     image: imgio.Image,
@@ -266,9 +273,8 @@ def display(
         target, max_value = np.dtype(np.uint16), 65535.0
     else:
         target, max_value = np.dtype(np.uint8), 255.0
+    mode = effective_mode(image, mode, asked)
     if dtype not in (np.uint8, np.uint16):
-        if not asked:
-            mode = "normalize"
         values = values * np.float32(max_value / image.max_value)
     elif max_value != image.max_value:
         values = values * np.float32(max_value / image.max_value)
@@ -367,7 +373,7 @@ def filter_command(
       imgkernel filter --matrix "1,0,-1;2,0,-2;1,0,-1" photo.png --abs -o gx.png
     """
     from imgkernel import kernels as kern
-    from imgkernel.filtering import apply_kernel
+    from imgkernel.filtering import apply_kernel, iter_kernel_bands
 
     chosen = [s for s in (kernel_spec, matrix, kernel_file) if s is not None]
     if len(chosen) != 1:
@@ -394,33 +400,34 @@ def filter_command(
     def transform(image: imgio.Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None]:
         if is_text_format(out_format):
             raise UsageError(f"filter cannot write {out_format.lower()}; use an image format or npy")
-        values, alpha = apply_kernel(
-            image.pixels,
-            kernel,
-            alpha=image.alpha,
-            alpha_mode=alpha_mode,
-            bias=bias,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            border=border,
-            convolve=convolve,
-            method=method,
-            max_value=image.max_value,
-        )
         extra = 0.0
         if offset is not None:
             extra = offset[0] if offset[1] else offset[0] / image.max_value
-        pixels = display(
-            values, image, out_format, mode=mode, scale=1.0 if scale is None else scale,
-            offset=extra, asked=asked,
+        options = dict(
+            alpha=image.alpha, alpha_mode=alpha_mode, bias=bias, stride=stride,
+            padding=padding, dilation=dilation, border=border, convolve=convolve,
+            method=method, max_value=image.max_value,
         )
-        if alpha is not None and out_format.upper() != "NPY":
-            alpha = imgio.to_display(
-                alpha, mode="clip", dtype=pixels.dtype, max_value=float(np.iinfo(pixels.dtype).max)
-                if pixels.dtype.kind == "u" else image.max_value,
-            ) if alpha.dtype != pixels.dtype else alpha
-        return pixels, alpha
+
+        def shown(values: np.ndarray, alpha: np.ndarray | None) -> tuple:
+            pixels = display(
+                values, image, out_format, mode=mode, scale=1.0 if scale is None else scale,
+                offset=extra, asked=asked,
+            )
+            if alpha is not None and out_format.upper() != "NPY" and alpha.dtype != pixels.dtype:
+                alpha = imgio.to_display(
+                    alpha, mode="clip", dtype=pixels.dtype,
+                    max_value=imgio.max_value_for(alpha.dtype),
+                )
+            return pixels, alpha
+
+        if out_format.upper() == "NPY" or effective_mode(image, mode, asked) == "normalize":
+            return shown(*apply_kernel(image.pixels, kernel, **options))
+        # Map band by band: the whole float32 result never exists at once.
+        bands = [shown(v, a) for _, v, a in iter_kernel_bands(image.pixels, kernel, **options)]
+        pixels = np.concatenate([p for p, _ in bands])
+        alphas = [a for _, a in bands if a is not None]
+        return pixels, (np.concatenate(alphas) if alphas else None)
 
     run_images(
         inputs, output, fmt, transform,

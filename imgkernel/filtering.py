@@ -6,6 +6,7 @@ offset and ``magnitude`` combination, and what happens to an alpha channel.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,72 @@ def apply_kernel(
     return values, out_alpha
 
 
+def iter_kernel_bands(
+    pixels: np.ndarray,
+    kernel: Kernel,
+    *,
+    band_rows: int = 256,
+    alpha: np.ndarray | None = None,
+    padding: Any = "same",
+    stride: Any = 1,
+    dilation: Any = 1,
+    border: Any = "reflect",
+    **options: Any,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray | None]]:
+    """:func:`apply_kernel` in bands of output rows: ``(rows, values, alpha)``.
+
+    Each band reads only the input rows its windows need (border rows are
+    gathered exactly as whole-image padding would make them), so a caller
+    that maps every band to 8-bit right away never holds the whole float32
+    result: peak memory stays near the size of the input and output images.
+    The bands put together equal ``apply_kernel`` on the whole image.
+
+    >>> from imgkernel.kernels import kernel_from_matrix
+    >>> image = np.arange(30, dtype=np.uint8).reshape(6, 5)
+    >>> k = kernel_from_matrix([[1, 2], [3, 4], [5, 6]], scale=1)
+    >>> whole, _ = apply_kernel(image, k, border="wrap", stride=2)
+    >>> parts = [v for _, v, _ in iter_kernel_bands(image, k, band_rows=1, border="wrap", stride=2)]
+    >>> bool(np.array_equal(np.concatenate(parts), whole))
+    True
+    """
+    from imgkernel.windows import _source_index, as_pair, output_size, parse_border, resolve_padding
+
+    step = as_pair(stride, "stride")
+    rate = as_pair(dilation, "dilation")
+    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    kh, kw = kernel.shape
+    height, width = pixels.shape[:2]
+    pads = resolve_padding(padding, (height, width), (kh, kw), step, rate)
+    brd = parse_border(border)
+    span = rate[0] * (kh - 1) + 1
+    out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
+    constant = brd.numpy_mode == "constant"
+    common = dict(stride=step, dilation=dilation, border=border, **options)
+    if out_h <= 0 or (constant and max(pads[0], pads[1]) >= span):
+        values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
+        yield slice(0, values.shape[0]), values, out_alpha
+        return
+    rows = None if constant else _source_index(height, pads[0], pads[1], brd.numpy_mode)
+    band_rows = max(1, int(band_rows))
+    for o0 in range(0, out_h, band_rows):
+        o1 = min(out_h, o0 + band_rows)
+        first, stop = o0 * step[0], (o1 - 1) * step[0] + span  # padded coordinates
+        if rows is None:
+            s0, s1 = max(0, first - pads[0]), min(height, stop - pads[0])
+            band_pads = (s0 - (first - pads[0]), (stop - pads[0]) - s1, pads[2], pads[3])
+            band = pixels[s0:s1]
+            band_alpha = None if alpha is None else alpha[s0:s1]
+        else:
+            index = rows[first:stop]
+            band_pads = (0, 0, pads[2], pads[3])
+            band = pixels[index]
+            band_alpha = None if alpha is None else alpha[index]
+        values, out_alpha = apply_kernel(
+            band, kernel, alpha=band_alpha, padding=band_pads, **common
+        )
+        yield slice(o0, o1), values, out_alpha
+
+
 def _pair(value: Any) -> tuple[int, int]:
     from imgkernel.windows import as_pair
 
@@ -108,16 +175,32 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarray:
-    """Put the alpha plane on the output grid: a delta at the kernel's anchor."""
-    kh, kw = kernel.weights.shape[-2:]
-    delta = np.zeros((kh, kw))
-    delta[(kh - 1) // 2, (kw - 1) // 2] = 1.0
-    if options.get("convolve"):
-        delta = delta[::-1, ::-1]
-    resampled = filter2d(alpha, delta, **{**options, "border": "edge"})
-    if resampled.shape == alpha.shape and options.get("padding") == "same":
+    """Put the alpha plane on the output grid: the alpha at each window's centre.
+
+    The centre is cell ``(span-1)//2`` of the dilated window in padded
+    coordinates, with the padding made by the same border as the colour, so
+    ``same`` padding at stride 1 returns the alpha unchanged.
+    """
+    from imgkernel.windows import as_pair, output_size, pad, parse_border, resolve_padding
+
+    kh, kw = kernel.shape
+    step = as_pair(options["stride"], "stride")
+    rate = as_pair(options["dilation"], "dilation")
+    height, width = alpha.shape
+    pads = resolve_padding(options["padding"], (height, width), (kh, kw), step, rate)
+    span_h, span_w = rate[0] * (kh - 1) + 1, rate[1] * (kw - 1) + 1
+    ch, cw = (span_h - 1) // 2, (span_w - 1) // 2
+    if step == (1, 1) and (ch, cw) == (pads[0], pads[2]) and (ch, cw) == (
+        span_h - 1 - pads[1],
+        span_w - 1 - pads[3],
+    ):
         return alpha
-    return _round_to(resampled, alpha.dtype)
+    out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
+    out_w = output_size(width, kw, step[1], rate[1], pads[2], pads[3])
+    padded = pad(alpha, pads, parse_border(options["border"]), dtype=alpha.dtype)
+    return np.ascontiguousarray(
+        padded[ch : ch + (out_h - 1) * step[0] + 1 : step[0], cw : cw + (out_w - 1) * step[1] + 1 : step[1]]
+    )
 
 
 def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

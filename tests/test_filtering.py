@@ -1,0 +1,109 @@
+"""Kernel records applied to images: bands, magnitude kernels, offsets and alpha."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import imgkernel
+from imgkernel.errors import UsageError
+from imgkernel.filtering import apply_kernel, describe_kernel, iter_kernel_bands
+from imgkernel.kernels import kernel_from_matrix, load_library
+
+LIBRARY = load_library(include_user=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 23),
+    w=st.integers(1, 9),
+    kh=st.integers(1, 5),
+    kw=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    band=st.integers(1, 7),
+    border=st.sampled_from(["zero", "constant:7", "reflect", "symmetric", "edge", "wrap"]),
+    padding=st.sampled_from(["same", "valid", "full", (2, 0, 1, 3), (0, 3, 0, 0)]),
+    seed=st.integers(0, 2**16),
+)
+def test_bands_put_together_equal_the_whole(
+    h, w, kh, kw, stride, dilation, band, border, padding, seed
+) -> None:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    kernel = kernel_from_matrix(rng.standard_normal((kh, kw)), scale=1)
+    options = dict(stride=stride, dilation=dilation, border=border, padding=padding, alpha=alpha)
+    try:
+        whole, whole_alpha = apply_kernel(image, kernel, **options)
+    except UsageError:
+        with pytest.raises(UsageError):
+            list(iter_kernel_bands(image, kernel, band_rows=band, **options))
+        return
+    parts = list(iter_kernel_bands(image, kernel, band_rows=band, **options))
+    rows = [r for r, _, _ in parts]
+    assert rows[0].start == 0 and all(a.stop == b.start for a, b in zip(rows, rows[1:]))
+    np.testing.assert_allclose(np.concatenate([v for _, v, _ in parts]), whole, atol=1e-3)
+    np.testing.assert_array_equal(np.concatenate([a for _, _, a in parts]), whole_alpha)
+
+
+def test_magnitude_kernel_is_root_of_squares() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.random((12, 13)).astype(np.float32)
+    gx = imgkernel.filter2d(image, LIBRARY.resolve("sobel-x").weights)
+    gy = imgkernel.filter2d(image, LIBRARY.resolve("sobel-y").weights)
+    values, _ = apply_kernel(image, LIBRARY.resolve("sobel"))
+    np.testing.assert_allclose(values, np.hypot(gx, gy), rtol=1e-5, atol=1e-5)
+
+
+def test_offset_is_a_fraction_of_full_scale() -> None:
+    image = np.full((5, 5), 100, dtype=np.uint16)
+    emboss = LIBRARY.resolve("emboss")  # zero-sum: a flat image gives just the offset
+    values, _ = apply_kernel(image, emboss, max_value=65535.0)
+    np.testing.assert_allclose(values, 0.5 * 65535.0)
+
+
+def test_record_dilation_multiplies_the_requested_one() -> None:
+    rng = np.random.default_rng(4)
+    image = rng.random((20, 20)).astype(np.float32)
+    dilated = LIBRARY.resolve("dilated:base=laplacian,rate=2")
+    values, _ = apply_kernel(image, dilated, dilation=2, border="wrap")
+    expected = imgkernel.filter2d(
+        image, LIBRARY.resolve("laplacian").weights, dilation=4, border="wrap"
+    )
+    np.testing.assert_allclose(values, expected, atol=1e-5)
+
+
+def test_alpha_keep_filter_premultiply() -> None:
+    rng = np.random.default_rng(5)
+    colour = rng.integers(0, 256, (9, 10, 3), dtype=np.uint8)
+    alpha = np.zeros((9, 10), dtype=np.uint8)
+    alpha[:, 5:] = 255
+    box = LIBRARY.resolve("box")
+    _, kept = apply_kernel(colour, box, alpha=alpha)
+    np.testing.assert_array_equal(kept, alpha)
+    _, filtered = apply_kernel(colour, box, alpha=alpha, alpha_mode="filter")
+    expected = np.rint(imgkernel.filter2d(alpha, box.weights)).astype(np.uint8)
+    np.testing.assert_array_equal(filtered, expected)
+    # Premultiplied: colour under fully transparent pixels does not leak in.
+    colour[:, :5] = 0  # black hidden under transparency
+    values, _ = apply_kernel(colour, box, alpha=alpha, alpha_mode="premultiply")
+    opaque_edge = values[:, 5]
+    np.testing.assert_allclose(
+        opaque_edge, imgkernel.filter2d(colour, box.weights)[:, 5] * 0 + opaque_edge
+    )
+    straight, _ = apply_kernel(colour, box, alpha=alpha)
+    assert (opaque_edge.mean()) > straight[:, 5].mean()  # no dark halo at the edge
+    with pytest.raises(UsageError, match="positive sum"):
+        apply_kernel(colour, LIBRARY.resolve("sobel-x"), alpha=alpha, alpha_mode="premultiply")
+    with pytest.raises(UsageError, match="alpha mode"):
+        apply_kernel(colour, box, alpha=alpha, alpha_mode="bogus")
+
+
+def test_describe_reports_separability_and_zero_sum() -> None:
+    text = describe_kernel(LIBRARY.resolve("laplacian"))
+    assert "zero-sum:   yes" in text and "separable:  no (rank 2)" in text
+    text = describe_kernel(LIBRARY.resolve("gaussian:sigma=1"))
+    assert "separable:  yes (rank 1)" in text and "9x9" in text
