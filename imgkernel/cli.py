@@ -206,12 +206,14 @@ def run_images(
     requested = fmt.upper() if fmt else None
     if requested == "JPG":
         requested = "JPEG"
-    targets = imgio.expand_outputs(sources, output, default_ext=requested.lower() if requested else None)
+    targets = imgio.expand_outputs(
+        sources, output, default_ext=requested.lower() if requested else None
+    )
     for source, target in zip(sources, targets, strict=True):
         image = imgio.read_image(source, max_pixels=max_pixels)
-        out_format = requested or (
-            imgio.format_from_name(target) if target != "-" else None
-        ) or image.format
+        out_format = (
+            requested or (imgio.format_from_name(target) if target != "-" else None) or image.format
+        )
         result = transform(image, out_format)
         if isinstance(result, str):
             write_text(target, result)
@@ -265,8 +267,12 @@ def display(
         if not asked:
             return values.astype(np.float32, copy=False)
         return imgio.to_display(
-            values, mode=mode, dtype=np.dtype(np.float32), max_value=image.max_value,
-            scale=scale, offset=offset,
+            values,
+            mode=mode,
+            dtype=np.dtype(np.float32),
+            max_value=image.max_value,
+            scale=scale,
+            offset=offset,
         )
     dtype = image.pixels.dtype
     if dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF"):
@@ -324,9 +330,7 @@ def display(
     "--normalize", "display_mode", flag_value="normalize", help="Stretch to the full range."
 )
 @click.option("--scale", type=float, default=None, help="Multiply results before display.")
-@click.option(
-    "--offset", type=OffsetType(), default=None, help="Add after scaling: a value or N%."
-)
+@click.option("--offset", type=OffsetType(), default=None, help="Add after scaling: a value or N%.")
 @click.option(
     "--alpha",
     "alpha_mode",
@@ -399,24 +403,40 @@ def filter_command(
 
     def transform(image: imgio.Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None]:
         if is_text_format(out_format):
-            raise UsageError(f"filter cannot write {out_format.lower()}; use an image format or npy")
+            raise UsageError(
+                f"filter cannot write {out_format.lower()}; use an image format or npy"
+            )
         extra = 0.0
         if offset is not None:
             extra = offset[0] if offset[1] else offset[0] / image.max_value
         options = dict(
-            alpha=image.alpha, alpha_mode=alpha_mode, bias=bias, stride=stride,
-            padding=padding, dilation=dilation, border=border, convolve=convolve,
-            method=method, max_value=image.max_value,
+            alpha=image.alpha,
+            alpha_mode=alpha_mode,
+            bias=bias,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            border=border,
+            convolve=convolve,
+            method=method,
+            max_value=image.max_value,
         )
 
         def shown(values: np.ndarray, alpha: np.ndarray | None) -> tuple:
             pixels = display(
-                values, image, out_format, mode=mode, scale=1.0 if scale is None else scale,
-                offset=extra, asked=asked,
+                values,
+                image,
+                out_format,
+                mode=mode,
+                scale=1.0 if scale is None else scale,
+                offset=extra,
+                asked=asked,
             )
             if alpha is not None and out_format.upper() != "NPY" and alpha.dtype != pixels.dtype:
                 alpha = imgio.to_display(
-                    alpha, mode="clip", dtype=pixels.dtype,
+                    alpha,
+                    mode="clip",
+                    dtype=pixels.dtype,
                     max_value=imgio.max_value_for(alpha.dtype),
                 )
             return pixels, alpha
@@ -430,8 +450,13 @@ def filter_command(
         return pixels, (np.concatenate(alphas) if alphas else None)
 
     run_images(
-        inputs, output, fmt, transform,
-        compress_level=compress_level, quality=quality, max_pixels=max_pixels,
+        inputs,
+        output,
+        fmt,
+        transform,
+        compress_level=compress_level,
+        quality=quality,
+        max_pixels=max_pixels,
     )
 
 
@@ -544,8 +569,14 @@ def pool_command(
             pooled = global_pool(pixels, mode)
         else:
             pooled = pool2d(
-                pixels, size, stride, mode=mode, padding=padding, dilation=dilation,
-                ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                pixels,
+                size,
+                stride,
+                mode=mode,
+                padding=padding,
+                dilation=dilation,
+                ceil_mode=ceil_mode,
+                count_include_pad=count_include_pad,
             )
         if is_text_format(out_format):
             if not global_:
@@ -553,7 +584,9 @@ def pool_command(
             values = [float(v) for v in np.asarray(pooled, dtype=np.float64).reshape(-1)]
             names = channel_names(len(values), has_alpha)
             if out_format.upper() == "JSON":
-                return json.dumps({"source": image.source, "mode": mode, **dict(zip(names, values, strict=True))})
+                return json.dumps(
+                    {"source": image.source, "mode": mode, **dict(zip(names, values, strict=True))}
+                )
             return "\t".join(f"{n}={v:.6g}" for n, v in zip(names, values, strict=True))
         if out_format.upper() == "NPY":
             return pooled, None
@@ -570,8 +603,13 @@ def pool_command(
         return pooled, None
 
     run_images(
-        inputs, output, fmt, transform,
-        compress_level=compress_level, quality=quality, max_pixels=max_pixels,
+        inputs,
+        output,
+        fmt,
+        transform,
+        compress_level=compress_level,
+        quality=quality,
+        max_pixels=max_pixels,
     )
 
 
@@ -582,15 +620,32 @@ def pool_command(
 @cli.command("classify")
 @click.argument("model_path", metavar="MODEL")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
-@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Print the K most probable labels.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Print the K most probable labels.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Images per forward pass.")
-@click.option("--max-pixels", type=click.IntRange(min=1),
-              help="Raise Pillow's decompression-bomb limit (pixels).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Images per forward pass.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    help="Raise Pillow's decompression-bomb limit (pixels).",
+)
 def classify_command(
-    model_path: str, images: tuple[str, ...], top: int, as_json: bool, batch_size: int,
+    model_path: str,
+    images: tuple[str, ...],
+    top: int,
+    as_json: bool,
+    batch_size: int,
     max_pixels: int | None,
 ) -> None:
     """Classify images with a saved CNN (a .npz path or a bundled model name).
@@ -615,10 +670,18 @@ def classify_command(
         for path, ranked in zip(chunk, classify(model, batch, top=top), strict=True):
             if as_json:
                 best_label, best_p = ranked[0]
-                click.echo(json.dumps({
-                    "path": path, "label": best_label, "probability": round(best_p, 6),
-                    "top": [{"label": lbl, "probability": round(p, 6)} for lbl, p in ranked],
-                }))
+                click.echo(
+                    json.dumps(
+                        {
+                            "path": path,
+                            "label": best_label,
+                            "probability": round(best_p, 6),
+                            "top": [
+                                {"label": lbl, "probability": round(p, 6)} for lbl, p in ranked
+                            ],
+                        }
+                    )
+                )
             else:
                 pairs = "\t".join(f"{lbl}\t{p:.4f}" for lbl, p in ranked)
                 click.echo(f"{path}\t{pairs}")
@@ -627,8 +690,14 @@ def classify_command(
 @cli.command("run")
 @click.argument("model_path", metavar="MODEL")
 @click.argument("tensor", metavar="INPUT.npy")
-@click.option("-o", "--output", default="-", show_default=True, metavar="OUTPUT.npy",
-              help="Where to write the float32 result ('-' for stdout).")
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    metavar="OUTPUT.npy",
+    help="Where to write the float32 result ('-' for stdout).",
+)
 @click.option("--layer", help="Stop after this layer (name or 0-based index).")
 def run_command(model_path: str, tensor: str, output: str, layer: str | None) -> None:
     """Run the raw forward pass on a float tensor saved with numpy.save.
@@ -645,9 +714,7 @@ def run_command(model_path: str, tensor: str, output: str, layer: str | None) ->
         x = x[None]
     if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
         shape = ", ".join(str(d) for d in expected)
-        raise UsageError(
-            f"{tensor}: expected a tensor of shape (N, {shape}), got {tuple(x.shape)}"
-        )
+        raise UsageError(f"{tensor}: expected a tensor of shape (N, {shape}), got {tuple(x.shape)}")
     until: int | str | None = layer
     if layer is not None and layer.lstrip("-").isdigit():
         until = int(layer)
@@ -670,13 +737,24 @@ def summary_command(model_path: str) -> None:
 @click.option("--layer", help="Layer whose outputs (or, with --weights, filters) to draw.")
 @click.option("--weights", is_flag=True, help="Draw a conv layer's filters instead.")
 @click.option("-o", "--output", default="-", show_default=True, help="Grid image to write.")
-@click.option("--cell", type=click.IntRange(8, 1024), default=64, show_default=True,
-              help="Approximate tile size in pixels.")
+@click.option(
+    "--cell",
+    type=click.IntRange(8, 1024),
+    default=64,
+    show_default=True,
+    help="Approximate tile size in pixels.",
+)
 @click.option("--columns", type=click.IntRange(min=1), help="Tiles per row.")
 @click.option("--format", "fmt", metavar="FMT", help="Output format (default from -o, else PNG).")
 def features_command(
-    model_path: str, image: str, layer: str | None, weights: bool, output: str, cell: int,
-    columns: int | None, fmt: str | None,
+    model_path: str,
+    image: str,
+    layer: str | None,
+    weights: bool,
+    output: str,
+    cell: int,
+    columns: int | None,
+    fmt: str | None,
 ) -> None:
     """Draw a layer's feature maps for IMAGE (or a conv layer's filters) as a grid.
 
@@ -704,17 +782,36 @@ def features_command(
 @cli.command("convert")
 @click.argument("source", metavar="MODEL.onnx")
 @click.option("-o", "--output", required=True, metavar="MODEL.npz", help="Model file to write.")
-@click.option("--labels", "labels_file", type=click.Path(dir_okay=False),
-              help="Text file with one class label per line.")
-@click.option("--scale", type=float, default=1 / 255, show_default="1/255",
-              help="Multiply 0-255 pixel values by this before mean/std.")
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(dir_okay=False),
+    help="Text file with one class label per line.",
+)
+@click.option(
+    "--scale",
+    type=float,
+    default=1 / 255,
+    show_default="1/255",
+    help="Multiply 0-255 pixel values by this before mean/std.",
+)
 @click.option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406.")
 @click.option("--std", help="Per-channel std, e.g. 0.229,0.224,0.225.")
-@click.option("--resize", type=click.Choice(["stretch", "fit", "crop", "none"]),
-              default="stretch", show_default=True, help="How images are brought to size.")
+@click.option(
+    "--resize",
+    type=click.Choice(["stretch", "fit", "crop", "none"]),
+    default="stretch",
+    show_default=True,
+    help="How images are brought to size.",
+)
 def convert_command(
-    source: str, output: str, labels_file: str | None, scale: float, mean: str | None,
-    std: str | None, resize: str,
+    source: str,
+    output: str,
+    labels_file: str | None,
+    scale: float,
+    mean: str | None,
+    std: str | None,
+    resize: str,
 ) -> None:
     """Import an ONNX CNN (Conv, Relu, MaxPool, Gemm, Softmax, ...) as a model file.
 
@@ -727,14 +824,19 @@ def convert_command(
     if labels_file is not None:
         labels = [line.strip() for line in read_text(labels_file).splitlines() if line.strip()]
     model = convert_onnx(
-        source, labels, scale=scale, resize=resize,
-        mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
+        source,
+        labels,
+        scale=scale,
+        resize=resize,
+        mean=parse_floats(mean, "--mean"),
+        std=parse_floats(std, "--std"),
     )
     if output == "-":
         raise UsageError("convert needs a file for -o (a model is not written to stdout)")
     save_model(model, output)
-    click.echo(f"wrote {output}: {len(model.layers)} layers, {model.param_count:,} parameters",
-               err=True)
+    click.echo(
+        f"wrote {output}: {len(model.layers)} layers, {model.param_count:,} parameters", err=True
+    )
 
 
 @cli.command("models")

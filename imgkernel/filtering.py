@@ -60,7 +60,11 @@ def apply_kernel(
     rate = _pair(dilation)
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
     options = dict(
-        stride=stride, padding=padding, dilation=rate, border=border, convolve=convolve,
+        stride=stride,
+        padding=padding,
+        dilation=rate,
+        border=border,
+        convolve=convolve,
         method=method,
     )
     components = kernel.weights if kernel.combine == "magnitude" else kernel.weights[None]
@@ -190,16 +194,24 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
     pads = resolve_padding(options["padding"], (height, width), (kh, kw), step, rate)
     span_h, span_w = rate[0] * (kh - 1) + 1, rate[1] * (kw - 1) + 1
     ch, cw = (span_h - 1) // 2, (span_w - 1) // 2
-    if step == (1, 1) and (ch, cw) == (pads[0], pads[2]) and (ch, cw) == (
-        span_h - 1 - pads[1],
-        span_w - 1 - pads[3],
+    if (
+        step == (1, 1)
+        and (ch, cw) == (pads[0], pads[2])
+        and (ch, cw)
+        == (
+            span_h - 1 - pads[1],
+            span_w - 1 - pads[3],
+        )
     ):
         return alpha
     out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
     out_w = output_size(width, kw, step[1], rate[1], pads[2], pads[3])
     padded = pad(alpha, pads, parse_border(options["border"]), dtype=alpha.dtype)
     return np.ascontiguousarray(
-        padded[ch : ch + (out_h - 1) * step[0] + 1 : step[0], cw : cw + (out_w - 1) * step[1] + 1 : step[1]]
+        padded[
+            ch : ch + (out_h - 1) * step[0] + 1 : step[0],
+            cw : cw + (out_w - 1) * step[1] + 1 : step[1],
+        ]
     )
 
 

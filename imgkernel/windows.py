@@ -132,7 +132,9 @@ def as_pair(value: int | Sequence[int], what: str, *, minimum: int = 1) -> tuple
         try:
             items = [int(v) for v in value]  # type: ignore[union-attr]
         except (TypeError, ValueError):
-            raise UsageError(f"{what} must be an integer or a pair of integers, got {value!r}") from None
+            raise UsageError(
+                f"{what} must be an integer or a pair of integers, got {value!r}"
+            ) from None
         if len(items) != 2 or any(float(a) != float(b) for a, b in zip(items, value, strict=False)):  # type: ignore[arg-type]
             raise UsageError(f"{what} must be an integer or a pair of integers, got {value!r}")
         pair = (items[0], items[1])

@@ -83,8 +83,18 @@ def test_filter_signed_and_normalize_modes(gray: Path, tmp_path: Path) -> None:
 def test_filter_matrix_and_stride_and_valid(gray: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.npy"
     result = run(
-        "filter", "--matrix", "1 0 1; 0 1 0; 1 0 1", gray, "--stride", "2",
-        "--padding", "valid", "--bias", "1", "-o", out,
+        "filter",
+        "--matrix",
+        "1 0 1; 0 1 0; 1 0 1",
+        gray,
+        "--stride",
+        "2",
+        "--padding",
+        "valid",
+        "--bias",
+        "1",
+        "-o",
+        out,
     )
     assert result.exit_code == 0, result.output
     kernel = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]]) / 5.0  # --matrix divides by the sum
@@ -103,7 +113,9 @@ def test_filter_keeps_gray_rgb_16bit_and_alpha(tmp_path: Path) -> None:
     assert run("filter", "gaussian", CARDS / "rgba-disc.png", "-o", out).exit_code == 0
     with Image.open(CARDS / "rgba-disc.png") as src, Image.open(out) as im:
         assert im.mode == "RGBA" and im.size == src.size
-        np.testing.assert_array_equal(np.asarray(im)[..., 3], np.asarray(src.convert("RGBA"))[..., 3])
+        np.testing.assert_array_equal(
+            np.asarray(im)[..., 3], np.asarray(src.convert("RGBA"))[..., 3]
+        )
 
 
 def test_filter_several_inputs_with_template(gray: Path, rgb: Path, tmp_path: Path) -> None:
@@ -254,8 +266,10 @@ def imgkernel_cmd(*args: str) -> list[str]:
 
 def test_pipeline_in_real_processes(tmp_path: Path) -> None:
     blur = subprocess.run(
-        imgkernel_cmd("filter", "gaussian:sigma=2"), input=PHOTO.read_bytes(),
-        capture_output=True, check=True,
+        imgkernel_cmd("filter", "gaussian:sigma=2"),
+        input=PHOTO.read_bytes(),
+        capture_output=True,
+        check=True,
     )
     edges = subprocess.run(
         imgkernel_cmd("filter", "sobel"), input=blur.stdout, capture_output=True, check=True
@@ -263,15 +277,20 @@ def test_pipeline_in_real_processes(tmp_path: Path) -> None:
     assert edges.stdout.startswith(b"\x89PNG")
     npy = subprocess.run(
         imgkernel_cmd("filter", "sobel", str(PHOTO), "--format", "npy"),
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     )
     pooled = subprocess.run(
         imgkernel_cmd("pool", "--size", "2", "--stride", "2", "--format", "npy"),
-        input=npy.stdout, capture_output=True, check=True,
+        input=npy.stdout,
+        capture_output=True,
+        check=True,
     )
     summary = subprocess.run(
         imgkernel_cmd("pool", "--global", "--format", "json"),
-        input=pooled.stdout, capture_output=True, check=True,
+        input=pooled.stdout,
+        capture_output=True,
+        check=True,
     )
     data = json.loads(summary.stdout)
     assert set(data) >= {"red", "green", "blue"}
