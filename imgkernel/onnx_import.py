@@ -557,6 +557,9 @@ def convert_onnx(
             proto = onnx.load(source)
         except Exception as exc:  # protobuf raises its own DecodeError
             raise UsageError(f"{source}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+        if not proto.graph.node:
+            # protobuf parses many non-ONNX files as an empty message
+            raise UsageError(f"{source}: not an ONNX model (no graph nodes)")
     conv = _Converter(proto, numpy_helper, onnx)
     conv.fold = fold_batchnorm
     try:
