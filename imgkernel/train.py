@@ -360,7 +360,7 @@ def softmax_cross_entropy(
     s = e.sum(axis=1, keepdims=True)
     idx = np.arange(len(labels))
     logp = z[idx, labels] - np.log(s[:, 0])
-    loss = float(-np.mean(logp, dtype=np.float64))
+    loss = float(-np.mean(logp, dtype=np.float64)) + 0.0  # no -0.0
     p = e / s
     grad = p.copy()
     grad[idx, labels] -= 1
@@ -755,28 +755,25 @@ def _default_specs(name: str, shape: tuple[int, int, int]) -> list[dict[str, Any
             f"the input {h}x{w} is too small for the default architecture (at least 4x4); "
             "use --input-size or --arch mlp"
         )
-    # conv 3x3 x16 -> relu -> maxpool 2, then conv blocks doubling the width
-    # and halving the size until the maps are at most 8 pixels across.
-    specs = [
-        {"type": "conv2d", "filters": 16, "size": 3, "padding": "same"},
-        {"type": "relu"},
-        {"type": "maxpool", "size": 2},
-    ]
-    side //= 2
-    filters = 32
-    specs += [
-        {"type": "conv2d", "filters": filters, "size": 3, "padding": "same"},
-        {"type": "relu"},
-    ]
-    while side > 8 and filters < 128:
-        filters *= 2
-        side //= 2
-        specs += [
-            {"type": "maxpool", "size": 2},
+    # conv 3x3 x16 -> relu -> maxpool 2 -> conv 3x3 x32 -> relu, then
+    # (maxpool 2 -> conv doubling the width, at most 128) while the maps are
+    # 8+ pixels across; flatten small maps, global-average larger ones.
+    def conv(filters: int) -> list[dict[str, Any]]:
+        return [
             {"type": "conv2d", "filters": filters, "size": 3, "padding": "same"},
             {"type": "relu"},
         ]
-    if (h // 2) * (w // 2) * 32 <= 2048 and side <= 4:
+
+    specs = [*conv(16), {"type": "maxpool", "size": 2}, *conv(32)]
+    h, w, filters = h // 2, w // 2, 32
+    while min(h, w) >= 8:
+        specs.append({"type": "maxpool", "size": 2})
+        h, w = h // 2, w // 2
+        if min(h, w) < 8 or filters >= 128:
+            break
+        filters *= 2
+        specs += conv(filters)
+    if h * w * filters <= 4096:
         specs += [{"type": "flatten"}]  # small maps: keep where things are
     else:
         specs += [{"type": "global_avgpool"}, {"type": "flatten"}]
@@ -1021,6 +1018,41 @@ def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
     return out
 
 
+def random_affine(
+    x: np.ndarray, shift: float, rotate: float, zoom: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Every sample of ``x`` (N, C, H, W) moved by a random small affine map (bilinear).
+
+    Shifts up to ``shift`` pixels, rotations up to ``rotate`` degrees, scales
+    within ``1 / (1 + zoom)`` .. ``1 + zoom``; edge pixels are repeated.
+    """
+    n, c, h, w = x.shape
+    ang = np.deg2rad(rng.uniform(-rotate, rotate, n))
+    scale = np.exp(rng.uniform(-math.log1p(zoom), math.log1p(zoom), n))
+    t = rng.uniform(-shift, shift, (n, 2))
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    yy = (np.arange(h) - cy)[None, :, None]
+    xx = (np.arange(w) - cx)[None, None, :]
+    cos = (np.cos(ang) / scale)[:, None, None]
+    sin = (np.sin(ang) / scale)[:, None, None]
+    sy = cos * yy - sin * xx + cy - t[:, 0, None, None]
+    sx = sin * yy + cos * xx + cx - t[:, 1, None, None]
+    y0 = np.floor(sy)
+    x0 = np.floor(sx)
+    wy = (sy - y0).astype(x.dtype)[..., None]
+    wx = (sx - x0).astype(x.dtype)[..., None]
+    y0i = np.clip(y0.astype(np.intp), 0, h - 1)
+    y1i = np.clip(y0.astype(np.intp) + 1, 0, h - 1)
+    x0i = np.clip(x0.astype(np.intp), 0, w - 1)
+    x1i = np.clip(x0.astype(np.intp) + 1, 0, w - 1)
+    hwc = x.transpose(0, 2, 3, 1)
+    ni = np.arange(n)[:, None, None]
+    top = hwc[ni, y0i, x0i] * (1 - wx) + hwc[ni, y0i, x1i] * wx
+    bottom = hwc[ni, y1i, x0i] * (1 - wx) + hwc[ni, y1i, x1i] * wx
+    out = top * (1 - wy) + bottom * wy
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
 def fit(
     net: Network,
     x: np.ndarray,
@@ -1037,6 +1069,8 @@ def fit(
     on_epoch: Callable[[int, EpochStats], None] | None = None,
     on_batch: Callable[[int, int, int, float], None] | None = None,
     augment: int = 0,
+    rotate: float = 0.0,
+    zoom: float = 0.0,
     schedule: str = "cosine",
     single_thread_blas: bool = True,
 ) -> list[EpochStats]:
@@ -1048,7 +1082,9 @@ def fit(
     epoch. ``augment`` > 0 shifts every training image by a random number
     of pixels (up to ``augment`` each way, edge pixels repeated). Returns the
     per-epoch statistics (training loss/accuracy as the running mean over
-    the epoch's batches, validation in inference mode). ``schedule``
+    the epoch's batches, validation in inference mode). ``rotate``
+    (degrees) and ``zoom`` (fraction) add random rotations and scalings
+    (with sub-pixel shifts up to ``augment``, bilinear). ``schedule``
     "cosine" decays the learning rate along a half cosine to zero over the
     run (per step), "constant" keeps it.
     """
@@ -1080,7 +1116,12 @@ def fit(
             correct = 0
             for b in range(batches):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                xb = x[idx] if not augment else random_shift(x[idx], augment, rng)
+                if rotate or zoom:
+                    xb = random_affine(x[idx], augment, rotate, zoom, rng)
+                elif augment:
+                    xb = random_shift(x[idx], augment, rng)
+                else:
+                    xb = x[idx]
                 loss, z, grads = net.loss_and_grads(xb, y[idx], rng)
                 if not math.isfinite(loss):
                     raise UsageError(
@@ -1285,6 +1326,10 @@ def train_folder(
     seed: int = 0,
     weight_decay: float = 0.0,
     normalize: bool = True,
+    augment: int = 0,
+    rotate: float = 0.0,
+    zoom: float = 0.0,
+    schedule: str = "cosine",
     description: str | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[int, EpochStats], None] | None = None,
@@ -1296,7 +1341,9 @@ def train_folder(
     ``data_dir`` holds one sub-folder per label. ``val_split`` of every
     class is held out (stratified, by ``seed``) for the validation accuracy.
     With ``normalize`` the per-channel mean and std of the training images
-    go into the model's input spec. ``on_start(info)`` is called once the
+    go into the model's input spec. ``augment``/``rotate``/``zoom`` (random
+    shifts, rotations, scalings of the training images) and ``schedule`` as
+    in :func:`fit`. ``on_start(info)`` is called once the
     data is read and the network built (``info`` holds ``labels``,
     ``train``, ``val``, ``input`` (C, H, W), ``params``, ``summary``,
     ``batches``); ``on_epoch``/``on_batch`` as in :func:`fit`;
@@ -1371,6 +1418,10 @@ def train_folder(
         y_val=data.y[val_idx] if len(val_idx) else None,
         on_epoch=on_epoch,
         on_batch=on_batch,
+        augment=augment,
+        rotate=rotate,
+        zoom=zoom,
+        schedule=schedule,
     )
     if description is None:
         arch_name = os.path.basename(os.fspath(arch))

@@ -1,0 +1,576 @@
+"""Training: gradient checks (finite differences, torch autograd), optimizers,
+the training loop, image folders, architectures and the bundled digits model."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgkernel.errors import UsageError
+from imgkernel.model import (
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool,
+    Model,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    classify,
+    load_model,
+    make_layer,
+    save_model,
+)
+from imgkernel.pool import pool2d
+from imgkernel.train import (
+    SGD,
+    Adam,
+    Network,
+    build_network,
+    conv2d_backward,
+    conv2d_forward,
+    fit,
+    load_arch,
+    pool2d_backward,
+    pool2d_forward,
+    softmax_cross_entropy,
+    train_folder,
+)
+
+# ----------------------------------------------------------------------------
+# finite differences
+
+
+def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of scalar ``f()`` with respect to ``x`` (changed in place)."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f()
+        x[i] = old - eps
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def assert_close(a, b, rtol=1e-5, atol=1e-7):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+CONV_CASES = [
+    dict(stride=(1, 1), padding=0, dilation=(1, 1), groups=1),
+    dict(stride=(2, 2), padding=1, dilation=(1, 1), groups=1),
+    dict(stride=(1, 2), padding=(1, 0, 2, 1), dilation=(1, 1), groups=1),
+    dict(stride=(1, 1), padding="same", dilation=(2, 1), groups=1),
+    dict(stride=(2, 1), padding=1, dilation=(1, 1), groups=2),
+    dict(stride=(1, 1), padding=1, dilation=(1, 1), groups=4),  # depthwise
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: str(c))
+def test_conv2d_gradients_finite_differences(case):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 6, 7))
+    groups = case["groups"]
+    w = rng.standard_normal((4, 4 // groups, 3, 2))
+    b = rng.standard_normal(4)
+    y0, _ = conv2d_forward(x, w, b, **case)
+    up = rng.standard_normal(y0.shape)
+
+    def loss():
+        return float(np.sum(conv2d_forward(x, w, b, **case)[0] * up))
+
+    _, cache = conv2d_forward(x, w, b, **case)
+    dx, dw, db = conv2d_backward(cache, up)
+    assert_close(dx, numeric_grad(loss, x))
+    assert_close(dw, numeric_grad(loss, w))
+    assert_close(db, numeric_grad(loss, b))
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:5], ids=lambda c: str(c))
+def test_conv2d_forward_matches_library_conv(case):
+    from imgkernel.conv import conv2d
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((4, 4 // case["groups"], 3, 2)).astype(np.float32)
+    y, _ = conv2d_forward(x, w, None, **case)
+    assert_close(y, conv2d(x, w, **case), rtol=1e-4, atol=1e-5)
+
+
+POOL_CASES = [
+    dict(mode="max", size=(2, 2), stride=(2, 2), padding=0),
+    dict(mode="max", size=(3, 3), stride=(2, 2), padding=1),
+    dict(mode="max", size=(3, 2), stride=(1, 2), padding=(1, 0, 1, 1), ceil_mode=True),
+    dict(mode="max", size=(2, 2), stride=(1, 1), padding=0, dilation=(2, 2)),
+    dict(mode="min", size=(2, 3), stride=(2, 1), padding=0),
+    dict(mode="avg", size=(2, 2), stride=(2, 2), padding=0),
+    dict(mode="avg", size=(3, 3), stride=(2, 2), padding=1),
+    dict(mode="avg", size=(3, 3), stride=(2, 2), padding=1, count_include_pad=True),
+    dict(mode="avg", size=(2, 3), stride=(2, 2), padding=(1, 0, 1, 1), ceil_mode=True),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: str(c))
+def test_pool_gradients_finite_differences(case):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 6))
+    y0, cache = pool2d_forward(x, **case)
+    up = rng.standard_normal(y0.shape)
+
+    def loss():
+        return float(np.sum(pool2d_forward(x, **case)[0] * up))
+
+    assert_close(pool2d_backward(cache, up), numeric_grad(loss, x))
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: str(c))
+def test_pool_forward_matches_pool2d(case):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    args = dict(case)
+    mode, size, stride = args.pop("mode"), args.pop("size"), args.pop("stride")
+    y, _ = pool2d_forward(x, size, stride, mode=mode, **args)
+    assert_close(y, pool2d(x, size, stride, mode=mode, layout="tensor", **args), rtol=1e-6)
+
+
+def _net_grad_check(layers, input_shape, x, n_classes=3, seed=0, rtol=1e-5):
+    """Finite-difference check of every parameter and the input through a Network."""
+    rng = np.random.default_rng(seed)
+    net = Network(layers, input_shape, dtype=np.float64)
+    y = rng.integers(0, n_classes, len(x))
+    x = x.astype(np.float64)
+
+    def loss():
+        z, _ = net.forward(x, training=False)
+        return softmax_cross_entropy(z, y)[0]
+
+    z, caches = net.forward(x)
+    _, dz, _ = softmax_cross_entropy(z, y)
+    grads = net.backward(caches, dz)
+    for key, p in net.params.items():
+        assert_close(grads[key], numeric_grad(loss, p), rtol=rtol)
+    assert_close(net.input_gradient(x, dz), numeric_grad(loss, x), rtol=rtol)
+
+
+@pytest.mark.parametrize(
+    "act",
+    [ReLU("act"), LeakyReLU("act", alpha=0.1), Sigmoid("act"), Tanh("act"),
+     make_layer("clip", "act", min=-0.5, max=0.7)],
+    ids=lambda a: a.type,
+)
+def test_activation_and_dense_gradients(act):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 2, 3, 3))
+    # move inputs away from kinks so central differences are exact
+    x = np.where(np.abs(x) < 0.05, 0.3, x)
+    x = np.where(np.abs(x - 0.7) < 0.05, 0.2, x)
+    x = np.where(np.abs(x + 0.5) < 0.05, 0.2, x)
+    layers = [
+        act,
+        Flatten("flat"),
+        Dense("fc", rng.standard_normal((5, 18)), rng.standard_normal(5)),
+        Tanh("t"),
+        Dense("out", rng.standard_normal((3, 5)), rng.standard_normal(3)),
+        Softmax("sm"),
+    ]
+    _net_grad_check(layers, (2, 3, 3), x)
+
+
+def test_global_pools_inner_softmax_and_dropout_eval_gradients():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 2, 4, 4))
+    for pool in ("global_avgpool", "global_maxpool"):
+        layers = [
+            make_layer("conv2d", "c", weight=rng.standard_normal((4, 2, 3, 3)), bias=np.zeros(4),
+                       padding=1),
+            make_layer(pool, "g"),
+            Flatten("f"),
+            Softmax("inner"),
+            Dropout("d", rate=0.5),
+            Dense("fc", rng.standard_normal((3, 4)), rng.standard_normal(3)),
+            Softmax("sm"),
+        ]
+        _net_grad_check(layers, (2, 4, 4), x)
+
+
+def test_conv_pool_network_gradients():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 6, 6))
+    layers = [
+        make_layer("conv2d", "c1", weight=rng.standard_normal((3, 2, 3, 3)),
+                   bias=rng.standard_normal(3), padding="same"),
+        ReLU("r"),
+        MaxPool("p", size=2),
+        make_layer("conv2d", "c2", weight=rng.standard_normal((4, 3, 2, 2)), stride=1),
+        make_layer("avgpool", "a", size=2, stride=1, padding=1),
+        Flatten("f"),
+        Dense("fc", rng.standard_normal((3, 36)) * 0.3, rng.standard_normal(3)),
+        Softmax("sm"),
+    ]
+    _net_grad_check(layers, (2, 6, 6), x)
+
+
+def test_softmax_cross_entropy_gradient_and_stability():
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((5, 4))
+    y = np.array([0, 3, 1, 1, 2])
+    _, g, _ = softmax_cross_entropy(z, y)
+    assert_close(g, numeric_grad(lambda: softmax_cross_entropy(z, y)[0], z))
+    loss, g, p = softmax_cross_entropy(np.array([[1e4, -1e4, 0.0]]), np.array([1]))
+    assert np.isfinite(loss) and loss == pytest.approx(2e4)
+    assert np.all(np.isfinite(g)) and np.all(np.isfinite(p))
+
+
+def test_dropout_is_inverted_in_training_mode():
+    layer = Dropout("d", rate=0.25)
+    net = Network([layer], (1, 100, 100))
+    x = np.ones((4, 1, 100, 100), np.float32)
+    out, caches = net.forward(x, training=True, rng=np.random.default_rng(0))
+    kept = out != 0
+    assert 0.72 < kept.mean() < 0.78
+    assert np.allclose(out[kept], 1 / 0.75)
+    dx = net.backward(caches, np.ones_like(out))
+    assert dx == {}
+    assert np.array_equal(net.forward(x)[0], x)  # identity at inference
+
+
+# ----------------------------------------------------------------------------
+# torch parity
+
+
+def test_gradients_match_torch_autograd():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 4, 9, 8))
+    w = rng.standard_normal((6, 2, 3, 3))
+    b = rng.standard_normal(6)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    ty = F.conv2d(tx, tw, tb, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    up = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(up))
+    y, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    assert_close(y, ty.detach().numpy(), rtol=1e-10)
+    dx, dw, db = conv2d_backward(cache, up)
+    assert_close(dx, tx.grad.numpy(), rtol=1e-10)
+    assert_close(dw, tw.grad.numpy(), rtol=1e-10)
+    assert_close(db, tb.grad.numpy(), rtol=1e-10)
+
+    for mode in ("max", "avg"):
+        tx = torch.tensor(x, requires_grad=True)
+        if mode == "max":
+            ty = F.max_pool2d(tx, 3, stride=2, padding=1, ceil_mode=True)
+        else:
+            ty = F.avg_pool2d(tx, 3, stride=2, padding=1, count_include_pad=False)
+        up = rng.standard_normal(ty.shape)
+        ty.backward(torch.tensor(up))
+        y, cache = pool2d_forward(x, (3, 3), (2, 2), mode=mode, padding=1, ceil_mode=mode == "max")
+        assert_close(y, ty.detach().numpy(), rtol=1e-10)
+        assert_close(pool2d_backward(cache, up), tx.grad.numpy(), rtol=1e-10)
+
+    # dense + cross-entropy
+    feats = rng.standard_normal((5, 7))
+    wd = rng.standard_normal((4, 7))
+    bd = rng.standard_normal(4)
+    labels = np.array([0, 3, 2, 1, 3])
+    tf = torch.tensor(feats, requires_grad=True)
+    twd = torch.tensor(wd, requires_grad=True)
+    tbd = torch.tensor(bd, requires_grad=True)
+    tl = F.cross_entropy(F.linear(tf, twd, tbd), torch.tensor(labels))
+    tl.backward()
+    net = Network([Dense("fc", wd, bd), Softmax("sm")], (7, 1, 1), dtype=np.float64)
+    net.params = {"fc.weight": wd.copy(), "fc.bias": bd.copy()}
+    net.layers.insert(0, Flatten("f"))
+    loss, _, grads = net.loss_and_grads(feats.reshape(5, 7, 1, 1), labels)
+    assert loss == pytest.approx(tl.item(), rel=1e-12)
+    assert_close(grads["fc.weight"], twd.grad.numpy(), rtol=1e-10)
+    assert_close(grads["fc.bias"], tbd.grad.numpy(), rtol=1e-10)
+
+
+def test_optimizers_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    p0 = rng.standard_normal(6)
+    grads = [rng.standard_normal(6) for _ in range(5)]
+    for ours, theirs in (
+        (SGD(0.1, momentum=0.9, weight_decay=0.01), lambda ps: torch.optim.SGD(
+            ps, lr=0.1, momentum=0.9, weight_decay=0.01)),
+        (Adam(0.01, weight_decay=0.01), lambda ps: torch.optim.Adam(
+            ps, lr=0.01, weight_decay=0.01)),
+    ):
+        params = {"p": p0.copy()}
+        tp = torch.tensor(p0.copy(), requires_grad=True)
+        opt = theirs([tp])
+        for g in grads:
+            ours.step(params, {"p": g.copy()})
+            tp.grad = torch.tensor(g)
+            opt.step()
+        assert_close(params["p"], tp.detach().numpy(), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------
+# training loop
+
+
+def _blobs(n=96, seed=0):
+    """Two classes: bright top half vs bright bottom half, with noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(0, 0.3, (n, 1, 6, 6)).astype(np.float32)
+    x[y == 0, :, :3] += 1
+    x[y == 1, :, 3:] += 1
+    return x, y
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_loss_goes_down(optimizer):
+    x, y = _blobs()
+    net = build_network("tiny", (1, 6, 6), 2, seed=0)
+    hist = fit(net, x, y, epochs=8, batch_size=16, optimizer=optimizer, seed=0)
+    assert hist[-1].loss < 0.5 * hist[0].loss
+    assert hist[-1].accuracy > 0.95
+
+
+def test_seeded_runs_are_identical_and_seeds_differ():
+    x, y = _blobs()
+
+    def run(seed):
+        net = build_network("default", (1, 6, 6), 2, seed=seed)
+        fit(net, x, y, epochs=2, batch_size=8, seed=seed, augment=1)
+        return net.params
+
+    a, b, c = run(3), run(3), run(4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_callbacks_are_called():
+    x, y = _blobs(40)
+    net = build_network("mlp", (1, 6, 6), 2, seed=0)
+    seen_batches, seen_epochs = [], []
+    fit(net, x, y, epochs=2, batch_size=16,
+        on_batch=lambda e, b, n, loss: seen_batches.append((e, b, n)),
+        on_epoch=lambda e, s: seen_epochs.append((e, s.epochs)), x_val=x, y_val=y)
+    assert seen_batches == [(1, 1, 3), (1, 2, 3), (1, 3, 3), (2, 1, 3), (2, 2, 3), (2, 3, 3)]
+    assert seen_epochs == [(1, 2), (2, 2)]
+
+
+# ----------------------------------------------------------------------------
+# architectures
+
+
+def test_arch_toml(tmp_path):
+    path = tmp_path / "arch.toml"
+    path.write_text(
+        'description = "test"\n'
+        '[[layer]]\ntype = "conv2d"\nfilters = 4\nsize = [3, 3]\npadding = "same"\n'
+        '[[layer]]\ntype = "leaky_relu"\nalpha = 0.2\n'
+        '[[layer]]\ntype = "avgpool"\nsize = 2\n'
+        '[[layer]]\ntype = "flatten"\n'
+        '[[layer]]\ntype = "dropout"\nrate = 0.1\n'
+        '[[layer]]\ntype = "dense"\n'
+    )
+    specs, desc = load_arch(path)
+    assert desc == "test" and len(specs) == 6
+    net = build_network(str(path), (3, 8, 8), 5)
+    types = [layer.type for layer in net.layers]
+    assert types == ["conv2d", "leaky_relu", "avgpool", "flatten", "dropout", "dense", "softmax"]
+    assert net.params["dense1.weight"].shape == (5, 64)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[layer]]\ntype = "conv2d"\nfilters = 4\nsize = 5\n'
+         '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dense"\n', "does not fit"),
+        ('[[layer]]\ntype = "batchnorm"\n', "cannot train"),
+        ('[[layer]]\ntype = "conv2d"\nfilters = 4\nkernel = 3\n', "unknown key"),
+        ('[[layer]]\ntype = "conv2d"\nfilters = 4\n', "must be N x 3"),
+        ("not toml [", "not valid TOML"),
+        ("x = 1\n", "unknown top-level"),
+    ],
+)
+def test_bad_arch_is_a_usage_error(tmp_path, text, message):
+    path = tmp_path / "arch.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        build_network(str(path), (1, 4, 4), 3)
+
+
+def test_default_arch_scales_and_rejects_tiny_inputs():
+    small = build_network("default", (1, 8, 8), 10)
+    big = build_network("default", (3, 64, 64), 10)
+    assert len(big.layers) > len(small.layers)
+    with pytest.raises(UsageError, match="too small"):
+        build_network("default", (1, 3, 3), 2)
+    with pytest.raises(UsageError, match="unknown architecture"):
+        build_network("resnet", (1, 8, 8), 2)
+
+
+# ----------------------------------------------------------------------------
+# image folders and train_folder
+
+
+def _write_folder(root, n_per_class=12, size=6, seed=0):
+    rng = np.random.default_rng(seed)
+    for label, rows in (("bottom", slice(size // 2, None)), ("top", slice(0, size // 2))):
+        d = root / label
+        d.mkdir(parents=True)
+        for i in range(n_per_class):
+            img = rng.integers(0, 60, (size, size)).astype(np.uint8)
+            img[rows] += 150
+            Image.fromarray(img).save(d / f"{i}.png")
+    return root
+
+
+def test_train_folder_round_trip(tmp_path):
+    data = _write_folder(tmp_path / "data")
+    (data / "top" / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((9, 7), np.uint8)).save(data / "top" / "odd-size.png")
+    warnings, epochs, starts = [], [], []
+    out = tmp_path / "m.npz"
+    result = train_folder(
+        data, out, arch="tiny", epochs=6, batch_size=8, lr=0.01, val_split=0.25, seed=1,
+        on_warning=warnings.append, on_epoch=lambda e, s: epochs.append(s),
+        on_start=starts.append,
+    )
+    assert any("notes.txt" in w for w in warnings)
+    assert len(epochs) == 6 and epochs[-1].val_accuracy is not None
+    assert starts[0]["labels"] == ["bottom", "top"] and starts[0]["input"] == (1, 6, 6)
+    assert result.val_count == 6 and result.train_count == 19
+    model = load_model(str(out))
+    assert model.labels == ["bottom", "top"]
+    spec = model.input_spec
+    assert (spec.channels, spec.height, spec.width) == (1, 6, 6)
+    assert spec.scale == pytest.approx(1 / 255)
+    assert result.val_accuracy == 1.0
+    top = np.full((6, 6), 20, np.uint8)
+    top[:3] = 220
+    assert classify(model, [top, top[::-1]], top=1)[0][0][0] == "top"
+    assert classify(model, [top, top[::-1]], top=1)[1][0][0] == "bottom"
+    # the same seed writes the same model
+    again = train_folder(data, None, arch="tiny", epochs=6, batch_size=8, lr=0.01,
+                         val_split=0.25, seed=1)
+    for a, b in zip(model.layers, again.model.layers, strict=True):
+        for k in a.arrays:
+            assert np.array_equal(a.arrays[k], b.arrays[k])
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("missing", "no such data folder"),
+        ("empty", "no label sub-folders"),
+        ("single", "only one label"),
+        ("noimages", "no images"),
+    ],
+)
+def test_bad_data_folders(tmp_path, setup, message):
+    root = tmp_path / "d"
+    if setup != "missing":
+        root.mkdir()
+    if setup == "single":
+        (root / "a").mkdir()
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "a" / "x.png")
+    if setup == "noimages":
+        (root / "a").mkdir()
+        (root / "b").mkdir()
+        (root / "a" / "x.txt").write_text("hello")
+    out = tmp_path / "m.npz"
+    with pytest.raises(UsageError, match=message):
+        train_folder(root, out, epochs=1)
+    assert not out.exists()
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_impossible_sizes_and_options(tmp_path):
+    data = _write_folder(tmp_path / "data", n_per_class=3, size=4)
+    out = tmp_path / "m.npz"
+    arch = tmp_path / "big.toml"
+    arch.write_text('[[layer]]\ntype = "conv2d"\nfilters = 2\nsize = 7\n'
+                    '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dense"\n')
+    with pytest.raises(UsageError, match="does not fit"):
+        train_folder(data, out, arch=str(arch), epochs=1)
+    with pytest.raises(UsageError, match="too small"):
+        train_folder(data, out, input_size="3x3", epochs=1)
+    with pytest.raises(UsageError, match="optimizer"):
+        train_folder(data, out, optimizer="rmsprop")
+    with pytest.raises(UsageError, match="input size"):
+        train_folder(data, out, input_size="axb")
+    with pytest.raises(UsageError, match="does not exist"):
+        train_folder(data, tmp_path / "nope" / "m.npz")
+    assert not out.exists()
+
+
+def test_rgb_and_mixed_sizes(tmp_path):
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for label, ch in (("red", 0), ("blue", 2)):
+        (data / label).mkdir(parents=True)
+        for i in range(6):
+            size = (8, 8) if i else (12, 10)
+            img = rng.integers(0, 50, (*size, 3)).astype(np.uint8)
+            img[:, :, ch] += 200
+            Image.fromarray(img).save(data / label / f"{i}.png")
+    result = train_folder(data, None, arch="tiny", epochs=3, val_split=0)
+    spec = result.model.input_spec
+    assert (spec.channels, spec.height, spec.width) == (3, 8, 8)
+    gray = train_folder(data, None, arch="tiny", epochs=1, val_split=0, color="gray",
+                        input_size="5x7")
+    assert gray.model.input_spec.shape == (1, 5, 7)
+
+
+def test_digits_subset_trains_well_above_chance(tmp_path):
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pix = np.rint(d.images * 255 / 16).astype(np.uint8)
+    root = tmp_path / "digits"
+    for i in range(400):
+        folder = root / str(d.target[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pix[i]).save(folder / f"{i}.png")
+    result = train_folder(root, tmp_path / "d.npz", epochs=8, val_split=0.2, seed=0)
+    assert result.val_accuracy > 0.7
+    model = load_model(str(tmp_path / "d.npz"))
+    test = list(pix[1500:1600])
+    predicted = [r[0][0] for r in classify(model, test, top=1)]
+    assert np.mean(np.array(predicted) == d.target[1500:1600].astype(str)) > 0.7
+
+
+def test_bundled_digits_model_classifies_samples():
+    model = load_model("digits")
+    assert model.labels == [str(i) for i in range(10)]
+    root = os.path.join(os.path.dirname(__file__), "..", "sample_images", "digits")
+    files = sorted(f for f in os.listdir(root) if f.endswith(".png"))
+    assert len(files) == 10
+    from imgkernel.io import read_image
+
+    images = [read_image(os.path.join(root, f)) for f in files]
+    predicted = [r[0][0] for r in classify(model, images, top=1)]
+    truth = [f.split("-")[1] for f in files]
+    assert sum(p == t for p, t in zip(predicted, truth, strict=True)) >= 9
+
+
+def test_network_round_trips_through_model(tmp_path):
+    net = build_network("default", (1, 8, 8), 3, seed=0)
+    model = net.to_model(["a", "b", "c"])
+    save_model(model, tmp_path / "m.npz")
+    loaded = load_model(str(tmp_path / "m.npz"))
+    x = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    ours = net.forward(x, logits=False)[0]
+    assert_close(loaded.forward(x), ours, rtol=1e-5, atol=1e-6)
+    assert isinstance(loaded, Model)
