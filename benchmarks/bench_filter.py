@@ -127,32 +127,72 @@ def make_cases(quick: bool) -> list[Case]:
     cases: list[Case] = []
     for dt in ["uint8"] if quick else ["uint8", "float32"]:
         small = {"scipy_x": 5.0, "opencv_x": 2.0}
-        cases.append(Case("3x3 non-sep", k3, dt, sp_corr(k3), cv_f2d(k3), pil_kernel(k3),
-                          small if dt == "uint8" else {}))
-        cases.append(Case("5x5 non-sep", k5, dt, sp_corr(k5), cv_f2d(k5), pil_kernel(k5),
-                          small if dt == "uint8" else {}))
-    cases.append(Case("15x15 non-sep", k15, "float32", sp_corr(k15), cv_f2d(k15), None,
-                      {"opencv_x": 2.0}, slow_scipy=True))
+        cases.append(
+            Case(
+                "3x3 non-sep",
+                k3,
+                dt,
+                sp_corr(k3),
+                cv_f2d(k3),
+                pil_kernel(k3),
+                small if dt == "uint8" else {},
+            )
+        )
+        cases.append(
+            Case(
+                "5x5 non-sep",
+                k5,
+                dt,
+                sp_corr(k5),
+                cv_f2d(k5),
+                pil_kernel(k5),
+                small if dt == "uint8" else {},
+            )
+        )
+    cases.append(
+        Case(
+            "15x15 non-sep",
+            k15,
+            "float32",
+            sp_corr(k15),
+            cv_f2d(k15),
+            None,
+            {"opencv_x": 2.0},
+            slow_scipy=True,
+        )
+    )
     smooth = {"scipy_x": 2.0, "pillow_x": 1.0, "opencv_stretch": 3.0}
     for sigma, g in ((2.0, g2), (10.0, g10)):
         size = g.shape[0]
-        cases.append(Case(
-            f"gauss s={sigma:g} ({size}x{size})", g, "uint8",
-            lambda im, s=sigma: ndi.gaussian_filter(
-                im, (s, s, 0), output=np.float32, mode="mirror", truncate=4.0),
-            (lambda im, s=sigma, n=size: cv2.GaussianBlur(im, (n, n), s, borderType=R101))
-            if cv2 is not None else None,
-            (lambda pim, s=sigma: pim.filter(ImageFilter.GaussianBlur(s)))
-            if ImageFilter is not None else None,
-            smooth, slow_scipy=sigma > 5,
-        ))
-    cases.append(Case(
-        "box 31x31", box, "uint8",
-        lambda im: ndi.uniform_filter(im, (31, 31, 1), output=np.float32, mode="mirror"),
-        (lambda im: cv2.blur(im, (31, 31), borderType=R101)) if cv2 is not None else None,
-        (lambda pim: pim.filter(ImageFilter.BoxBlur(15))) if ImageFilter is not None else None,
-        smooth,
-    ))
+        cases.append(
+            Case(
+                f"gauss s={sigma:g} ({size}x{size})",
+                g,
+                "uint8",
+                lambda im, s=sigma: ndi.gaussian_filter(
+                    im, (s, s, 0), output=np.float32, mode="mirror", truncate=4.0
+                ),
+                (lambda im, s=sigma, n=size: cv2.GaussianBlur(im, (n, n), s, borderType=R101))
+                if cv2 is not None
+                else None,
+                (lambda pim, s=sigma: pim.filter(ImageFilter.GaussianBlur(s)))
+                if ImageFilter is not None
+                else None,
+                smooth,
+                slow_scipy=sigma > 5,
+            )
+        )
+    cases.append(
+        Case(
+            "box 31x31",
+            box,
+            "uint8",
+            lambda im: ndi.uniform_filter(im, (31, 31, 1), output=np.float32, mode="mirror"),
+            (lambda im: cv2.blur(im, (31, 31), borderType=R101)) if cv2 is not None else None,
+            (lambda pim: pim.filter(ImageFilter.BoxBlur(15))) if ImageFilter is not None else None,
+            smooth,
+        )
+    )
     return cases
 
 
@@ -243,53 +283,99 @@ def print_table(rows: list[Row]) -> None:
 
 
 # --------------------------------------------------------------------------
-# END-TO-END CLI TIMING (imgkernel CLI vs ImageMagick)
-# Runs `python -m imgkernel filter emboss in.png -o out.png` when imgkernel.cli
-# exists, and ImageMagick `convert -morphology Convolve` when on PATH.
+# END-TO-END CLI TIMING: the same emboss (Pillow's EMBOSS kernel, correlated,
+# plus mid-grey) as users run it, PNG in and PNG out, against ImageMagick
+# (`-morphology Correlate` with `-bias 50%`) and libvips (`vips conv` with a
+# matrix file "3 3 1 128") when they are installed. The input is a photo
+# (the bundled astronaut scaled up, plus sensor-like noise), stored at PNG
+# level 6, since random pixels would make every encoder look alike.
 # --------------------------------------------------------------------------
 
-EMBOSS = "3x3: -2,-1,0 -1,1,1 0,1,2"
+EMBOSS_IM = "3x3: -1,0,0 0,1,0 0,0,0"
+EMBOSS_VIPS = "3 3 1 128\n-1 0 0\n0 1 0\n0 0 0\n"
 
 
-def time_cli(size: tuple[int, int], repeat: int) -> list[tuple[str, float | None]]:
-    """Wall time of the CLI end to end (process start, PNG decode/encode)."""
-    results: list[tuple[str, float | None]] = []
-    if Image is None:
-        return [("Pillow missing: cannot write the input PNG", None)]
+def photo_png(path: Path, size: tuple[int, int]) -> None:
     w, h = size
+    src = Path(__file__).resolve().parent.parent / "sample_images" / "astronaut.png"
+    with Image.open(src) as im:
+        big = np.asarray(im.convert("RGB").resize((w, h), Image.LANCZOS), dtype=np.int16)
+    noise = np.random.default_rng(0).normal(0, 2, big.shape).astype(np.int16)
+    Image.fromarray(np.clip(big + noise, 0, 255).astype(np.uint8)).save(path, compress_level=6)
+
+
+def time_cli(size: tuple[int, int], repeat: int) -> list[tuple[str, float | None, float | None]]:
+    """(tool, wall ms, peak MB) of each CLI end to end: start-up, decode, filter, encode."""
+    results: list[tuple[str, float | None, float | None]] = []
+    if Image is None:
+        return [("Pillow missing: cannot write the input PNG", None, None)]
+    gnu_time = shutil.which("time") if Path("/usr/bin/time").exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp, "photo.png")
-        rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(src)
+        photo_png(src, size)
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
-        def sh(cmd: list[str]) -> float | None:
+        def sh(cmd: list[str]) -> tuple[float | None, float | None]:
             def once() -> None:
                 subprocess.run(cmd, check=True, capture_output=True, env=env)
 
             try:
-                return timeit(once, repeat)
+                ms = timeit(once, repeat)
             except (subprocess.CalledProcessError, OSError) as exc:
                 print(f"  {cmd[:4]} failed: {exc}", file=sys.stderr)
-                return None
+                return None, None
+            peak = None
+            if gnu_time:
+                proc = subprocess.run(
+                    ["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, env=env
+                )
+                lines = proc.stderr.strip().splitlines()
+                if proc.returncode == 0 and lines and lines[-1].isdigit():
+                    peak = int(lines[-1]) / 1024
+            return ms, peak
 
         if importlib.util.find_spec("imgkernel.cli") is not None:
-            cmd = [sys.executable, "-m", "imgkernel", "filter", "emboss", str(src),
-                   "-o", str(Path(tmp, "ik.png"))]
-            results.append(("python -m imgkernel filter emboss", sh(cmd)))
+            cmd = [
+                sys.executable,
+                "-m",
+                "imgkernel",
+                "filter",
+                "emboss",
+                str(src),
+                "-o",
+                str(Path(tmp, "ik.png")),
+            ]
+            results.append(("imgkernel filter emboss", *sh(cmd)))
         else:
-            results.append(("imgkernel.cli not present", None))
+            results.append(("imgkernel.cli not present", None, None))
         convert = shutil.which("magick") or shutil.which("convert")
         if convert:
             probe = subprocess.run([convert, "-version"], capture_output=True, text=True)
             if "ImageMagick" not in probe.stdout:
                 convert = None  # a stand-in script, not ImageMagick
         if convert:
-            cmd = [convert, str(src), "-morphology", "Convolve", EMBOSS, str(Path(tmp, "im.png"))]
-            results.append((f"ImageMagick {Path(convert).name} -morphology Convolve", sh(cmd)))
+            cmd = [
+                convert,
+                str(src),
+                "-bias",
+                "50%",
+                "-morphology",
+                "Correlate",
+                EMBOSS_IM,
+                str(Path(tmp, "im.png")),
+            ]
+            results.append(("ImageMagick -morphology Correlate", *sh(cmd)))
         else:
-            results.append(("ImageMagick not on PATH", None))
+            results.append(("ImageMagick not on PATH", None, None))
+        vips = shutil.which("vips")
+        if vips:
+            matrix = Path(tmp, "emboss.mat")
+            matrix.write_text(EMBOSS_VIPS)
+            cmd = [vips, "conv", str(src), str(Path(tmp, "vips.png")), str(matrix)]
+            results.append(("libvips vips conv", *sh(cmd)))
+        else:
+            results.append(("libvips (vips) not on PATH", None, None))
     return results
 
 
@@ -304,17 +390,25 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat
     if args.quick:
         size, repeat = (2000, 1500), 1
-    print(f"# bench_filter {datetime.date.today()} image {size[0]}x{size[1]}x3 "
-          f"(seeded random), repeat {repeat}, {os.cpu_count()} CPUs")
+    print(
+        f"# bench_filter {datetime.date.today()} image {size[0]}x{size[1]}x3 "
+        f"(seeded random), repeat {repeat}, {os.cpu_count()} CPUs"
+    )
     print(f"# numpy {np.__version__}; BLAS: {blas_info()}")
-    print(f"# OpenCV {cv2.__version__ if cv2 else 'not installed'}; "
-          f"Pillow {Image.__version__ if Image else 'not installed'}")
+    print(
+        f"# OpenCV {cv2.__version__ if cv2 else 'not installed'}; "
+        f"Pillow {Image.__version__ if Image else 'not installed'}"
+    )
     rows = run(size, repeat, args.quick)  # type: ignore[arg-type]
     print_table(rows)
     if args.cli:
         print()
-        for name, ms in time_cli(size, max(1, min(repeat, 2))):  # type: ignore[arg-type]
-            print(f"CLI: {name}: {fmt(ms)} ms")
+        timings = time_cli(size, max(1, min(repeat, 2)))  # type: ignore[arg-type]
+        ours = timings[0][1]
+        for name, ms, peak in timings:
+            ratio = f", {ms / ours:.2f}x imgkernel's time" if ms and ours else ""
+            memory = f", peak {peak:.0f} MB" if peak else ""
+            print(f"CLI: {name}: {fmt(ms)} ms{memory}{ratio}")
     bad = [r for r in rows if r.maxdiff > r.tol]
     return 1 if bad else 0
 
