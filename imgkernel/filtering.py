@@ -243,7 +243,8 @@ def describe_kernel(kernel: Kernel) -> str:
     kh, kw = stack.shape[-2:]
     lines.append(f"size:       {kh}x{kw} (anchor row {(kh - 1) // 2}, column {(kw - 1) // 2})")
     if kernel.dilation != (1, 1):
-        lines.append(f"dilation:   {kernel.dilation[0]},{kernel.dilation[1]}")
+        eh, ew = kernel.extent
+        lines.append(f"dilation:   {kernel.dilation[0]},{kernel.dilation[1]} (taps span {eh}x{ew})")
     for index, weights in enumerate(stack):
         title = "weights:" if len(stack) == 1 else f"component {index + 1}:"
         lines.append(title)
