@@ -5,17 +5,26 @@ Cases
 * LeNet-5-like network on 1x28x28 at batch 1 and batch 256;
 * one conv layer of 64 filters 3x3 (padding 1) on 3x224x224, batch 1.
 
-Targets: within 2x of torch at batch 256 and for the 224 layer; faster than
-torch at batch 1. Run::
+* the whole process of ``imgkernel classify MODEL image.png`` against a
+  Python script doing the same with torch (import, load the weights from the
+  same .npz, prepare the image, forward, print the label).
 
-    python benchmarks/bench_model.py [--repeat 20] [--threads N]
+Targets: within 2x of torch at batch 256 and for the 224 layer; faster than
+torch at batch 1; the whole classify process at least 3x faster than the torch
+script. Run::
+
+    python benchmarks/bench_model.py [--repeat 20] [--threads N] [--no-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable
 
 import numpy as np
@@ -116,10 +125,73 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
     return float(np.median(times))
 
 
+TORCH_SCRIPT = """
+import sys, numpy as np, torch
+from PIL import Image
+w = np.load(sys.argv[1], allow_pickle=False)
+net = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+    torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(),
+    torch.nn.Linear(84, 10), torch.nn.Softmax(dim=1)).eval()
+names = ["conv1", "conv2", "fc1", "fc2", "fc3"]
+mods = [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+with torch.no_grad():
+    for name, m in zip(names, mods):
+        m.weight.copy_(torch.from_numpy(w[name + ".weight"]))
+        m.bias.copy_(torch.from_numpy(w[name + ".bias"]))
+    img = Image.open(sys.argv[2]).convert("L").resize((28, 28), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255)[None, None]
+    p = net(x)[0]
+print(sys.argv[2], int(p.argmax()), float(p.max()), sep="\t")
+"""
+
+
+def time_processes(repeat: int) -> None:
+    """Whole-process wall time: imgkernel classify vs the same job in a torch script."""
+    from PIL import Image
+
+    from imgkernel.model import save_model
+
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp, "lenet.npz")
+        save_model(lenet(rng), model_path)
+        image = Path(tmp, "digit.png")
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(image)
+        ours = [sys.executable, "-m", "imgkernel", "classify", str(model_path), str(image)]
+        theirs = [sys.executable, "-c", TORCH_SCRIPT, str(model_path), str(image)]
+
+        def wall(cmd: list[str]) -> tuple[float, str]:
+            times, out = [], ""
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                times.append(time.perf_counter() - t0)
+            return float(np.median(times)), out.strip()
+
+        t_ours, out_ours = wall(ours)
+        print(f"process: imgkernel classify       {t_ours * 1e3:8.1f} ms  -> {out_ours}")
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("process: torch not installed; no comparison")
+            return
+        t_torch, out_torch = wall(theirs)
+        ratio = t_torch / t_ours
+        print(f"process: torch script             {t_torch * 1e3:8.1f} ms  -> {out_torch}")
+        same = out_ours.split("\t")[1] == out_torch.split("\t")[1]
+        verdict = "PASS" if ratio >= 3 else "FAIL"
+        print(
+            f"process: torch/imgkernel {ratio:.2f}x  {verdict} (target >= 3x); same label: {same}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--no-process", action="store_true", help="skip the whole-process timing")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     try:
@@ -165,6 +237,8 @@ def main() -> None:
                 t_ort = best_time(lambda s=sess, x=x: s.run(None, {"x": x}), args.repeat)
                 line += f" {t_ort * 1e3:10.3f}ms"
         print(f"{line}  {verdict}")
+    if not args.no_process:
+        time_processes(max(3, min(args.repeat, 7)))
 
 
 if __name__ == "__main__":
