@@ -311,3 +311,45 @@ def test_help_does_not_import_scipy() -> None:
 def test_version_and_module_entry_point() -> None:
     proc = subprocess.run(imgkernel_cmd("--version"), capture_output=True, check=True)
     assert imgkernel.__version__ in proc.stdout.decode()
+
+
+def test_pool_keeps_16bit_and_pools_alpha(tmp_path: Path) -> None:
+    out = tmp_path / "g16.png"
+    assert run("pool", "--size", "2", CARDS / "gradient-16bit.png", "-o", out).exit_code == 0
+    with Image.open(CARDS / "gradient-16bit.png") as src, Image.open(out) as im:
+        assert im.mode.startswith("I") and im.size == (src.size[0] // 2, src.size[1] // 2)
+        expected = np.asarray(src).reshape(src.size[1] // 2, 2, src.size[0] // 2, 2).max((1, 3))
+        np.testing.assert_array_equal(np.asarray(im), expected)
+    out = tmp_path / "rgba.png"
+    result = run("pool", "--size", "2", "--mode", "min", CARDS / "rgba-disc.png", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    with Image.open(CARDS / "rgba-disc.png") as src, Image.open(out) as im:
+        rgba = np.asarray(src.convert("RGBA"))
+        h, w = rgba.shape[0] // 2 * 2, rgba.shape[1] // 2 * 2
+        expected = rgba[:h, :w].reshape(h // 2, 2, w // 2, 2, 4).min((1, 3))
+        assert im.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(im), expected)
+
+
+def test_pool_npy_avg_is_float_and_unrounded(tmp_path: Path) -> None:
+    data = np.arange(16, dtype=np.float32).reshape(4, 4)
+    np.save(tmp_path / "m.npy", data)
+    out = tmp_path / "p.npy"
+    assert run("pool", "--size", "2", "--mode", "avg", tmp_path / "m.npy", "-o", out).exit_code == 0
+    np.testing.assert_array_equal(np.load(out), [[2.5, 4.5], [10.5, 12.5]])
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".txt", ".toml"])
+def test_kernel_file_forms(suffix: str, gray: Path, tmp_path: Path) -> None:
+    weights = np.array([[0.0, -1, 0], [-1, 5, -1], [0, -1, 0]])
+    path = tmp_path / f"k{suffix}"
+    if suffix == ".npy":
+        np.save(path, weights)
+    elif suffix == ".txt":
+        path.write_text("0 -1 0\n-1 5 -1\n0 -1 0\n")
+    else:
+        path.write_text("rows = [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]\n")
+    out = tmp_path / "o.npy"
+    result = run("filter", "--kernel-file", path, gray, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(out), imgkernel.filter2d(load(gray), weights), atol=1e-4)
