@@ -99,10 +99,10 @@ PAIR = IntPair(1)
 class Group(click.Group):
     """Turns library errors into one line on stderr and an exit status."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         prog = "imgkernel"
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -275,6 +275,7 @@ def display(
             offset=offset,
         )
     dtype = image.pixels.dtype
+    target: np.dtype
     if dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF"):
         target, max_value = np.dtype(np.uint16), 65535.0
     else:
@@ -568,6 +569,7 @@ def pool_command(
         if global_:
             pooled = global_pool(pixels, mode)
         else:
+            assert size is not None
             pooled = pool2d(
                 pixels,
                 size,

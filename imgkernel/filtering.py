@@ -59,7 +59,7 @@ def apply_kernel(
         raise UsageError(f"unknown alpha mode {alpha_mode!r}; choose {', '.join(ALPHA_MODES)}")
     rate = _pair(dilation)
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
-    options = dict(
+    options: dict[str, Any] = dict(
         stride=stride,
         padding=padding,
         dilation=rate,
@@ -80,10 +80,10 @@ def apply_kernel(
 
     def run(image: np.ndarray) -> np.ndarray:
         if len(components) == 1:
-            return filter2d(image, components[0], **options)  # type: ignore[arg-type]
+            return filter2d(image, components[0], **options)
         total = None
         for weights in components:
-            response = filter2d(image, weights, **options)  # type: ignore[arg-type]
+            response = filter2d(image, weights, **options)
             np.square(response, out=response)
             total = response if total is None else np.add(total, response, out=total)
         assert total is not None

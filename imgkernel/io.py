@@ -715,7 +715,10 @@ def deliver(target: str, encode: Callable[[IO[bytes]], None], *, binary: bool = 
 
 def write_text(target: str, text: str) -> None:
     """Write UTF-8 text to ``target`` atomically (``"-"``: standard output)."""
-    deliver(target, lambda f: f.write(text.encode("utf-8")), binary=False)
+    def encode(f: IO[bytes]) -> None:
+        f.write(text.encode("utf-8"))
+
+    deliver(target, encode, binary=False)
 
 
 def write_array(target: str, array: np.ndarray) -> None:

@@ -217,7 +217,7 @@ def resolve_padding(
         values = [int(padding)] * 4
     else:
         try:
-            raw = [int(v) for v in padding]
+            raw = [int(v) for v in padding]  # type: ignore[union-attr]
         except (TypeError, ValueError):
             raise UsageError(f"padding must be a name or integers, got {padding!r}") from None
         if len(raw) == 2:
