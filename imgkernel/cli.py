@@ -853,6 +853,140 @@ def models_command() -> None:
         click.echo(f"{name}\t{c}x{h}x{w}\t{labels}\t{getattr(model, 'description', '')}")
 
 
+@cli.command("train")
+@click.argument("data_dir", metavar="DATA_DIR")
+@click.option("-o", "--output", required=True, metavar="MODEL.npz", help="Model file to write.")
+@click.option(
+    "--arch",
+    default="default",
+    show_default=True,
+    help="Architecture: default, tiny, mlp, or a FILE.toml layer list.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Learning rate (default 0.001 for adam, 0.01 for sgd).",
+)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Fraction of each class held out for validation.",
+)
+@click.option(
+    "--input-size", metavar="HxW", help="Network input size (default: the size most images have)."
+)
+@click.option("--gray", "color", flag_value="gray", help="Train on grayscale.")
+@click.option("--rgb", "color", flag_value="rgb", help="Train on RGB.")
+@click.option(
+    "--augment",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Random shifts of up to N pixels of the training images.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Makes a run exactly reproducible."
+)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def train_command(
+    data_dir: str,
+    output: str,
+    arch: str,
+    epochs: int,
+    batch_size: int,
+    lr: float | None,
+    optimizer: str,
+    weight_decay: float,
+    val_split: float,
+    input_size: str | None,
+    color: str | None,
+    augment: int,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Train a small CNN on a folder of images, one sub-folder per label.
+
+    Prints a progress bar per epoch with loss and accuracy, then the
+    validation accuracy, and writes a model ready for 'imgkernel classify'.
+
+    \b
+      imgkernel train digits-train/ -o digits.npz --epochs 20
+      imgkernel train photos/ -o pets.npz --rgb --input-size 64x64 --arch my-arch.toml
+    """
+    from imgkernel.train import train_folder
+
+    if output == "-":
+        raise UsageError("train needs a file for -o (a model is not written to stdout)")
+    if not output.lower().endswith(".npz"):
+        raise UsageError(f"{output}: a model file name should end in .npz")
+    bar: Any = None
+
+    def on_start(info: dict[str, Any]) -> None:
+        if not quiet:
+            click.echo(
+                f"{info['train']} training / {info['val']} validation images, "
+                f"{len(info['labels'])} labels, input {'x'.join(map(str, info['input']))}, "
+                f"{info['params']:,} parameters",
+                err=True,
+            )
+
+    def on_batch(epoch: int, batch: int, batches: int, loss: float) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = click.progressbar(
+                length=batches, label=f"epoch {epoch}/{epochs}", file=sys.stderr, width=30
+            )
+            bar.__enter__()
+        bar.update(1)
+
+    def on_epoch(epoch: int, stats: Any) -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.__exit__(None, None, None)
+            bar = None
+        if quiet:
+            return
+        line = f"epoch {stats.epoch}/{stats.epochs}: loss {stats.loss:.4f} acc {stats.accuracy:.3f}"
+        if stats.val_accuracy is not None:
+            line += f"  val_loss {stats.val_loss:.4f} val_acc {stats.val_accuracy:.3f}"
+        click.echo(f"{line}  ({stats.seconds:.1f}s)", err=True)
+
+    def on_warning(message: str) -> None:
+        click.echo(f"imgkernel: warning: {message}", err=True)
+
+    result = train_folder(
+        data_dir,
+        output,
+        arch=arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        val_split=val_split,
+        input_size=input_size,
+        color=color,
+        seed=seed,
+        weight_decay=weight_decay,
+        augment=augment,
+        on_start=on_start,
+        on_epoch=on_epoch,
+        on_batch=on_batch,
+        on_warning=on_warning,
+    )
+    summary = f"wrote {output}: train accuracy {result.train_accuracy:.4f}"
+    if result.val_accuracy is not None:
+        summary += f", validation accuracy {result.val_accuracy:.4f}"
+    click.echo(f"{summary} ({result.seconds:.1f}s)", err=True)
+
+
 def read_text(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
