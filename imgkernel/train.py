@@ -343,7 +343,7 @@ def pool2d_backward(cache: _PoolCache, dy: np.ndarray) -> np.ndarray:
 
 
 def softmax_cross_entropy(
-    logits: np.ndarray, labels: np.ndarray
+    logits: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Mean cross-entropy of softmax(``logits``) against integer ``labels``, fused.
 
@@ -351,19 +351,41 @@ def softmax_cross_entropy(
     of the max-shifted logits, so large logits neither overflow nor lose the
     gradient: ``dlogits = (softmax - onehot) / N``.
 
+    With ``label_smoothing`` = e > 0 the target of every sample is
+    ``(1 - e) * onehot + e / K`` for K classes (as
+    ``torch.nn.functional.cross_entropy(..., label_smoothing=e)``) and
+    ``dlogits = (softmax - target) / N``.
+
     >>> loss, grad, p = softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([0]))
     >>> float(loss), grad.tolist()
     (0.0, [[0.0, 0.0]])
+    >>> loss, grad, p = softmax_cross_entropy(np.zeros((1, 4)), np.array([2]), 0.2)
+    >>> round(loss, 6) == round(float(np.log(4)), 6), np.round(grad, 6).tolist()
+    (True, [[0.2, 0.2, -0.6, 0.2]])
     """
+    eps = float(label_smoothing)
+    if not 0 <= eps < 1:
+        raise UsageError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
     idx = np.arange(len(labels))
-    logp = z[idx, labels] - np.log(s[:, 0])
-    loss = float(-np.mean(logp, dtype=np.float64)) + 0.0  # no -0.0
+    logs = np.log(s[:, 0])
+    logp = z[idx, labels] - logs
+    if eps:
+        k = logits.shape[1]
+        mean_logp = z.mean(axis=1, dtype=np.float64) - logs  # mean over classes of log p
+        per = (1 - eps) * logp.astype(np.float64) + eps * mean_logp
+        loss = float(-np.mean(per)) + 0.0
+    else:
+        loss = float(-np.mean(logp, dtype=np.float64)) + 0.0  # no -0.0
     p = e / s
     grad = p.copy()
-    grad[idx, labels] -= 1
+    if eps:
+        grad -= grad.dtype.type(eps / k)
+        grad[idx, labels] -= grad.dtype.type(1 - eps)
+    else:
+        grad[idx, labels] -= 1
     grad /= len(labels)
     return loss, grad.astype(logits.dtype, copy=False), p
 
@@ -594,13 +616,17 @@ class Network:
         return dy
 
     def loss_and_grads(
-        self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator | None = None,
+        label_smoothing: float = 0.0,
     ) -> tuple[float, np.ndarray, dict[str, np.ndarray]]:
         """Softmax cross-entropy loss, the logits and the parameter gradients (training mode)."""
         z, caches = self.forward(x, training=True, rng=rng)
         if z.ndim != 2:
             raise UsageError(f"the network's output is {z.shape[1:]}, not one value per class")
-        loss, dz, _ = softmax_cross_entropy(z, y)
+        loss, dz, _ = softmax_cross_entropy(z, y, label_smoothing)
         return loss, z, self.backward(caches, dz)
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -1073,6 +1099,8 @@ def fit(
     zoom: float = 0.0,
     schedule: str = "cosine",
     single_thread_blas: bool = True,
+    ema: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> list[EpochStats]:
     """Train ``net`` in place on prepared (N, C, H, W) ``x`` and integer labels ``y``.
 
@@ -1087,7 +1115,19 @@ def fit(
     (with sub-pixel shifts up to ``augment``, bilinear). ``schedule``
     "cosine" decays the learning rate along a half cosine to zero over the
     run (per step), "constant" keeps it.
+
+    ``ema`` = d > 0 keeps an exponential moving average of the weights,
+    updated after every optimizer step and bias-corrected like Adam's
+    moments: after t steps with weights w_1 .. w_t it is
+    ``sum_i (1 - d) d**(t - i) w_i / (1 - d**t)``. The per-epoch validation
+    figures use the averaged weights, and at the end they replace the
+    trained weights in ``net``. ``label_smoothing`` as in
+    :func:`softmax_cross_entropy`.
     """
+    if not 0 <= float(ema) < 1:
+        raise UsageError(f"ema must be in [0, 1), got {ema!r}")
+    if not 0 <= float(label_smoothing) < 1:
+        raise UsageError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
     if schedule not in ("cosine", "constant"):
         raise UsageError(f"unknown learning-rate schedule {schedule!r}; use cosine or constant")
     if epochs < 1:
@@ -1107,6 +1147,17 @@ def fit(
     base_lr = opt.lr
     total_steps = epochs * batches
     history: list[EpochStats] = []
+    decay = float(ema)
+    averaged = (
+        {k: np.zeros(v.shape, np.float64) for k, v in net.params.items()} if decay else None
+    )
+    ema_steps = 0
+
+    def ema_weights() -> dict[str, np.ndarray]:
+        assert averaged is not None
+        corr = 1.0 - decay**ema_steps
+        return {k: (a / corr).astype(net.dtype) for k, a in averaged.items()}
+
     ctx = _blas_one_thread() if single_thread_blas else contextlib.nullcontext()
     with ctx:
         for epoch in range(1, epochs + 1):
@@ -1122,7 +1173,7 @@ def fit(
                     xb = random_shift(x[idx], augment, rng)
                 else:
                     xb = x[idx]
-                loss, z, grads = net.loss_and_grads(xb, y[idx], rng)
+                loss, z, grads = net.loss_and_grads(xb, y[idx], rng, label_smoothing)
                 if not math.isfinite(loss):
                     raise UsageError(
                         f"the loss became {loss} in epoch {epoch}; lower the learning rate"
@@ -1131,17 +1182,32 @@ def fit(
                     step = (epoch - 1) * batches + b
                     opt.lr = base_lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
                 opt.step(net.params, grads)
+                if averaged is not None:
+                    ema_steps += 1
+                    for key, acc in averaged.items():
+                        acc *= decay
+                        acc += (1.0 - decay) * net.params[key]
                 total_loss += loss * len(idx)
                 correct += int(np.sum(z.argmax(axis=1) == y[idx]))
                 if on_batch is not None:
                     on_batch(epoch, b + 1, batches, loss)
             stats = EpochStats(epoch, epochs, total_loss / n, correct / n)
             if x_val is not None and y_val is not None and len(x_val):
-                stats.val_loss, stats.val_accuracy = evaluate(net, x_val, y_val)
+                if averaged is not None:
+                    raw = net.params
+                    net.params = ema_weights()
+                    try:
+                        stats.val_loss, stats.val_accuracy = evaluate(net, x_val, y_val)
+                    finally:
+                        net.params = raw
+                else:
+                    stats.val_loss, stats.val_accuracy = evaluate(net, x_val, y_val)
             stats.seconds = time.perf_counter() - t0
             history.append(stats)
             if on_epoch is not None:
                 on_epoch(epoch, stats)
+    if averaged is not None:
+        net.params = ema_weights()
     return history
 
 
@@ -1330,6 +1396,8 @@ def train_folder(
     rotate: float = 0.0,
     zoom: float = 0.0,
     schedule: str = "cosine",
+    ema: float = 0.0,
+    label_smoothing: float = 0.0,
     description: str | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[int, EpochStats], None] | None = None,
@@ -1342,8 +1410,9 @@ def train_folder(
     class is held out (stratified, by ``seed``) for the validation accuracy.
     With ``normalize`` the per-channel mean and std of the training images
     go into the model's input spec. ``augment``/``rotate``/``zoom`` (random
-    shifts, rotations, scalings of the training images) and ``schedule`` as
-    in :func:`fit`. ``on_start(info)`` is called once the
+    shifts, rotations, scalings of the training images), ``schedule``,
+    ``ema`` (the saved model holds the moving average of the weights) and
+    ``label_smoothing`` as in :func:`fit`. ``on_start(info)`` is called once the
     data is read and the network built (``info`` holds ``labels``,
     ``train``, ``val``, ``input`` (C, H, W), ``params``, ``summary``,
     ``batches``); ``on_epoch``/``on_batch`` as in :func:`fit`;
@@ -1367,6 +1436,10 @@ def train_folder(
     if not 0 <= float(val_split) < 1:
         raise UsageError(f"validation split must be in [0, 1), got {val_split!r}")
     make_optimizer(optimizer, lr, weight_decay=weight_decay)  # validate early
+    if not 0 <= float(ema) < 1:
+        raise UsageError(f"ema must be in [0, 1), got {ema!r}")
+    if not 0 <= float(label_smoothing) < 1:
+        raise UsageError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
     data = load_image_folder(data_dir, input_size=input_size, color=color, on_warning=on_warning)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = stratified_split(data.y, float(val_split), rng)
@@ -1422,6 +1495,8 @@ def train_folder(
         rotate=rotate,
         zoom=zoom,
         schedule=schedule,
+        ema=float(ema),
+        label_smoothing=float(label_smoothing),
     )
     if description is None:
         arch_name = os.path.basename(os.fspath(arch))

@@ -231,6 +231,58 @@ def test_softmax_cross_entropy_gradient_and_stability():
     assert np.all(np.isfinite(g)) and np.all(np.isfinite(p))
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.35])
+def test_label_smoothed_cross_entropy_gradient(eps):
+    rng = np.random.default_rng(18)
+    z = rng.standard_normal((6, 5)) * 3
+    y = np.array([0, 4, 1, 1, 2, 3])
+    loss, g, p = softmax_cross_entropy(z, y, eps)
+    assert_close(g, numeric_grad(lambda: softmax_cross_entropy(z, y, eps)[0], z))
+    # by definition: -sum(target * log softmax) averaged over the samples
+    target = np.full(z.shape, eps / 5) + (1 - eps) * np.eye(5)[y]
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(float(-(target * logp).sum(axis=1).mean()), rel=1e-12)
+    assert_close(g, (p - target) / len(y), rtol=1e-12, atol=1e-15)
+    if eps == 0:
+        plain = softmax_cross_entropy(z, y)
+        assert loss == plain[0] and np.array_equal(g, plain[1])
+    # stable for huge logits too
+    big, gb, _ = softmax_cross_entropy(np.array([[1e4, -1e4, 0.0]]), np.array([0]), eps)
+    assert np.isfinite(big) and np.all(np.isfinite(gb))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(UsageError, match="label smoothing"):
+            softmax_cross_entropy(z, y, bad)
+
+
+def test_label_smoothing_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(19)
+    z = rng.standard_normal((7, 4))
+    y = rng.integers(0, 4, 7)
+    tz = torch.tensor(z, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tz, torch.tensor(y), label_smoothing=0.2)
+    tl.backward()
+    loss, g, _ = softmax_cross_entropy(z, y, 0.2)
+    assert loss == pytest.approx(float(tl.detach()), rel=1e-12)
+    assert_close(g, tz.grad.numpy(), rtol=1e-10)
+
+
+def test_label_smoothing_network_gradients():
+    rng = np.random.default_rng(20)
+    layers = [Flatten("f"), make_layer("dense", "d", weight=rng.standard_normal((3, 12)),
+                                       bias=rng.standard_normal(3)), Softmax("s")]
+    net = Network(layers, (1, 3, 4), dtype=np.float64)
+    x = rng.standard_normal((5, 1, 3, 4))
+    y = np.array([0, 2, 1, 1, 0])
+
+    def loss():
+        return net.loss_and_grads(x, y, None, 0.15)[0]
+
+    _, _, grads = net.loss_and_grads(x, y, None, 0.15)
+    for key, p in net.params.items():
+        assert_close(grads[key], numeric_grad(loss, p))
+
+
 def test_dropout_is_inverted_in_training_mode():
     layer = Dropout("d", rate=0.25)
     net = Network([layer], (1, 100, 100))
@@ -367,6 +419,45 @@ def test_callbacks_are_called():
     assert seen_epochs == [(1, 2), (2, 2)]
 
 
+def test_ema_is_the_bias_corrected_average_of_the_trajectory():
+    x, y = _blobs(40)
+    decay = 0.9
+
+    def make():
+        net = build_network("mlp", (1, 6, 6), 2, seed=0)
+        return Network(net.layers, net.input_shape, params=net.params, dtype=np.float64)
+
+    net = make()
+    trajectory = []
+    hist = fit(net, x, y, epochs=3, batch_size=16, optimizer="sgd", lr=0.05, seed=0,
+               augment=1, ema=decay, x_val=x, y_val=y,
+               on_batch=lambda *a: trajectory.append({k: v.copy() for k, v in net.params.items()}))
+    t = len(trajectory)
+    assert t == 9
+    for key in net.params:
+        num = sum((1 - decay) * decay ** (t - i) * w[key] for i, w in enumerate(trajectory, 1))
+        assert_close(net.params[key], num / (1 - decay**t), rtol=1e-12, atol=1e-14)
+    # the last validation figures are those of the averaged weights
+    from imgkernel.train import evaluate
+
+    assert hist[-1].val_loss == pytest.approx(evaluate(net, x, y)[0], rel=1e-12)
+    # averaging does not change the training itself
+    plain = make()
+    fit(plain, x, y, epochs=3, batch_size=16, optimizer="sgd", lr=0.05, seed=0, augment=1)
+    assert all(np.array_equal(plain.params[k], trajectory[-1][k]) for k in plain.params)
+    # a single step: the average is that step's weights
+    one = make()
+    seen = []
+    fit(one, x[:8], y[:8], epochs=1, batch_size=8, lr=0.01, ema=0.999, seed=0,
+        on_batch=lambda *a: seen.append({k: v.copy() for k, v in one.params.items()}))
+    assert all(np.allclose(one.params[k], seen[0][k], rtol=1e-12) for k in seen[0])
+    for bad in (-0.5, 1.0):
+        with pytest.raises(UsageError, match="ema"):
+            fit(make(), x, y, epochs=1, ema=bad)
+    with pytest.raises(UsageError, match="label smoothing"):
+        fit(make(), x, y, epochs=1, label_smoothing=1.5)
+
+
 # ----------------------------------------------------------------------------
 # architectures
 
@@ -493,6 +584,31 @@ def test_bad_data_folders(tmp_path, setup, message):
         train_folder(root, out, epochs=1)
     assert not out.exists()
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_train_folder_ema_and_label_smoothing(tmp_path):
+    data = _write_folder(tmp_path / "data")
+    kw = dict(arch="tiny", epochs=4, batch_size=8, lr=0.01, val_split=0.25, seed=2)
+    plain = train_folder(data, None, **kw)
+    out = tmp_path / "ema.npz"
+    smooth = train_folder(data, out, ema=0.9, label_smoothing=0.1, **kw)
+    assert smooth.val_accuracy == 1.0 and smooth.train_accuracy == 1.0
+    saved = load_model(str(out))
+    differs = False
+    for a, b, c in zip(plain.model.layers, smooth.model.layers, saved.layers, strict=True):
+        for k in a.arrays:
+            differs |= not np.array_equal(a.arrays[k], b.arrays[k])
+            assert np.array_equal(b.arrays[k], c.arrays[k])
+    assert differs
+    again = train_folder(data, None, ema=0.9, label_smoothing=0.1, **kw)
+    for a, b in zip(smooth.model.layers, again.model.layers, strict=True):
+        for k in a.arrays:
+            assert np.array_equal(a.arrays[k], b.arrays[k])
+    with pytest.raises(UsageError, match="ema"):
+        train_folder(data, tmp_path / "x.npz", ema=1.0)
+    with pytest.raises(UsageError, match="label smoothing"):
+        train_folder(data, tmp_path / "x.npz", label_smoothing=-0.1)
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_impossible_sizes_and_options(tmp_path):
