@@ -353,3 +353,20 @@ def test_kernel_file_forms(suffix: str, gray: Path, tmp_path: Path) -> None:
     result = run("filter", "--kernel-file", path, gray, "-o", out)
     assert result.exit_code == 0, result.stderr
     np.testing.assert_allclose(np.load(out), imgkernel.filter2d(load(gray), weights), atol=1e-4)
+
+
+def test_emboss_matches_pillows_picture(tmp_path: Path) -> None:
+    from PIL import ImageFilter
+
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(flat)
+    out = tmp_path / "e.png"
+    assert run("filter", "emboss", flat, "-o", out).exit_code == 0
+    assert (load(out) == 128).all()  # mid-grey once, not twice
+    rng = np.random.default_rng(9)
+    photo = tmp_path / "p.png"
+    Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(photo)
+    assert run("filter", "emboss", photo, "-o", out).exit_code == 0
+    pillow = np.asarray(Image.open(photo).filter(ImageFilter.EMBOSS)).astype(int)
+    inner = (slice(1, -1), slice(1, -1))  # Pillow copies its border pixels
+    assert np.abs(load(out).astype(int)[inner] - pillow[inner]).max() <= 1
