@@ -1072,8 +1072,11 @@ def _decode_header(raw: np.ndarray) -> dict[str, Any]:
         )
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"the model header is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError is a ValueError; so is a number over Python's digit
+        # limit, and deep nesting exhausts the recursion limit
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"the model header is not valid JSON: {detail}") from None
     if not isinstance(data, dict):
         raise UsageError("the model header must be a JSON object")
     return data
@@ -1179,8 +1182,8 @@ def _load(source: Any, label: str) -> Model:
             ) from None
         except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise UsageError(f"{label}: corrupt model file ({exc})") from None
-        header = _decode_header(raw)
         try:
+            header = _decode_header(raw)
             return model_from_json(header, archive)
         except UsageError as exc:
             raise UsageError(f"{label}: {exc}") from None

@@ -589,3 +589,37 @@ def test_inplace_activations_leave_input_alone():
         if layer.INPLACE:
             z = rand(3, 4) * 3
             np.testing.assert_allclose(layer.inplace(z.copy()), layer(z), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ('{"format":"imgkernel-model","version":1' + "0" * 5000 + "}", "not valid JSON"),
+        ("[" * 100000 + "]" * 100000, "not valid JSON"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_crafted_header_is_a_usage_error_naming_the_file(tmp_path: Path, text, match):
+    p = tmp_path / "crafted.npz"
+    np.savez(p, __model__=np.array(text))
+    with pytest.raises(UsageError, match=match) as info:
+        load_model(p)
+    assert str(info.value).startswith(f"{p}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_bad_header_encodings_name_the_file(tmp_path: Path):
+    p = tmp_path / "bytes.npz"
+    np.savez(p, __model__=np.frombuffer(b"\xff\xfe{}", np.uint8))
+    with pytest.raises(UsageError, match="not valid UTF-8") as info:
+        load_model(p)
+    assert str(info.value).startswith(f"{p}: ")
+    p2 = tmp_path / "floats.npz"
+    np.savez(p2, __model__=rand(3))
+    with pytest.raises(UsageError, match="must be a unicode string") as info:
+        load_model(p2)
+    assert str(info.value).startswith(f"{p2}: ")
