@@ -28,8 +28,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -92,18 +93,39 @@ def out_shape(
     return xp.shape[0], oh, ow
 
 
-def _blas_single_thread() -> contextlib.AbstractContextManager:
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMITER: Any = None
+
+
+@contextlib.contextmanager
+def _blas_single_thread() -> Iterator[None]:
     """Limit BLAS to one thread while our own threads each run GEMMs.
 
     Many small GEMMs called from two Python threads beat one multi-threaded
     BLAS here (OpenBLAS's threads spin and fight for the cores). Uses
-    threadpoolctl when it is installed, else does nothing.
+    threadpoolctl when it is installed, else does nothing. The limit is
+    process-wide, so overlapping calls (from several user threads) share one
+    limit, counted under a lock: the last one out restores the original.
     """
+    global _BLAS_USERS, _BLAS_LIMITER
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+        yield
+        return
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            _BLAS_LIMITER = threadpool_limits(1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0 and _BLAS_LIMITER is not None:
+                _BLAS_LIMITER.restore_original_limits()
+                _BLAS_LIMITER = None
 
 
 def rank1_factors(
@@ -416,7 +438,7 @@ def correlate_box(
             src = xp[q, r0 : r0 + rows, :need_w]
             vert = _window_sum(src, kh, dh, 0) if kh > 1 else src
             if sh > 1:
-                vert = vert[:: sh]
+                vert = vert[::sh]
             horiz = _window_sum(vert, kw, dw, 1) if kw > 1 else vert
             np.multiply(horiz[:, : (ow - 1) * sw + 1 : sw], weight, out=out[q, y0 : y0 + n])
 

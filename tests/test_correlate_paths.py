@@ -22,11 +22,14 @@ def reference(xp: np.ndarray, k: np.ndarray, stride, dilation) -> np.ndarray:
     out = np.zeros((x.shape[0], oh, ow))
     for i in range(kh):
         for j in range(kw):
-            out += k[i, j] * x[
-                :,
-                i * dh : i * dh + (oh - 1) * sh + 1 : sh,
-                j * dw : j * dw + (ow - 1) * sw + 1 : sw,
-            ]
+            out += (
+                k[i, j]
+                * x[
+                    :,
+                    i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                    j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+                ]
+            )
     return out
 
 
@@ -52,7 +55,7 @@ SHAPES = [(1, 37, 53), (3, 20, 130), (2, 1, 70), (4, 70, 1), (1, 131, 67)]
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 8, 15, 16, 31])
 def test_box(size):
     rng = np.random.default_rng(size)
-    for (kh, kw) in [(size, size), (size, max(1, size // 3)), (1, size)]:
+    for kh, kw in [(size, size), (size, max(1, size // 3)), (1, size)]:
         k = np.full((kh, kw), 1.0 / (kh * kw))
         for stride, dilation in GEOMETRY:
             for shape in SHAPES:
@@ -215,3 +218,34 @@ def test_rank1_factors():
     col, row = C.rank1_factors(np.outer([1.0, 2.0, 3.0], [4.0, -1.0]))
     assert np.allclose(np.outer(col, row), [[4, -1], [8, -2], [12, -3]])
     assert C.rank1_factors(np.eye(2)) is None
+
+
+def test_concurrent_separable_calls_restore_blas_threads() -> None:
+    """The BLAS thread limit is process-wide: overlapping calls must not leak it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    def blas_threads() -> list[int]:
+        return [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+
+    before = blas_threads()
+    rng = np.random.default_rng(0)
+    plane = rng.random((1, 300, 320)).astype(np.float32)
+    kernel = np.outer(np.hanning(15), np.hanning(15))
+    expected = C.correlate_planes(plane, kernel, method="separable")
+    results = []
+
+    def work() -> None:
+        for _ in range(4):
+            results.append(C.correlate_planes(plane, kernel, method="separable"))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blas_threads() == before
+    for got in results:
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
