@@ -33,11 +33,10 @@ import json
 import math
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
@@ -1022,22 +1021,23 @@ class Model:
 
 
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` as an imgkernel ``.npz`` file, atomically."""
+    """Write ``model`` as an imgkernel ``.npz`` file, atomically.
+
+    Written by :func:`imgkernel.io.deliver`: a temporary file beside the target
+    then ``os.replace``; a new file gets the umask's permissions, a replaced
+    one keeps its own. A missing directory is a :class:`UsageError` naming
+    ``path``; ``"-"`` writes to standard output (not to a terminal).
+    """
+    from imgkernel.io import deliver
+
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
     header = np.array(json.dumps(model.to_json(), indent=1))
     entries = {MODEL_KEY: header, **model.arrays()}
-    fd, tmp = tempfile.mkstemp(prefix=".imgkernel-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **entries)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def encode(fh: IO[bytes]) -> None:
+        np.savez_compressed(fh, **entries)
+
+    deliver(target, encode)
 
 
 def _bundled_dir():  # type: ignore[no-untyped-def]

@@ -623,3 +623,32 @@ def test_bad_header_encodings_name_the_file(tmp_path: Path):
     with pytest.raises(UsageError, match="must be a unicode string") as info:
         load_model(p2)
     assert str(info.value).startswith(f"{p2}: ")
+
+
+def test_save_model_permissions_follow_umask_and_existing_file(tmp_path: Path):
+    import os
+    import stat
+
+    m = stripes_model()
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.npz"
+        save_model(m, new)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        existing = tmp_path / "existing.npz"
+        existing.write_bytes(b"old")
+        existing.chmod(0o640)
+        save_model(m, existing)
+        assert stat.S_IMODE(existing.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+    assert load_model(existing).to_json() == m.to_json()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.npz", "new.npz"]
+
+
+def test_save_model_missing_directory_is_a_usage_error_naming_the_target(tmp_path: Path):
+    target = tmp_path / "nodir" / "m.npz"
+    with pytest.raises(UsageError, match="does not exist") as info:
+        save_model(stripes_model(), target)
+    assert str(info.value).startswith(f"{target}: ")
+    assert ".tmp" not in str(info.value)
