@@ -736,6 +736,8 @@ def make_layer(type: str, name: str, **kwargs: Any) -> Layer:  # noqa: A002
 # input spec
 
 RESIZE_MODES = ("stretch", "fit", "crop", "none")
+#: Largest input height/width a model may declare (a sanity limit on file contents).
+MAX_INPUT_SIDE = 16384
 
 
 @dataclass
@@ -769,6 +771,11 @@ class InputSpec:
             )
         self.height = _int(self.height, "input height", 1)
         self.width = _int(self.width, "input width", 1)
+        for key in ("height", "width"):
+            if getattr(self, key) > MAX_INPUT_SIDE:
+                raise UsageError(
+                    f"input {key} must be at most {MAX_INPUT_SIDE}, got {getattr(self, key)}"
+                )
         if self.resize not in RESIZE_MODES:
             raise UsageError(
                 f"input resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}"

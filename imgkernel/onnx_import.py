@@ -571,16 +571,16 @@ def convert_onnx(
         raise UsageError(
             f"{source}: the input has {c} channels; only 1 (L) or 3 (RGB) are supported"
         )
-    spec = InputSpec(
-        channels=c,
-        height=h,
-        width=w,
-        resize=resize,
-        scale=scale,
-        mean=list(mean) if mean is not None else [],
-        std=list(std) if std is not None else [],
-    )
     try:
+        spec = InputSpec(
+            channels=c,
+            height=h,
+            width=w,
+            resize=resize,
+            scale=scale,
+            mean=list(mean) if mean is not None else [],
+            std=list(std) if std is not None else [],
+        )
         return Model(layers, labels, spec, description)
     except UsageError as exc:
         raise UsageError(f"{source}: {exc}") from None

@@ -652,3 +652,24 @@ def test_save_model_missing_directory_is_a_usage_error_naming_the_target(tmp_pat
         save_model(stripes_model(), target)
     assert str(info.value).startswith(f"{target}: ")
     assert ".tmp" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "inp,match",
+    [
+        ({"channels": 1, "height": 10**9, "width": 10**9}, r"input height must be at most 16384"),
+        ({"channels": 3, "height": 8, "width": 16385}, r"input width must be at most 16384"),
+        ({"channels": 2, "height": 8, "width": 8}, r"input channels must be 1 or 3"),
+        ({"channels": 1, "height": 0, "width": 8}, r"input height must be at least 1"),
+    ],
+)
+def test_absurd_input_spec_is_rejected_on_load(tmp_path: Path, inp, match):
+    p = write_npz(tmp_path / "huge.npz", header([{"type": "relu", "name": "r"}], input=inp))
+    with pytest.raises(UsageError, match=match) as info:
+        load_model(p)
+    assert str(info.value).startswith(f"{p}: ")
+
+
+def test_largest_input_spec_is_accepted():
+    s = InputSpec(channels=1, height=16384, width=16384)
+    assert s.shape == (1, 16384, 16384)

@@ -428,3 +428,9 @@ def test_torch_export_parity(tmp_path):
     with torch.no_grad():
         want = net(x).numpy()
     np.testing.assert_allclose(m(x.numpy()), want, rtol=1e-4, atol=1e-5)
+
+
+def test_oversized_input_is_rejected_naming_the_source():
+    node = helper.make_node("Relu", ["x"], ["y"])
+    with pytest.raises(UsageError, match=r"^<ModelProto>: input height must be at most 16384"):
+        convert_onnx(make_graph([node], [1, 3, 100000, 5]))
