@@ -1170,7 +1170,41 @@ def load_model(path_or_name: str | os.PathLike[str]) -> Model:
     return _load(source, source)
 
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip entry; an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _not_npz_reason(source: Any) -> str | None:
+    """Why ``source`` is not a zip archive, from its first bytes (None: it is one).
+
+    ``np.load(allow_pickle=False)`` says "contains pickled (object) data" for
+    any file that is neither zip nor .npy, so the reason is found here instead.
+    """
+    if hasattr(source, "read"):
+        pos = source.tell()
+        head = source.read(8)
+        source.seek(pos)
+    else:
+        with open(source, "rb") as fh:
+            head = fh.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        return None
+    if not head:
+        return "the file is empty"
+    if head.startswith(_NPY_MAGIC):
+        return "a single .npy array"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "a Python pickle; imgkernel never unpickles model files"
+    return "not a zip archive"
+
+
 def _load(source: Any, label: str) -> Model:
+    try:
+        reason = _not_npz_reason(source)
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    if reason is not None:
+        raise UsageError(f"{label}: not an npz model file ({reason})")
     try:
         archive = np.load(source, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:

@@ -673,3 +673,30 @@ def test_absurd_input_spec_is_rejected_on_load(tmp_path: Path, inp, match):
 def test_largest_input_spec_is_accepted():
     s = InputSpec(channels=1, height=16384, width=16384)
     assert s.shape == (1, 16384, 16384)
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"hello world", r"not an npz model file \(not a zip archive\)"),
+        (b"", r"not an npz model file \(the file is empty\)"),
+        (b"PK\x03\x04garbage", r"not an npz model file"),
+    ],
+)
+def test_non_zip_file_is_not_called_a_pickle(tmp_path: Path, content, match):
+    p = tmp_path / "short.npz"
+    p.write_bytes(content)
+    with pytest.raises(UsageError, match=match) as info:
+        load_model(p)
+    assert "pickle" not in str(info.value)
+    assert str(info.value).startswith(f"{p}: ")
+
+
+def test_real_pickle_file_is_reported_as_a_pickle(tmp_path: Path):
+    import pickle
+
+    p = tmp_path / "model.npz"
+    p.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(UsageError, match=r"not an npz model file \(a Python pickle") as info:
+        load_model(p)
+    assert str(info.value).startswith(f"{p}: ")
