@@ -90,7 +90,23 @@ class OffsetType(click.ParamType):
         return (number / 100.0 if percent else number, percent)
 
 
+class FiniteFloat(click.ParamType):
+    """A finite number (no nan or inf)."""
+
+    name = "NUMBER"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not np.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 PAIR = IntPair(1)
+FINITE = FiniteFloat()
 
 # --------------------------------------------------------------------------
 # The command group and error handling.
@@ -102,7 +118,10 @@ class Group(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         prog = "imgkernel"
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            # Overflow to inf in float32 is clipped at display time; numpy's
+            # warnings would only add noise to stderr.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -173,8 +192,9 @@ io_options = [
     click.option("--quality", type=click.IntRange(1, 100), help="JPEG/WebP quality 1-100."),
     click.option(
         "--max-pixels",
-        type=click.IntRange(min=1),
-        help="Raise Pillow's decompression-bomb limit (pixels) for trusted large images.",
+        type=click.IntRange(min=0),
+        help="Raise Pillow's decompression-bomb limit (pixels) for trusted large images "
+        "(0: no limit).",
     ),
 ]
 
@@ -209,6 +229,10 @@ def run_images(
     targets = imgio.expand_outputs(
         sources, output, default_ext=requested.lower() if requested else None
     )
+    for source in sources:
+        # Fail before writing anything: a bad third input must not leave
+        # the first two outputs behind.
+        imgio.probe_image(source)
     for source, target in zip(sources, targets, strict=True):
         image = imgio.read_image(source, max_pixels=max_pixels)
         out_format = (
@@ -266,7 +290,7 @@ def display(
     if out_format.upper() == "NPY":
         if not asked:
             return values.astype(np.float32, copy=False)
-        return imgio.to_display(
+        mapped = imgio.to_display(
             values,
             mode=mode,
             dtype=np.dtype(np.float32),
@@ -274,6 +298,8 @@ def display(
             scale=scale,
             offset=offset,
         )
+        # to_display returns float on a 0..1 scale; .npy keeps the input's units
+        return mapped * np.float32(image.max_value)
     dtype = image.pixels.dtype
     target: np.dtype
     if dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF"):
@@ -320,7 +346,7 @@ def display(
     help="zero, constant[:V], reflect, symmetric, edge, wrap (or an alias: replicate, "
     "nearest, mirror, reflect101, circular, tile...).",
 )
-@click.option("--bias", type=float, default=0.0, help="Added to every result (input units).")
+@click.option("--bias", type=FINITE, default=0.0, help="Added to every result (input units).")
 @click.option("--convolve", is_flag=True, help="Flip the kernel (true convolution).")
 @click.option("--clip", "display_mode", flag_value="clip", help="Clip to the output range.")
 @click.option("--abs", "display_mode", flag_value="abs", help="Show magnitudes |v|.")
@@ -330,7 +356,7 @@ def display(
 @click.option(
     "--normalize", "display_mode", flag_value="normalize", help="Stretch to the full range."
 )
-@click.option("--scale", type=float, default=None, help="Multiply results before display.")
+@click.option("--scale", type=FINITE, default=None, help="Multiply results before display.")
 @click.option("--offset", type=OffsetType(), default=None, help="Add after scaling: a value or N%.")
 @click.option(
     "--alpha",
@@ -384,7 +410,7 @@ def filter_command(
     if len(chosen) != 1:
         if not chosen:
             raise UsageError("give a KERNEL name, --matrix or --kernel-file")
-        if kernel_spec is not None and (matrix or kernel_file):
+        if kernel_spec is not None and (matrix is not None or kernel_file is not None):
             # `filter --matrix ... photo.png`: the first positional is an input.
             inputs = (kernel_spec, *inputs)
             kernel_spec = None
@@ -639,8 +665,8 @@ def pool_command(
 )
 @click.option(
     "--max-pixels",
-    type=click.IntRange(min=1),
-    help="Raise Pillow's decompression-bomb limit (pixels).",
+    type=click.IntRange(min=0),
+    help="Raise Pillow's decompression-bomb limit (pixels; 0: no limit).",
 )
 def classify_command(
     model_path: str,
@@ -709,6 +735,8 @@ def run_command(model_path: str, tensor: str, output: str, layer: str | None) ->
     """
     from imgkernel.model import load_model
 
+    if output != "-" and not output.lower().endswith(".npy"):
+        raise UsageError(f"{output}: run writes a .npy array; name the output *.npy or use -")
     model = load_model(model_path)
     x = imgio.read_array(tensor)
     expected = model.input_spec.shape

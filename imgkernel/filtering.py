@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from imgkernel.conv import filter2d
+from imgkernel.conv import check_fits, filter2d
 from imgkernel.errors import UsageError
 from imgkernel.kernels import Kernel, rank1_factors
 
@@ -147,6 +147,7 @@ def iter_kernel_bands(
     out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
     constant = brd.numpy_mode == "constant"
     common = dict(stride=step, dilation=dilation, border=border, **options)
+    check_fits((height, width), (kh, kw), pads, rate)  # report the whole image's size
     if out_h <= 0 or (constant and max(pads[0], pads[1]) >= span):
         values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
         yield slice(0, values.shape[0]), values, out_alpha

@@ -171,6 +171,9 @@ FORMAT_EXTENSIONS = {
 
 _TEXT_FORMATS = frozenset({"TXT", "TEXT", "CSV", "TSV", "JSON"})
 
+#: Text outputs (``pool --global`` numbers), recognised by name too.
+_TEXT_EXTENSIONS = {".json": "JSON", ".txt": "TXT"}
+
 DISPLAY_MODES = ("clip", "abs", "offset", "normalize")
 
 _NO_INPUT = "no input: give a file or pipe an image to standard input"
@@ -284,6 +287,8 @@ def format_from_name(path: str) -> str | None:
     ext = os.path.splitext(os.path.basename(path))[1].lower()
     if not ext:
         return None
+    if ext in _TEXT_EXTENSIONS:
+        return _TEXT_EXTENSIONS[ext]
     try:
         return EXTENSIONS[ext]
     except KeyError:
@@ -385,6 +390,22 @@ def _read_source_bytes_or_path(source: str) -> tuple[str, bytes | None, bytes]:
     if not head:
         raise UsageError(f"{source}: file is empty")
     return source, None, head
+
+
+def probe_image(source: str) -> str:
+    """Check that ``source`` exists and starts like a supported image; return its format.
+
+    Standard input (``"-"``) is not read here (it can be read only once).
+    """
+    source = os.fspath(source)
+    if source == "-":
+        return ""
+    name, _, head = _read_source_bytes_or_path(source)
+    fmt = sniff_format(head)
+    if fmt is None:
+        known = ", ".join(FORMATS)
+        raise UsageError(f"{name}: not a recognised image file (supported: {known})")
+    return fmt
 
 
 def read_image(source: str, *, split_alpha: bool = True, max_pixels: int | None = None) -> Image:
@@ -715,6 +736,7 @@ def deliver(target: str, encode: Callable[[IO[bytes]], None], *, binary: bool = 
 
 def write_text(target: str, text: str) -> None:
     """Write UTF-8 text to ``target`` atomically (``"-"``: standard output)."""
+
     def encode(f: IO[bytes]) -> None:
         f.write(text.encode("utf-8"))
 
@@ -1023,15 +1045,30 @@ def _is_template(output: str) -> bool:
 
 
 def _apply_template(template: str, fields: dict[str, Any]) -> str:
+    import string
+
+    known = ", ".join("{" + f + "}" for f in _TEMPLATE_FIELDS)
     try:
-        return template.format(**fields)
-    except KeyError as exc:
-        known = ", ".join("{" + f + "}" for f in _TEMPLATE_FIELDS)
-        raise UsageError(
-            f"output template {template!r}: unknown field {{{exc.args[0]}}} (known: {known})"
-        ) from None
-    except (ValueError, IndexError, AttributeError) as exc:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
         raise UsageError(f"output template {template!r} is malformed ({exc})") from None
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in _TEMPLATE_FIELDS:
+            # also refuses attribute and index access such as {stem.upper}
+            raise UsageError(
+                f"output template {template!r}: unknown field {{{field}}} (known: {known})"
+            )
+        if conversion or (spec and (len(spec) > 8 or any(c in spec for c in "{}"))):
+            raise UsageError(f"output template {template!r}: unsupported format for {{{field}}}")
+    try:
+        result = template.format(**fields)
+    except (ValueError, IndexError, AttributeError, KeyError) as exc:
+        raise UsageError(f"output template {template!r} is malformed ({exc})") from None
+    if len(result) > 4096:
+        raise UsageError(f"output template {template!r} makes a name that is too long")
+    return result
 
 
 def expand_outputs(inputs: list[str], output: str | None, *, default_ext: str | None) -> list[str]:

@@ -92,11 +92,14 @@ def parse_border(border: str | Border | tuple[str, float], cval: float = 0.0) ->
     """
     if isinstance(border, Border):
         return border
+    explicit = False  # a value written with the name, not a default cval
     if isinstance(border, tuple):
         name, cval = border[0], float(border[1])
+        explicit = True
     else:
         name = str(border)
         if ":" in name:
+            explicit = True
             name, _, raw = name.partition(":")
             try:
                 cval = float(raw)
@@ -112,9 +115,13 @@ def parse_border(border: str | Border | tuple[str, float], cval: float = 0.0) ->
                 "(aliases: replicate, nearest, mirror, reflect101, circular, tile, ...)"
             )
     mode = BORDER_ALIASES[key]
+    if mode == "zero" and explicit and float(cval) != 0.0:
+        raise UsageError(f"border {name!r} is always 0; use constant:{cval:g}")
     value = float(cval) if mode == "constant" else 0.0
-    if not np.isfinite(value):
-        raise UsageError(f"border value {cval!r} is not finite")
+    if mode not in ("constant", "zero") and explicit:
+        raise UsageError(f"border {name!r} takes no value (only constant:VALUE does)")
+    if not np.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
+        raise UsageError(f"border value {cval!r} is not a finite float32 number")
     return Border(mode, value)
 
 
@@ -164,13 +171,15 @@ def output_size(
     """
     span = dilation * (k - 1) + 1
     room = n + pad_before + pad_after - span
-    if room < 0:
-        return 0
     if ceil_mode:
-        out = -(-room // stride) + 1
-        if (out - 1) * stride >= n + pad_before:
+        # ONNX/PyTorch: ceil((n + pads - span) / stride) + 1, which keeps one
+        # partial window even when the input is shorter than the window.
+        out = max(-(-room // stride) + 1, 0)
+        if out and (out - 1) * stride >= n + pad_before:
             out -= 1
         return out
+    if room < 0:
+        return 0
     return room // stride + 1
 
 

@@ -230,11 +230,12 @@ def test_bad_model_files(
         (["classify", "stripes", "{text}"], "not a recognised image"),
         (["classify", "stripes", "{img}", "--top", "0"], "top"),
         (
-            ["run", "stripes", "{bad_tensor}", "-o", "{out}"],
+            ["run", "stripes", "{bad_tensor}", "-o", "{out_npy}"],
             "expected a tensor of shape (n, 1, 32, 32)",
         ),
-        (["run", "stripes", "{img}", "-o", "{out}"], "not a .npy"),
-        (["run", "stripes", "{tensor}", "-o", "{out}", "--layer", "nosuch"], "nosuch"),
+        (["run", "stripes", "{img}", "-o", "{out_npy}"], "not a .npy"),
+        (["run", "stripes", "{tensor}", "-o", "{out_npy}", "--layer", "nosuch"], "nosuch"),
+        (["run", "stripes", "{tensor}", "-o", "{out_png}"], "*.npy"),
         (["features", "stripes", "{img}", "-o", "{out_png}"], "--layer"),
         (["features", "stripes", "{img}", "--layer", "99", "-o", "{out_png}"], "99"),
         (["convert", "{missing}", "-o", "{out}"], "missing"),
@@ -256,10 +257,12 @@ def test_bad_model_command_input(
         "tensor": str(tmp_path / "good.npy"),
         "out": str(tmp_path / "out.npz"),
         "out_png": str(tmp_path / "out.png"),
+        "out_npy": str(tmp_path / "out.npy"),
     }
     result = invoke(*[a.format(**names) for a in args])
     assert result.exit_code == 2, (result.stderr, result.exception)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert fragment.lower() in lines[0].lower()
-    assert not (tmp_path / "out.npz").exists() and not (tmp_path / "out.png").exists()
+    for name in ("out.npz", "out.png", "out.npy"):
+        assert not (tmp_path / name).exists()

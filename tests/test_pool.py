@@ -140,14 +140,23 @@ def _onnx_cases():
 
 @pytest.mark.parametrize("op,k,s,pads,d,ceil,cip,hw", _onnx_cases())
 def test_onnx_reference_parity(op, k, s, pads, d, ceil, cip, hw):
-    x = np.random.default_rng(hash((k, s, pads, d, hw)) % 2**32).standard_normal(
-        (2, 3, *hw)
-    ).astype(np.float32)
+    x = (
+        np.random.default_rng(hash((k, s, pads, d, hw)) % 2**32)
+        .standard_normal((2, 3, *hw))
+        .astype(np.float32)
+    )
     ref = _onnx_pool(x, op, k, s, pads, d, ceil, cip)
     mode = "max" if op == "MaxPool" else "avg"
     got = pool2d(
-        x, k, s, mode=mode, padding=pads, dilation=d, ceil_mode=ceil,
-        count_include_pad=cip, layout="tensor",
+        x,
+        k,
+        s,
+        mode=mode,
+        padding=pads,
+        dilation=d,
+        ceil_mode=ceil,
+        count_include_pad=cip,
+        layout="tensor",
     )
     assert got.shape == ref.shape
     assert got.dtype == np.float32
@@ -171,12 +180,21 @@ def test_onnx_reference_overhang_bug_is_not_copied():
     # puts one of those 2 cells before the input (shifting every window);
     # PyTorch and this library keep the windows where the spec puts them.
     x = np.arange(6, dtype=np.float32).reshape(1, 1, 1, 6)
-    got = pool2d(x, (1, 4), (1, 3), mode="avg", padding=(0, 0, 1, 1), ceil_mode=True,
-                 layout="tensor")
+    got = pool2d(
+        x, (1, 4), (1, 3), mode="avg", padding=(0, 0, 1, 1), ceil_mode=True, layout="tensor"
+    )
     # windows over padded [p 0 1 2 3 4 5 p]: [p,0,1,2], [2,3,4,5], [5,p]
     np.testing.assert_allclose(got.ravel(), [1.0, 3.5, 5.0])
-    got = pool2d(x, (1, 4), (1, 3), mode="avg", padding=(0, 0, 1, 1), ceil_mode=True,
-                 count_include_pad=True, layout="tensor")
+    got = pool2d(
+        x,
+        (1, 4),
+        (1, 3),
+        mode="avg",
+        padding=(0, 0, 1, 1),
+        ceil_mode=True,
+        count_include_pad=True,
+        layout="tensor",
+    )
     # divisors 4, 4 and 2 (the pad cell counts, the overhang cell does not)
     np.testing.assert_allclose(got.ravel(), [0.75, 3.5, 2.5])
 
@@ -189,11 +207,17 @@ def _torch():
     return torch, torch.nn.functional
 
 
-@pytest.mark.parametrize("k,s,p,ceil,d", [
-    (k, s, p, ceil, d)
-    for k in (1, 2, 3, 4) for s in (1, 2, 3) for p in range(0, k // 2 + 1)
-    for ceil in (False, True) for d in (1, 2)
-])
+@pytest.mark.parametrize(
+    "k,s,p,ceil,d",
+    [
+        (k, s, p, ceil, d)
+        for k in (1, 2, 3, 4)
+        for s in (1, 2, 3)
+        for p in range(0, k // 2 + 1)
+        for ceil in (False, True)
+        for d in (1, 2)
+    ],
+)
 def test_torch_max_pool_parity(k, s, p, ceil, d):
     torch, F = _torch()
     x = np.random.default_rng(k * 100 + s * 10 + p).standard_normal((2, 3, 11, 9))
@@ -204,25 +228,32 @@ def test_torch_max_pool_parity(k, s, p, ceil, d):
     got = pool2d(x, k, s, padding=p, dilation=d, ceil_mode=ceil, layout="tensor")
     np.testing.assert_array_equal(got, ref)
     ref_min = -F.max_pool2d(torch.from_numpy(-x), k, s, p, dilation=d, ceil_mode=ceil).numpy()
-    np.testing.assert_array_equal(pool2d(x, k, s, mode="min", padding=p, dilation=d,
-                                         ceil_mode=ceil, layout="tensor"), ref_min)
+    np.testing.assert_array_equal(
+        pool2d(x, k, s, mode="min", padding=p, dilation=d, ceil_mode=ceil, layout="tensor"), ref_min
+    )
 
 
-@pytest.mark.parametrize("k,s,p,ceil,cip", [
-    (k, s, p, ceil, cip)
-    for k in (1, 2, 3, 4, 5) for s in (1, 2, 3, 4) for p in range(0, k // 2 + 1)
-    for ceil in (False, True) for cip in (False, True)
-])
+@pytest.mark.parametrize(
+    "k,s,p,ceil,cip",
+    [
+        (k, s, p, ceil, cip)
+        for k in (1, 2, 3, 4, 5)
+        for s in (1, 2, 3, 4)
+        for p in range(0, k // 2 + 1)
+        for ceil in (False, True)
+        for cip in (False, True)
+    ],
+)
 def test_torch_avg_pool_parity(k, s, p, ceil, cip):
     # Includes ceil_mode windows hanging beyond the padding: torch's divisor
     # (cells inside input + padding) is the one implemented.
     torch, F = _torch()
     x = np.random.default_rng(k * 100 + s * 10 + p).standard_normal((1, 2, 10, 13))
     x = x.astype(np.float32)
-    ref = F.avg_pool2d(torch.from_numpy(x), k, s, p, ceil_mode=ceil,
-                       count_include_pad=cip).numpy()
-    got = pool2d(x, k, s, mode="avg", padding=p, ceil_mode=ceil, count_include_pad=cip,
-                 layout="tensor")
+    ref = F.avg_pool2d(torch.from_numpy(x), k, s, p, ceil_mode=ceil, count_include_pad=cip).numpy()
+    got = pool2d(
+        x, k, s, mode="avg", padding=p, ceil_mode=ceil, count_include_pad=cip, layout="tensor"
+    )
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 
 
@@ -259,8 +290,10 @@ def pool_args(draw):
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pads = (
-        draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1)),
-        draw(st.integers(0, kw - 1)), draw(st.integers(0, kw - 1)),
+        draw(st.integers(0, kh - 1)),
+        draw(st.integers(0, kh - 1)),
+        draw(st.integers(0, kw - 1)),
+        draw(st.integers(0, kw - 1)),
     )
     h = draw(st.integers(dh * (kh - 1) + 1, 12))
     w = draw(st.integers(dw * (kw - 1) + 1, 12))
@@ -294,8 +327,16 @@ def test_image_and_tensor_layouts_agree(args):
     x = np.random.default_rng(seed).integers(0, 65535, size=shape, dtype=np.uint16)
     for mode in ("max", "min", "avg"):
         img = pool2d(x, k, s, mode=mode, padding=pads, dilation=d, ceil_mode=ceil)
-        ten = pool2d(np.moveaxis(x, 2, 0)[None], k, s, mode=mode, padding=pads, dilation=d,
-                     ceil_mode=ceil, layout="tensor")
+        ten = pool2d(
+            np.moveaxis(x, 2, 0)[None],
+            k,
+            s,
+            mode=mode,
+            padding=pads,
+            dilation=d,
+            ceil_mode=ceil,
+            layout="tensor",
+        )
         np.testing.assert_array_equal(np.moveaxis(ten[0], 0, 2), img)
         if mode != "avg":
             assert img.dtype == np.uint16
@@ -359,29 +400,33 @@ def test_large_image_strided_channels_last_matches_reshape():
     np.testing.assert_array_equal(pool2d(x, 2), ref)
     ref3 = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(0, 1))[::2, ::2]
     np.testing.assert_array_equal(pool2d(x, 3, 2), ref3.max(axis=(3, 4)))
-    np.testing.assert_allclose(pool2d(x, 3, 2, mode="average"),
-                               ref3.mean(axis=(3, 4), dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(
+        pool2d(x, 3, 2, mode="average"), ref3.mean(axis=(3, 4), dtype=np.float64), rtol=1e-6
+    )
 
 
 # --------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    ({"size": 0}, "0"),
-    ({"size": (2, -1)}, "(2, -1)"),
-    ({"size": 2, "stride": 0}, "0"),
-    ({"size": 2, "stride": (1, -3)}, "(1, -3)"),
-    ({"size": 2, "dilation": 0}, "0"),
-    ({"size": 2, "padding": 2}, "2"),
-    ({"size": (3, 2), "padding": (1, 2)}, "(1, 2)"),
-    ({"size": 3, "padding": (0, 3, 0, 0)}, "(0, 3, 0, 0)"),
-    ({"size": 2, "padding": "bogus"}, "'bogus'"),
-    ({"size": 2, "padding": -1}, "-1"),
-    ({"size": 9}, "9"),
-    ({"size": 3, "dilation": 4}, "4"),
-    ({"size": 2, "mode": "median"}, "'median'"),
-    ({"size": 2, "layout": "nchw"}, "'nchw'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"size": 0}, "0"),
+        ({"size": (2, -1)}, "(2, -1)"),
+        ({"size": 2, "stride": 0}, "0"),
+        ({"size": 2, "stride": (1, -3)}, "(1, -3)"),
+        ({"size": 2, "dilation": 0}, "0"),
+        ({"size": 2, "padding": 2}, "2"),
+        ({"size": (3, 2), "padding": (1, 2)}, "(1, 2)"),
+        ({"size": 3, "padding": (0, 3, 0, 0)}, "(0, 3, 0, 0)"),
+        ({"size": 2, "padding": "bogus"}, "'bogus'"),
+        ({"size": 2, "padding": -1}, "-1"),
+        ({"size": 9}, "9"),
+        ({"size": 3, "dilation": 4}, "4"),
+        ({"size": 2, "mode": "median"}, "'median'"),
+        ({"size": 2, "layout": "nchw"}, "'nchw'"),
+    ],
+)
 def test_bad_input_raises_usage_error(kwargs, needle):
     x = np.zeros((6, 6, 2))
     with pytest.raises(UsageError) as exc:
@@ -390,10 +435,16 @@ def test_bad_input_raises_usage_error(kwargs, needle):
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("shape,layout", [
-    ((6,), "image"), ((2, 6, 6, 3), "image"), ((6, 6), "tensor"), ((1, 1, 1, 6, 6), "tensor"),
-    ((0, 6), "image"),
-])
+@pytest.mark.parametrize(
+    "shape,layout",
+    [
+        ((6,), "image"),
+        ((2, 6, 6, 3), "image"),
+        ((6, 6), "tensor"),
+        ((1, 1, 1, 6, 6), "tensor"),
+        ((0, 6), "image"),
+    ],
+)
 def test_bad_ndim_raises_usage_error(shape, layout):
     with pytest.raises(UsageError) as exc:
         pool2d(np.zeros(shape), 1, layout=layout)
@@ -408,3 +459,13 @@ def test_bad_global_mode_and_dtype():
     with pytest.raises(UsageError, match="complex"):
         pool2d(np.zeros((2, 2), dtype=complex), 1)
     assert issubclass(UsageError, ValueError)
+
+
+def test_ceil_mode_keeps_one_window_on_inputs_shorter_than_it() -> None:
+    """ONNX and PyTorch: ceil((1 - 2) / 2) + 1 = 1 output for a 1-row input and a 2x2 window."""
+    x = np.arange(6, dtype=np.float32).reshape(1, 6)
+    np.testing.assert_array_equal(pool2d(x, 2, ceil_mode=True), [[1, 3, 5]])
+    np.testing.assert_array_equal(pool2d(x, 2, ceil_mode=True, mode="avg"), [[0.5, 2.5, 4.5]])
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.max_pool2d(torch.from_numpy(x)[None, None], 2, ceil_mode=True)
+    np.testing.assert_array_equal(pool2d(x, 2, ceil_mode=True), t[0, 0].numpy())
