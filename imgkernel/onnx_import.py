@@ -3,8 +3,15 @@
 ``onnx`` is an optional dependency, imported only when :func:`convert_onnx`
 runs. Supported operators (default domain): Conv, Relu, LeakyRelu, Sigmoid,
 Tanh, Clip, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool,
-Flatten, Reshape (to 2-D, constant shape), Gemm, MatMul (+ Add), Add of a
-per-channel constant after Conv, BatchNormalization, Dropout and Identity.
+Flatten, Reshape (to 2-D), Gemm, MatMul (+ Add), Add of a per-channel
+constant after Conv, BatchNormalization, Dropout and Identity.
+
+Reshape's target is a constant, or computed from the batch size as PyTorch
+exports ``x.view(x.size(0), -1)`` with a dynamic batch: Shape -> Gather(0) ->
+Unsqueeze -> Concat with constants -> Reshape (Shape, Gather, Unsqueeze and
+Concat are accepted only in such a computation). With a static batch B the
+exporter folds that target to ``[B, -1]``; a leading B then keeps the batch
+axis (as 0 would), so the model runs on any batch size.
 
 The graph must be a chain: each node takes the previous node's output (plus
 constant initializers) and the last output is the graph's only output.
@@ -67,7 +74,30 @@ SUPPORTED = (
     "Constant",
 )
 
+#: Operators accepted only as a computation of a Reshape target from the batch size.
+SHAPE_OPS = ("Shape", "Gather", "Unsqueeze", "Concat")
+
+_FLATTEN_HINT = "use torch.flatten(x, 1) or export with a static batch"
+
 _FLOAT_MAX = 3.4028234663852886e38
+
+
+class _Batch:
+    """The batch size in a shape value computed in the graph."""
+
+    def __repr__(self) -> str:
+        return "N"
+
+
+class _Unknown:
+    """A dimension of unknown size other than the batch axis."""
+
+    def __repr__(self) -> str:
+        return "?"
+
+
+BATCH = _Batch()
+UNKNOWN = _Unknown()
 
 
 def _onnx():  # type: ignore[no-untyped-def]
@@ -123,6 +153,14 @@ class _Converter:
         self.shapes: list[Shape] = []
         self.names: set[str] = set()
         self.fold = True
+        #: shape of each data tensor so far, and whether its axis 0 is the batch
+        self.tensor_shapes: dict[str, Shape] = {}
+        self.batch_axis: dict[str, bool] = {}
+        #: shape values computed in the graph (Shape, Gather, ...): a list of
+        #: dims (int, BATCH or UNKNOWN) or, for a scalar, a 1-tuple
+        self.syms: dict[str, list[Any] | tuple[Any]] = {}
+        #: the graph input's batch size if it is fixed
+        self.fixed_batch: int | None = None
 
     # -- helpers ------------------------------------------------------------
     def attrs(self, node: Any) -> dict[str, Any]:
@@ -179,12 +217,17 @@ class _Converter:
         dims = self._input_dims(inputs[0], input_shape)
         self.input_shape: Shape = (None, *dims)
         current = inputs[0].name
+        self.tensor_shapes[current] = self.input_shape
+        self.batch_axis[current] = True
         for index, node in enumerate(graph.node):
             if node.domain not in ("", "ai.onnx"):
                 raise UsageError(
                     f"{self.where(node, index)}: unsupported operator {node.domain}.{node.op_type}"
                 )
             op = node.op_type
+            if op in SHAPE_OPS:
+                self._shape_op(node, index)
+                continue
             if op not in SUPPORTED:
                 raise UsageError(
                     f"{self.where(node, index)}: unsupported operator {op} "
@@ -193,17 +236,25 @@ class _Converter:
             if op == "Constant":
                 self._constant(node, index)
                 continue
-            data_inputs = [i for i in node.input if i and i not in self.consts]
+            data_inputs = [
+                i for i in node.input if i and i not in self.consts and i not in self.syms
+            ]
             if data_inputs != [current]:
                 raise UsageError(
                     f"{self.where(node, index)}: the graph is not sequential (inputs "
                     f"{list(node.input)}, expected the output of the previous node {current!r})"
                 )
+            n_layers = len(self.layers)
             getattr(self, f"op_{op}")(node, index)
             extra = [o for o in node.output[1:] if o]
             if extra and any(self._used(o) for o in extra):
                 raise UsageError(f"{self.where(node, index)}: only the first output may be used")
+            keeps = self.batch_axis[current]
+            if len(self.layers) > n_layers:
+                keeps = keeps and _keeps_batch_axis(self.layers[-1])
             current = node.output[0]
+            self.tensor_shapes[current] = self.shape()
+            self.batch_axis[current] = keeps
         if graph.output[0].name != current:
             raise UsageError(
                 f"the graph is not sequential: its output {graph.output[0].name!r} is not "
@@ -217,6 +268,9 @@ class _Converter:
         )
 
     def _input_dims(self, value_info: Any, override: Sequence[int] | None) -> tuple[int, int, int]:
+        graph_dims = value_info.type.tensor_type.shape.dim
+        if graph_dims and graph_dims[0].HasField("dim_value") and graph_dims[0].dim_value > 0:
+            self.fixed_batch = int(graph_dims[0].dim_value)
         if override is not None:
             dims = tuple(int(d) for d in override)
             if len(dims) == 4:
@@ -385,15 +439,115 @@ class _Converter:
         self.add(Flatten(self.name(node, index), axis=axis), node, index)
 
     def op_Reshape(self, node: Any, index: int) -> None:
-        shape = self.const(node, index, 1, "shape")
-        assert shape is not None
         where = self.where(node, index)
-        target = [int(v) for v in np.asarray(shape).reshape(-1)]
-        if len(target) != 2:
-            raise UsageError(f"{where}: only reshapes to 2-D are supported, got shape {target}")
-        if int(self.attrs(node).get("allowzero", 0)) and 0 in target:
-            raise UsageError(f"{where}: Reshape with allowzero=1 and a 0 dim is not supported")
+        data = node.input[0]
+        if len(node.input) > 1 and node.input[1] in self.syms:
+            target = self._computed_target(node, index, self.syms[node.input[1]])
+        else:
+            shape = self.const(node, index, 1, "shape")
+            assert shape is not None
+            target = [int(v) for v in np.asarray(shape).reshape(-1)]
+            if len(target) != 2:
+                raise UsageError(f"{where}: only reshapes to 2-D are supported, got shape {target}")
+            if int(self.attrs(node).get("allowzero", 0)) and 0 in target:
+                raise UsageError(f"{where}: Reshape with allowzero=1 and a 0 dim is not supported")
+            if (
+                self.fixed_batch is not None
+                and target[0] == self.fixed_batch
+                and self.batch_axis.get(data, False)
+            ):
+                # exported with a static batch B: x.view(x.size(0), -1) folds to
+                # [B, -1]; the leading B is the batch axis, kept as a 0 would
+                target[0] = 0
         self.add(Reshape(self.name(node, index), shape=target), node, index)
+
+    def _computed_target(self, node: Any, index: int, value: list[Any] | tuple[Any]) -> list[int]:
+        """A Reshape target computed from the batch size -> [0, n] (flatten to 2-D)."""
+        where = self.where(node, index)
+        dims = list(value)
+        ok = (
+            isinstance(value, list)
+            and len(dims) == 2
+            and dims[0] is BATCH
+            and isinstance(dims[1], int)
+            and self.batch_axis.get(node.input[0], False)
+        )
+        if not ok:
+            raise UsageError(
+                f"{where}: a Reshape target computed in the graph must be [batch size, "
+                f"constant], got {dims}; {_FLATTEN_HINT}"
+            )
+        return [0, int(dims[1])]
+
+    # -- shape computations (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) --
+    def _shape_op(self, node: Any, index: int) -> None:
+        op = node.op_type
+        where = self.where(node, index)
+        hint = (
+            f"{where}: {op} is supported only in a Reshape target computed from the batch "
+            f"size (Shape -> Gather(0) -> Unsqueeze -> Concat); {_FLATTEN_HINT}"
+        )
+        inputs = [i for i in node.input if i]
+        if op == "Shape":
+            if len(inputs) != 1 or inputs[0] not in self.tensor_shapes:
+                raise UsageError(hint)
+            src = inputs[0]
+            shape = self.tensor_shapes[src]
+            dims: list[Any] = [
+                (BATCH if i == 0 and self.batch_axis[src] else UNKNOWN) if d is None else int(d)
+                for i, d in enumerate(shape)
+            ]
+            a = self.attrs(node)
+            start, end = int(a.get("start", 0)), a.get("end")
+            self.syms[node.output[0]] = dims[start : None if end is None else int(end)]
+            return
+        if any(i not in self.syms and i not in self.consts for i in inputs) or not any(
+            i in self.syms for i in inputs
+        ):
+            raise UsageError(hint)
+        a = self.attrs(node)
+        if op == "Gather":
+            value = self.syms.get(inputs[0])
+            idx = self.consts.get(inputs[1]) if len(inputs) == 2 else None
+            if not isinstance(value, list) or idx is None or int(a.get("axis", 0)) != 0:
+                raise UsageError(hint)
+            idx = np.asarray(idx)
+            try:
+                picked = [value[int(i)] for i in idx.reshape(-1)]
+            except (IndexError, ValueError, TypeError):
+                raise UsageError(hint) from None
+            self.syms[node.output[0]] = (picked[0],) if idx.ndim == 0 else picked
+            return
+        if op == "Unsqueeze":
+            value = self.syms.get(inputs[0])
+            if self.opset >= 13:
+                axes = self.consts.get(inputs[1]) if len(inputs) == 2 else None
+            else:
+                axes = a.get("axes")
+            if (
+                not isinstance(value, tuple)
+                or axes is None
+                or [int(v) for v in np.asarray(axes).reshape(-1)] not in ([0], [-1])
+            ):
+                raise UsageError(hint)
+            self.syms[node.output[0]] = [value[0]]
+            return
+        # Concat of 1-D shape values and constants
+        if int(a.get("axis", 0)) not in (0, -1):
+            raise UsageError(hint)
+        out: list[Any] = []
+        for name in inputs:
+            if name in self.syms:
+                part = self.syms[name]
+                if not isinstance(part, list):
+                    raise UsageError(hint)
+                out.extend(part)
+            else:
+                c = np.asarray(self.consts[name])
+                if c.ndim != 1 or not np.issubdtype(c.dtype, np.integer):
+                    raise UsageError(hint)
+                out.extend(int(v) for v in c)
+        self.syms[node.output[0]] = out
 
     def op_Gemm(self, node: Any, index: int) -> None:
         a = self.attrs(node)
@@ -519,6 +673,17 @@ def _conv_like(prev: Conv2D, weight: np.ndarray, bias: np.ndarray | None) -> Con
         dilation=list(prev.dilation),
         groups=prev.groups,
     )
+
+
+def _keeps_batch_axis(layer: Layer) -> bool:
+    """Whether ``layer`` keeps its input's axis 0 as its output's axis 0."""
+    if isinstance(layer, Flatten):
+        return layer.axis == 1
+    if isinstance(layer, Reshape):
+        return layer.shape[0] == 0
+    if isinstance(layer, Dense):
+        return not layer.transpose_input
+    return True
 
 
 def _str(v: Any) -> str:

@@ -434,3 +434,119 @@ def test_oversized_input_is_rejected_naming_the_source():
     node = helper.make_node("Relu", ["x"], ["y"])
     with pytest.raises(UsageError, match=r"^<ModelProto>: input height must be at most 16384"):
         convert_onnx(make_graph([node], [1, 3, 100000, 5]))
+
+
+def _view_flatten_net(torch, in_ch: int = 1):
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_ch, 2, 3)
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear(2 * 4 * 4, 5)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.conv(x)))
+            x = x.view(x.size(0), -1)  # the most common PyTorch flatten
+            return self.fc(x)
+
+    torch.manual_seed(3)
+    return Net().eval()
+
+
+def _export(torch, net, x, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    try:
+        torch.onnx.export(
+            net, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"], **kwargs
+        )
+    except Exception as exc:  # exporter missing pieces offline
+        pytest.skip(f"torch.onnx.export failed: {type(exc).__name__}: {exc}")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("export_batch", [1, 2])
+def test_torch_view_flatten_static_batch(tmp_path, export_batch):
+    torch = pytest.importorskip("torch")
+    net = _view_flatten_net(torch)
+    path = tmp_path / "view.onnx"
+    path.write_bytes(_export(torch, net, torch.randn(export_batch, 1, 10, 10)))
+    # the exporter folded the flatten into a constant Reshape target [batch, -1]
+    proto = onnx.load(path)
+    assert "Reshape" in [n.op_type for n in proto.graph.node]
+    m = convert_onnx(path)
+    assert m.output_shape == (None, 5)
+    x = torch.randn(3, 1, 10, 10)  # any batch size runs
+    with torch.no_grad():
+        want = net(x).numpy()
+    np.testing.assert_allclose(m(x.numpy()), want, rtol=1e-4, atol=1e-5)
+
+
+def test_torch_view_flatten_dynamic_batch(tmp_path):
+    torch = pytest.importorskip("torch")
+    net = _view_flatten_net(torch, in_ch=3)
+    data = _export(
+        torch,
+        net,
+        torch.randn(2, 3, 10, 10),
+        dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+    )
+    ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    assert "Shape" in ops and "Concat" in ops  # the batch size is computed in the graph
+    path = tmp_path / "dyn.onnx"
+    path.write_bytes(data)
+    m = convert_onnx(path, labels=list("abcde"))
+    assert m.output_shape == (None, 5)
+    x = torch.randn(4, 3, 10, 10)
+    with torch.no_grad():
+        want = net(x).numpy()
+    np.testing.assert_allclose(m(x.numpy()), want, rtol=1e-4, atol=1e-5)
+    save_model(m, tmp_path / "dyn.npz")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "dyn.npz")(x.numpy()), want, rtol=1e-4, atol=1e-5
+    )
+
+
+def test_shape_ops_outside_a_flatten_get_a_hint():
+    # Gather on the data itself (not on its shape) is not a shape computation
+    nodes = [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)]
+    proto = make_graph(nodes, [1, 3, 4, 4], {"i": np.array([0], np.int64)})
+    with pytest.raises(
+        UsageError, match=r"use torch\.flatten\(x, 1\) or export with a static batch"
+    ):
+        convert_onnx(proto)
+    # a shape computation that is not batch x features
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax"], ["nu"]),
+        helper.make_node("Concat", ["m1", "nu"], ["t"], axis=0),
+        helper.make_node("Reshape", ["x", "t"], ["y"]),
+    ]
+    inits = {
+        "i": np.array(0, np.int64),
+        "ax": np.array([0], np.int64),
+        "m1": np.array([-1], np.int64),
+    }
+    with pytest.raises(UsageError, match=r"Reshape.*torch\.flatten\(x, 1\)"):
+        convert_onnx(make_graph(nodes, ["N", 3, 4, 4], inits, opset=13), input_shape=(3, 4, 4))
+
+
+def test_shape_gather_concat_flatten_handbuilt_opset11():
+    # opset 11: Unsqueeze takes axes as an attribute; Shape of an earlier tensor
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Gather", ["s", "i"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n"], ["nu"], axes=[0]),
+        helper.make_node("Concat", ["nu", "m1"], ["t"], axis=0),
+        helper.make_node("Reshape", ["r", "t"], ["y"]),
+    ]
+    inits = {"i": np.array(0, np.int64), "m1": np.array([-1], np.int64)}
+    proto = make_graph(nodes, ["N", 3, 4, 5], inits, opset=11)
+    x = rand(2, 3, 4, 5)
+    m = convert_onnx(proto, input_shape=(3, 4, 5))
+    assert m.output_shape == (None, 60)
+    want = ReferenceEvaluator(proto).run(None, {"x": x})[0]
+    np.testing.assert_allclose(m(x), want)
