@@ -972,7 +972,10 @@ class Model:
 
     # -- inference ----------------------------------------------------------
     def forward(self, x: np.ndarray, until: int | str | None = None) -> np.ndarray:
-        """Run the layers on ``x`` (N, C, H, W); stop after layer ``until`` if given."""
+        """Run the layers on ``x`` (N, C, H, W); stop after layer ``until`` if given.
+
+        An empty batch (N = 0) gives an empty float32 result of the inferred shape.
+        """
         x = np.asarray(x)
         expect = self.input_spec.shape
         if x.ndim != 4 or x.shape[1:] != expect:
@@ -982,6 +985,11 @@ class Model:
         if x.dtype != np.float32:
             x = x.astype(np.float32)
         stop = len(self.layers) if until is None else self.layer_index(until) + 1
+        if x.shape[0] == 0:
+            # an empty batch: every unknown dim of the inferred shape is a
+            # multiple of the batch size, so 0
+            shape = self.shapes[stop - 1] if stop else (None, *expect)
+            return np.zeros(tuple(0 if d is None else d for d in shape), np.float32)
         given = x
         for layer in self.layers[:stop]:
             # elementwise layers overwrite intermediate results, never the caller's array

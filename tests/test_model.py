@@ -700,3 +700,19 @@ def test_real_pickle_file_is_reported_as_a_pickle(tmp_path: Path):
     with pytest.raises(UsageError, match=r"not an npz model file \(a Python pickle") as info:
         load_model(p)
     assert str(info.value).startswith(f"{p}: ")
+
+
+def test_forward_on_an_empty_batch_has_the_inferred_shape():
+    m = stripes_model()
+    x = np.zeros((0, 1, 32, 32), np.float32)
+    out = m(x)
+    assert out.shape == (0, 2) and out.dtype == np.float32
+    assert m.forward(x, until="pool").shape == (0, 2, 1, 1)
+    assert m.forward(x, until=0).shape == (0, 2, 30, 30)
+    assert classify(m, []) == []
+    # a None that is not the batch axis alone (flatten over axis 0) becomes 0 too
+    f = Model.from_layers([Flatten("f", axis=0)], input_spec=spec(1, 4, 4))
+    assert f(np.zeros((0, 1, 4, 4), np.float32)).shape == (1, 0)
+    assert f(np.zeros((2, 1, 4, 4), np.float32)).shape == (1, 32)
+    with pytest.raises(UsageError, match="model input must be"):
+        m(np.zeros((0, 3, 32, 32), np.float32))
