@@ -194,7 +194,7 @@ class Layer:
         self.configure(**attrs)
 
     # -- to be overridden -------------------------------------------------
-    def configure(self, **attrs: Any) -> None:
+    def configure(self, *args: Any, **attrs: Any) -> None:
         """Validate and store attributes (and derived constants)."""
 
     def attributes(self) -> dict[str, Any]:
@@ -301,7 +301,7 @@ class _Pool(Layer):
         "count_include_pad": False,
     }
 
-    def configure(self, size, stride, padding, dilation, ceil_mode, count_include_pad) -> None:  # type: ignore[no-untyped-def,override]
+    def configure(self, size, stride, padding, dilation, ceil_mode, count_include_pad) -> None:  # noqa: E501
         if size is None:
             raise LayerError("missing attribute 'size'")
         self.size = _pair(size, "size")
@@ -999,7 +999,7 @@ class Model:
                 and x.flags.writeable
                 and not np.may_share_memory(x, given)
             ):
-                x = layer.inplace(x)
+                x = layer.inplace(x)  # type: ignore[attr-defined]
             else:
                 x = layer(x)
         return x
@@ -1050,12 +1050,12 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     entries = {MODEL_KEY: header, **model.arrays()}
 
     def encode(fh: IO[bytes]) -> None:
-        np.savez_compressed(fh, **entries)
+        np.savez_compressed(fh, **entries)  # type: ignore[arg-type]
 
     deliver(target, encode)
 
 
-def _bundled_dir():  # type: ignore[no-untyped-def]
+def _bundled_dir():
     from importlib.resources import files
 
     return files("imgkernel").joinpath("models")

@@ -100,7 +100,7 @@ BATCH = _Batch()
 UNKNOWN = _Unknown()
 
 
-def _onnx():  # type: ignore[no-untyped-def]
+def _onnx():
     try:
         import onnx
         from onnx import numpy_helper
@@ -277,7 +277,7 @@ class _Converter:
                 dims = dims[1:]
             if len(dims) != 3:
                 raise UsageError(f"input shape must be (C, H, W), got {override!r}")
-            return dims  # type: ignore[return-value]
+            return dims
         t = value_info.type.tensor_type
         shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         if len(shape) != 4:
@@ -289,7 +289,7 @@ class _Converter:
                 f"the graph input {value_info.name!r} has dynamic C/H/W {shape}; "
                 "give input_shape=(C, H, W)"
             )
-        return (int(shape[1]), int(shape[2]), int(shape[3]))
+        return (int(shape[1]), int(shape[2]), int(shape[3]))  # type: ignore[arg-type]
 
     def _constant(self, node: Any, index: int) -> None:
         attrs = self.attrs(node)
@@ -334,7 +334,7 @@ class _Converter:
             k_hw,
             stride,
             dilation,
-            where,  # type: ignore[arg-type]
+            where,
         )
         layer = Conv2D(
             self.name(node, index),
@@ -364,7 +364,7 @@ class _Converter:
             size,
             stride,
             dilation,
-            where,  # type: ignore[arg-type]
+            where,
         )
         kwargs: dict[str, Any] = {
             "size": list(size),

@@ -335,7 +335,7 @@ def pool2d(
         op = partial(np.add, dtype=acc_dtype)  # integer inputs must not wrap
     else:
         acc_dtype = arr.dtype
-        op = np.maximum if canon == "max" else np.minimum
+        op = np.maximum if canon == "max" else np.minimum  # type: ignore[assignment]
 
     if any(all_pads):
         fill = _fill_value(acc_dtype, canon)
@@ -403,6 +403,6 @@ def global_pool(x: np.ndarray, mode: str = "avg", *, layout: str = "image") -> n
     axes = (0, 1) if layout == "image" else (-2, -1)
     if canon == "avg":
         dtype = np.float64 if arr.dtype == np.float64 else np.float32
-        return np.mean(arr, axis=axes, dtype=np.float64, keepdims=True).astype(dtype)
+        return np.asarray(np.mean(arr, axis=axes, dtype=np.float64, keepdims=True)).astype(dtype)
     reducer = np.max if canon == "max" else np.min
     return reducer(arr, axis=axes, keepdims=True)
