@@ -558,9 +558,15 @@ class Network:
                 )
             if layer.type == "dense" and layer.transpose_input:  # type: ignore[attr-defined]
                 raise UsageError(f"layer {layer.name!r}: cannot train a transpose_input dense")
-        source = params if params is not None else {
-            f"{layer.name}.{key}": arr for layer in self.layers for key, arr in layer.arrays.items()
-        }
+        source = (
+            params
+            if params is not None
+            else {
+                f"{layer.name}.{key}": arr
+                for layer in self.layers
+                for key, arr in layer.arrays.items()
+            }
+        )
         self.params = {k: np.array(v, dtype=self.dtype) for k, v in source.items()}
 
     @classmethod
@@ -658,7 +664,10 @@ class SGD:
     """Stochastic gradient descent with momentum and L2 weight decay (as ``torch.optim.SGD``)."""
 
     def __init__(
-        self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
         self.lr, self.momentum = lr, momentum
@@ -685,7 +694,10 @@ class Adam:
     """Adam (Kingma & Ba) with L2 weight decay added to the gradient (as ``torch.optim.Adam``)."""
 
     def __init__(
-        self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
@@ -781,6 +793,7 @@ def _default_specs(name: str, shape: tuple[int, int, int]) -> list[dict[str, Any
             f"the input {h}x{w} is too small for the default architecture (at least 4x4); "
             "use --input-size or --arch mlp"
         )
+
     # conv 3x3 x16 -> relu -> maxpool 2 -> conv 3x3 x32 -> relu, then
     # (maxpool 2 -> conv doubling the width, at most 128) while the maps are
     # 8+ pixels across; flatten small maps, global-average larger ones.
@@ -1134,9 +1147,11 @@ def fit(
         raise UsageError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {batch_size}")
-    opt = make_optimizer(optimizer, lr, weight_decay=weight_decay) if isinstance(
-        optimizer, str
-    ) else optimizer
+    opt = (
+        make_optimizer(optimizer, lr, weight_decay=weight_decay)
+        if isinstance(optimizer, str)
+        else optimizer
+    )
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=net.dtype)
     y = np.asarray(y, dtype=np.int64)
@@ -1148,9 +1163,7 @@ def fit(
     total_steps = epochs * batches
     history: list[EpochStats] = []
     decay = float(ema)
-    averaged = (
-        {k: np.zeros(v.shape, np.float64) for k, v in net.params.items()} if decay else None
-    )
+    averaged = {k: np.zeros(v.shape, np.float64) for k, v in net.params.items()} if decay else None
     ema_steps = 0
 
     def ema_weights() -> dict[str, np.ndarray]:
