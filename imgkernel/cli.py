@@ -919,6 +919,33 @@ def models_command() -> None:
     help="Random shifts of up to N pixels of the training images.",
 )
 @click.option(
+    "--rotate",
+    type=click.FloatRange(0, 180),
+    default=0.0,
+    show_default=True,
+    help="Random rotations of up to this many degrees.",
+)
+@click.option(
+    "--zoom",
+    type=click.FloatRange(0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="Random scaling by up to this fraction.",
+)
+@click.option(
+    "--ema",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Keep a moving average of the weights with this decay (e.g. 0.999) and save it.",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+)
+@click.option(
     "--seed", type=int, default=0, show_default=True, help="Makes a run exactly reproducible."
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -935,6 +962,10 @@ def train_command(
     input_size: str | None,
     color: str | None,
     augment: int,
+    rotate: float,
+    zoom: float,
+    ema: float,
+    label_smoothing: float,
     seed: int,
     quiet: bool,
 ) -> None:
@@ -1004,6 +1035,10 @@ def train_command(
         seed=seed,
         weight_decay=weight_decay,
         augment=augment,
+        rotate=rotate,
+        zoom=zoom,
+        ema=ema,
+        label_smoothing=label_smoothing,
         on_start=on_start,
         on_epoch=on_epoch,
         on_batch=on_batch,

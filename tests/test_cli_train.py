@@ -75,6 +75,11 @@ def test_train_is_reproducible(tmp_path: Path) -> None:
         ("good", ["--arch", "nosucharch"], "nosucharch"),
         ("good", ["--input-size", "axb"], "axb"),
         ("good", ["--input-size", "1x1"], "small"),
+        ("good", ["--ema", "1"], "ema"),
+        ("good", ["--label-smoothing", "-0.1"], "label-smoothing"),
+        ("good", ["--rotate", "200"], "rotate"),
+        ("good", ["--zoom", "2"], "zoom"),
+        ("good", ["--augment", "-1"], "augment"),
     ],
 )
 def test_train_bad_input(make: str, args: list[str], fragment: str, tmp_path: Path) -> None:
