@@ -26,58 +26,20 @@ Paths
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from imgkernel.errors import UsageError
+from imgkernel.parallel import run_tiles, workers
 from imgkernel.windows import output_size
 
 #: Bytes of one output tile (measured: 1 MiB beats 256 KiB by ~20% on 12 Mpx RGB).
 TILE_BYTES = 1 << 20
 
 METHODS = ("auto", "direct", "separable", "box", "fft")
-
-
-def workers() -> int:
-    """Threads to spread tiles over (numpy releases the GIL in its loops)."""
-    env = os.environ.get("IMGKERNEL_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return os.cpu_count() or 1
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool(n: int) -> ThreadPoolExecutor:
-    # One long-lived pool: creating threads per call costs more than a small
-    # CNN layer does.
-    global _POOL
-    if _POOL is None or _POOL._max_workers < n:  # noqa: SLF001
-        _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="imgkernel")
-    return _POOL
-
-
-def run_tiles(count: int, task: Callable[[int, int], None], rows_per_tile: int) -> None:
-    """Call ``task(start, stop)`` over ``range(count)`` in tiles, in parallel."""
-    if count <= rows_per_tile:
-        task(0, count)
-        return
-    spans = [(a, min(a + rows_per_tile, count)) for a in range(0, count, rows_per_tile)]
-    n = min(workers(), len(spans))
-    if n <= 1 or threading.current_thread().name.startswith("imgkernel"):
-        # Serial, also when already inside a pool thread: waiting on the pool
-        # from one of its own threads could deadlock.
-        for a, b in spans:
-            task(a, b)
-        return
-    for future in [_pool(n).submit(task, a, b) for a, b in spans]:
-        future.result()
 
 
 def out_shape(

@@ -14,7 +14,7 @@ a channels-last image ride along for free), then across its ``kw`` columns.
 That is ``kh + kw`` vectorised ``np.maximum``/``np.minimum``/``np.add`` calls
 per tile instead of ``kh * kw`` (or one strided ``(..., kh, kw)``
 reduction). Tiles are sized to stay in cache and are spread over threads with
-:func:`imgkernel.correlate.run_tiles`; numpy releases the GIL in its loops.
+:func:`imgkernel.parallel.run_tiles`; numpy releases the GIL in its loops.
 
 Examples
 --------
@@ -40,8 +40,9 @@ from functools import partial
 
 import numpy as np
 
-from imgkernel.correlate import TILE_BYTES, run_tiles
+from imgkernel.correlate import TILE_BYTES
 from imgkernel.errors import UsageError
+from imgkernel.parallel import run_tiles
 from imgkernel.windows import Border, as_pair, output_size, pad, resolve_padding
 
 Padding = str | int | Sequence[int]

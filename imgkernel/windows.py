@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgkernel.errors import UsageError
+from imgkernel.parallel import run_tiles
 
 #: Canonical border names (numpy.pad's) and the aliases other libraries use.
 #: scipy's "reflect" is deliberately absent: it means numpy's "symmetric",
@@ -282,26 +283,34 @@ def pad(
         return tuple(idx)
 
     out = np.empty(shape, dtype=dtype)
-    inner_h, inner_w = slice(top, top + h), slice(left, left + w)
-    out[index(ax_h, inner_h)][index(ax_w, inner_w)] = x
-    if border.numpy_mode == "constant":
-        fill = border.value
+    inner_w = slice(left, left + w)
+    constant = border.numpy_mode == "constant"
+    cols = None if constant else _source_index(w, left, right, border.numpy_mode) + left
+
+    def fill_rows(a: int, b: int) -> None:
+        # Input rows a..b: convert into the interior, then fill their left
+        # and right border cells (the bulk of the work, so it runs in tiles).
+        rows = out[index(ax_h, slice(top + a, top + b))]
+        rows[index(ax_w, inner_w)] = x[index(ax_h, slice(a, b))]
+        if constant:
+            if left:
+                rows[index(ax_w, slice(0, left))] = border.value
+            if right:
+                rows[index(ax_w, slice(left + w, None))] = border.value
+        elif cols is not None:
+            if left:
+                rows[index(ax_w, slice(0, left))] = rows[index(ax_w, cols[:left])]
+            if right:
+                rows[index(ax_w, slice(left + w, None))] = rows[index(ax_w, cols[left + w :])]
+
+    row_cells = max(1, x.size // max(h, 1))
+    run_tiles(h, fill_rows, max(1, (1 << 20) // row_cells))
+    if constant:
         if top:
-            out[index(ax_h, slice(0, top))] = fill
+            out[index(ax_h, slice(0, top))] = border.value
         if bottom:
-            out[index(ax_h, slice(top + h, None))] = fill
-        if left:
-            out[index(ax_w, slice(0, left))] = fill
-        if right:
-            out[index(ax_w, slice(left + w, None))] = fill
+            out[index(ax_h, slice(top + h, None))] = border.value
         return out
-    if left or right:
-        cols = _source_index(w, left, right, border.numpy_mode) + left
-        rows_view = out[index(ax_h, inner_h)]
-        if left:
-            rows_view[index(ax_w, slice(0, left))] = rows_view[index(ax_w, cols[:left])]
-        if right:
-            rows_view[index(ax_w, slice(left + w, None))] = rows_view[index(ax_w, cols[left + w :])]
     if top or bottom:
         rows = _source_index(h, top, bottom, border.numpy_mode) + top
         if top:

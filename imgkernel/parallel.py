@@ -1,0 +1,58 @@
+"""Spreading row tiles over threads.
+
+numpy releases the GIL inside its loops, so plain threads run tiles of one
+array operation on all cores. Every compute path (padding, correlation,
+pooling) uses :func:`run_tiles`; ``IMGKERNEL_THREADS`` overrides the count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+
+def workers() -> int:
+    """Threads to spread tiles over: ``IMGKERNEL_THREADS`` or the CPU count."""
+    env = os.environ.get("IMGKERNEL_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    # One long-lived pool: creating threads per call costs more than a small
+    # CNN layer does.
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:  # noqa: SLF001
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="imgkernel")
+        return _POOL
+
+
+def run_tiles(count: int, task: Callable[[int, int], None], rows_per_tile: int) -> None:
+    """Call ``task(start, stop)`` over ``range(count)`` in tiles, in parallel.
+
+    >>> seen = []
+    >>> run_tiles(5, lambda a, b: seen.append((a, b)), 2)
+    >>> sorted(seen)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    if count <= rows_per_tile:
+        task(0, count)
+        return
+    spans = [(a, min(a + rows_per_tile, count)) for a in range(0, count, rows_per_tile)]
+    n = min(workers(), len(spans))
+    if n <= 1 or threading.current_thread().name.startswith("imgkernel"):
+        # Serial, also when already inside a pool thread: waiting on the pool
+        # from one of its own threads could deadlock.
+        for a, b in spans:
+            task(a, b)
+        return
+    for future in [_pool(n).submit(task, a, b) for a, b in spans]:
+        future.result()
