@@ -134,7 +134,7 @@ def iter_kernel_bands(
     >>> bool(np.array_equal(np.concatenate(parts), whole))
     True
     """
-    from imgkernel.windows import _source_index, as_pair, output_size, parse_border, resolve_padding
+    from imgkernel.windows import as_pair, output_size, pad_rows, parse_border, resolve_padding
 
     step = as_pair(stride, "stride")
     rate = as_pair(dilation, "dilation")
@@ -148,29 +148,30 @@ def iter_kernel_bands(
     constant = brd.numpy_mode == "constant"
     common = dict(stride=step, dilation=dilation, border=border, **options)
     check_fits((height, width), (kh, kw), pads, rate)  # report the whole image's size
-    if out_h <= 0 or (constant and max(pads[0], pads[1]) >= span):
+    if out_h <= 0 or (constant and not _holds(pixels.dtype, brd.value)):
         values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
         yield slice(0, values.shape[0]), values, out_alpha
         return
-    rows = None if constant else _source_index(height, pads[0], pads[1], brd.numpy_mode)
     band_rows = max(1, int(band_rows))
     for o0 in range(0, out_h, band_rows):
         o1 = min(out_h, o0 + band_rows)
         first, stop = o0 * step[0], (o1 - 1) * step[0] + span  # padded coordinates
-        if rows is None:
-            s0, s1 = max(0, first - pads[0]), min(height, stop - pads[0])
-            band_pads = (s0 - (first - pads[0]), (stop - pads[0]) - s1, pads[2], pads[3])
-            band = pixels[s0:s1]
-            band_alpha = None if alpha is None else alpha[s0:s1]
-        else:
-            index = rows[first:stop]
-            band_pads = (0, 0, pads[2], pads[3])
-            band = pixels[index]
-            band_alpha = None if alpha is None else alpha[index]
+        band = pad_rows(pixels, pads, brd, first, stop, dtype=pixels.dtype)
+        band_alpha = None
+        if alpha is not None:
+            band_alpha = pad_rows(alpha, pads, brd, first, stop, dtype=alpha.dtype)
         values, out_alpha = apply_kernel(
-            band, kernel, alpha=band_alpha, padding=band_pads, **common
+            band, kernel, alpha=band_alpha, padding=(0, 0, 0, 0), **common
         )
         yield slice(o0, o1), values, out_alpha
+
+
+def _holds(dtype: np.dtype, value: float) -> bool:
+    """Whether ``dtype`` stores ``value`` exactly (bands are padded in the input's dtype)."""
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return float(value).is_integer() and info.min <= value <= info.max
+    return True
 
 
 def _pair(value: Any) -> tuple[int, int]:

@@ -320,6 +320,42 @@ def pad(
     return out
 
 
+def pad_rows(
+    x: np.ndarray,
+    pads: tuple[int, int, int, int],
+    border: Border,
+    first: int,
+    stop: int,
+    *,
+    dtype: np.dtype | type = np.float32,
+) -> np.ndarray:
+    """Rows ``first:stop`` of ``pad(x, pads, border)`` without padding all of ``x``.
+
+    ``x`` is ``(H, W)`` or ``(H, W, C)``; row indices are in padded
+    coordinates. Only the input rows the band needs are read and converted,
+    so a band of a large image costs a band's worth of memory.
+
+    >>> x = np.arange(12).reshape(4, 3)
+    >>> brd = parse_border("wrap")
+    >>> bool(np.array_equal(pad_rows(x, (2, 1, 1, 1), brd, 1, 5), pad(x, (2, 1, 1, 1), brd)[1:5]))
+    True
+    """
+    top, bottom, left, right = pads
+    h = x.shape[0]
+    if border.numpy_mode == "constant":
+        s0, s1 = max(0, first - top), min(h, stop - top)
+        if s1 <= s0:  # the band lies wholly in the padding
+            shape = (stop - first, x.shape[1] + left + right, *x.shape[2:])
+            return np.full(shape, border.value, dtype=dtype)
+        band_pads = (s0 - (first - top), (stop - top) - s1, left, right)
+        return pad(x[s0:s1], band_pads, border, axes=(0, 1), dtype=dtype)
+    if first >= top and stop <= top + h:
+        rows = x[first - top : stop - top]  # a plain slice: no gather
+    else:
+        rows = x[_source_index(h, top, bottom, border.numpy_mode)[first:stop]]
+    return pad(rows, (0, 0, left, right), border, axes=(0, 1), dtype=dtype)
+
+
 def window_view(
     xp: np.ndarray,
     k_hw: tuple[int, int],

@@ -24,7 +24,9 @@ LIBRARY = load_library(include_user=False)
     stride=st.integers(1, 3),
     dilation=st.integers(1, 2),
     band=st.integers(1, 7),
-    border=st.sampled_from(["zero", "constant:7", "reflect", "symmetric", "edge", "wrap"]),
+    border=st.sampled_from(
+        ["zero", "constant:7", "constant:-3.5", "reflect", "symmetric", "edge", "wrap"]
+    ),
     padding=st.sampled_from(["same", "valid", "full", (2, 0, 1, 3), (0, 3, 0, 0)]),
     seed=st.integers(0, 2**16),
 )
