@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from imgkernel.errors import UsageError
-from imgkernel.parallel import run_tiles, workers
+from imgkernel.parallel import run_tiles, thread_buffer, workers
 from imgkernel.windows import output_size
 
 #: Bytes of one output tile (measured: 1 MiB beats 256 KiB by ~20% on 12 Mpx RGB).
@@ -119,17 +119,20 @@ def correlate_direct(
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Multiply-accumulate one kernel tap at a time over cache-sized tiles.
 
     Zero taps are skipped, taps of +-1 need no multiply; the first tap writes
-    the tile instead of clearing it first.
+    the tile instead of clearing it first. ``out`` (P, Ho, Wo) float32 may be
+    given to write into.
     """
     kh, kw = kernel.shape
     sh, sw = stride
     dh, dw = dilation
     p, oh, ow = out_shape(xp, (kh, kw), stride, dilation)
-    out = np.empty((p, oh, ow), dtype=np.float32)
+    if out is None:
+        out = np.empty((p, oh, ow), dtype=np.float32)
     taps = [(i, j, np.float32(kernel[i, j])) for i in range(kh) for j in range(kw) if kernel[i, j]]
     row_bytes = p * ow * 4
     rows_per_tile = max(1, TILE_BYTES // max(row_bytes, 1))
@@ -141,7 +144,7 @@ def correlate_direct(
         if not taps:
             acc[...] = 0
             return
-        scratch = np.empty_like(acc)
+        scratch = thread_buffer("correlate.scratch", acc.shape)
         n = y1 - y0
         for t, (i, j, w) in enumerate(taps):
             r = y0 * sh + i * dh

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 
 def workers() -> int:
     """Threads to spread tiles over: ``IMGKERNEL_THREADS`` or the CPU count."""
@@ -56,3 +58,24 @@ def run_tiles(count: int, task: Callable[[int, int], None], rows_per_tile: int) 
         return
     for future in [_pool(n).submit(task, a, b) for a, b in spans]:
         future.result()
+
+
+_LOCAL = threading.local()
+
+
+def thread_buffer(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A work array owned by this thread, reused across tiles and calls.
+
+    A fresh megabyte per tile is a fresh mmap whose page faults cost as much
+    as several kernel taps; each thread keeps one buffer per ``name``.
+    """
+    buffers = getattr(_LOCAL, "buffers", None)
+    if buffers is None:
+        buffers = _LOCAL.buffers = {}
+    size = 1
+    for n in shape:
+        size *= int(n)
+    buf = buffers.get(name)
+    if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
+        buf = buffers[name] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)

@@ -256,6 +256,7 @@ def pad(
     *,
     axes: tuple[int, int] = (-2, -1),
     dtype: np.dtype | type = np.float32,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pad two axes of ``x`` and convert to ``dtype`` in a single copy.
 
@@ -282,7 +283,8 @@ def pad(
         idx[axis] = sl
         return tuple(idx)
 
-    out = np.empty(shape, dtype=dtype)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
     inner_w = slice(left, left + w)
     constant = border.numpy_mode == "constant"
     cols = None if constant else _source_index(w, left, right, border.numpy_mode) + left
@@ -328,6 +330,7 @@ def pad_rows(
     stop: int,
     *,
     dtype: np.dtype | type = np.float32,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rows ``first:stop`` of ``pad(x, pads, border)`` without padding all of ``x``.
 
@@ -346,14 +349,17 @@ def pad_rows(
         s0, s1 = max(0, first - top), min(h, stop - top)
         if s1 <= s0:  # the band lies wholly in the padding
             shape = (stop - first, x.shape[1] + left + right, *x.shape[2:])
-            return np.full(shape, border.value, dtype=dtype)
+            if out is None:
+                return np.full(shape, border.value, dtype=dtype)
+            out[...] = border.value
+            return out
         band_pads = (s0 - (first - top), (stop - top) - s1, left, right)
-        return pad(x[s0:s1], band_pads, border, axes=(0, 1), dtype=dtype)
+        return pad(x[s0:s1], band_pads, border, axes=(0, 1), dtype=dtype, out=out)
     if first >= top and stop <= top + h:
         rows = x[first - top : stop - top]  # a plain slice: no gather
     else:
         rows = x[_source_index(h, top, bottom, border.numpy_mode)[first:stop]]
-    return pad(rows, (0, 0, left, right), border, axes=(0, 1), dtype=dtype)
+    return pad(rows, (0, 0, left, right), border, axes=(0, 1), dtype=dtype, out=out)
 
 
 def window_view(
