@@ -208,12 +208,13 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
         return alpha
     out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
     out_w = output_size(width, kw, step[1], rate[1], pads[2], pads[3])
-    padded = pad(alpha, pads, parse_border(options["border"]), dtype=alpha.dtype)
-    return np.ascontiguousarray(
+    padded = pad(alpha, pads, parse_border(options["border"]), dtype=np.float32)
+    return _round_to(
         padded[
             ch : ch + (out_h - 1) * step[0] + 1 : step[0],
             cw : cw + (out_w - 1) * step[1] + 1 : step[1],
-        ]
+        ],
+        alpha.dtype,
     )
 
 
