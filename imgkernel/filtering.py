@@ -148,7 +148,8 @@ def iter_kernel_bands(
     constant = brd.numpy_mode == "constant"
     common = dict(stride=step, dilation=dilation, border=border, **options)
     check_fits((height, width), (kh, kw), pads, rate)  # report the whole image's size
-    if out_h <= 0 or (constant and not _holds(pixels.dtype, brd.value)):
+    fits = _holds(pixels.dtype, brd.value) and (alpha is None or _holds(alpha.dtype, brd.value))
+    if out_h <= 0 or (constant and not fits):
         values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
         yield slice(0, values.shape[0]), values, out_alpha
         return
