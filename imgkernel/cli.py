@@ -20,6 +20,9 @@ from imgkernel.errors import ImgkernelError, UsageError
 
 DISPLAY_MODES = ("clip", "abs", "offset", "normalize")
 
+#: Most tiles `features` draws in one grid.
+GRID_LIMIT = 256
+
 # --------------------------------------------------------------------------
 # Parameter types: parse specs at the boundary so the library sees values.
 
@@ -226,9 +229,12 @@ def run_images(
     requested = fmt.upper() if fmt else None
     if requested == "JPG":
         requested = "JPEG"
-    targets = imgio.expand_outputs(
-        sources, output, default_ext=requested.lower() if requested else None
-    )
+    if requested is not None and is_text_format(requested) and output in (None, "-"):
+        targets = ["-"] * len(sources)  # one text line per input on stdout
+    else:
+        targets = imgio.expand_outputs(
+            sources, output, default_ext=requested.lower() if requested else None
+        )
     for source in sources:
         # Fail before writing anything: a bad third input must not leave
         # the first two outputs behind.
@@ -788,9 +794,11 @@ def features_command(
 ) -> None:
     """Draw a layer's feature maps for IMAGE (or a conv layer's filters) as a grid.
 
+    Layer names and indices are listed by 'imgkernel summary MODEL'.
+
     \b
-      imgkernel features digits sample_images/digits/digit-3-1523.png --layer conv1 -o maps.png
-      imgkernel features digits --weights --layer conv1 -o filters.png
+      imgkernel features digits sample_images/digits/digit-3-1504.png --layer conv2d1 -o maps.png
+      imgkernel features digits --weights --layer 0 -o filters.png
     """
     from imgkernel.model import conv_filters, feature_grid, feature_maps, load_model
 
@@ -799,12 +807,20 @@ def features_command(
     if layer is not None and layer.lstrip("-").isdigit():
         key = int(layer)
     if weights:
-        grid = feature_grid(conv_filters(model, key), cell=cell, columns=columns)
+        tiles = conv_filters(model, key)
+        count = tiles.shape[0] * (1 if tiles.shape[1] == 3 else tiles.shape[1])
+        normalize = "each"
     else:
         if key is None:
             raise UsageError("give --layer NAME|INDEX (see 'imgkernel summary MODEL')")
         picture = imgio.read_image(image)
-        grid = feature_grid(feature_maps(model, picture.pixels, key), cell=cell, columns=columns)
+        tiles = feature_maps(model, picture.pixels, key)
+        count = tiles.shape[0]
+        # 1x1 maps (dense, flatten, softmax outputs) are only comparable together
+        normalize = "all" if tiles.shape[-2:] == (1, 1) else "each"
+    if count > GRID_LIMIT:
+        click.echo(f"imgkernel: warning: drawing the first {GRID_LIMIT} of {count} tiles", err=True)
+    grid = feature_grid(tiles, cell=cell, columns=columns, normalize=normalize, limit=GRID_LIMIT)
     out_format = fmt or (imgio.format_from_name(output) if output != "-" else None) or "PNG"
     imgio.write_image(output, grid, format=out_format)
 
@@ -909,8 +925,8 @@ def models_command() -> None:
 @click.option(
     "--input-size", metavar="HxW", help="Network input size (default: the size most images have)."
 )
-@click.option("--gray", "color", flag_value="gray", help="Train on grayscale.")
-@click.option("--rgb", "color", flag_value="rgb", help="Train on RGB.")
+@click.option("--gray", is_flag=True, help="Train on grayscale.")
+@click.option("--rgb", is_flag=True, help="Train on RGB.")
 @click.option(
     "--augment",
     type=click.IntRange(min=0),
@@ -946,7 +962,11 @@ def models_command() -> None:
     show_default=True,
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Makes a run exactly reproducible."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Makes a run exactly reproducible.",
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def train_command(
@@ -960,7 +980,8 @@ def train_command(
     weight_decay: float,
     val_split: float,
     input_size: str | None,
-    color: str | None,
+    gray: bool,
+    rgb: bool,
     augment: int,
     rotate: float,
     zoom: float,
@@ -982,6 +1003,9 @@ def train_command(
 
     if output == "-":
         raise UsageError("train needs a file for -o (a model is not written to stdout)")
+    if gray and rgb:
+        raise UsageError("give --gray or --rgb, not both")
+    color = "gray" if gray else "rgb" if rgb else None
     if not output.lower().endswith(".npz"):
         raise UsageError(f"{output}: a model file name should end in .npz")
     bar: Any = None

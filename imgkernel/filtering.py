@@ -234,7 +234,7 @@ def describe_kernel(kernel: Kernel) -> str:
     demo
     size:       1x3 (anchor row 0, column 1)
     weights:
-           1       2       1
+             1         2         1
     sum:        4
     zero-sum:   no
     separable:  yes (rank 1)
@@ -269,4 +269,4 @@ def describe_kernel(kernel: Kernel) -> str:
 
 
 def _fmt(value: float) -> str:
-    return f"{float(value):>8.4g}"
+    return f" {float(value):>9.4g}"

@@ -478,6 +478,8 @@ class Clip(Layer):
     def configure(self, min: Any, max: Any) -> None:  # noqa: A002
         self.min = None if min is None else _float(min, "min")
         self.max = None if max is None else _float(max, "max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise LayerError(f"clip min {self.min!r} is greater than max {self.max!r}")
 
     def attributes(self) -> dict[str, Any]:
         return {"min": self.min, "max": self.max}
@@ -692,6 +694,8 @@ class Dropout(Layer):
 
     def configure(self, rate: Any) -> None:
         self.rate = _float(rate, "rate")
+        if not 0 <= self.rate < 1:
+            raise LayerError(f"dropout rate must be in [0, 1), got {self.rate!r}")
 
     def attributes(self) -> dict[str, Any]:
         return {"rate": self.rate}
@@ -1500,7 +1504,7 @@ def feature_grid(
     factor = max(1, cell // max(th, tw))
     img = np.repeat(np.repeat(img, factor, axis=1), factor, axis=2)
     th, tw = th * factor, tw * factor
-    cols = columns or math.ceil(math.sqrt(n))
+    cols = min(columns, n) if columns else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     label_h = 12 if labels is not False else 0
     rgb = img.ndim == 4

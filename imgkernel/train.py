@@ -853,7 +853,7 @@ def _build_layers(
     for i, raw in enumerate(specs):
         spec = dict(raw)
         kind = spec.pop("type", None)
-        label = f"{where}layer {i + 1}"
+        label = f"{where}layer {i}"
         if not isinstance(kind, str):
             raise UsageError(f"{label}: missing 'type'")
         kind = kind.strip().lower()
@@ -881,7 +881,11 @@ def _build_layers(
             raise UsageError(f"{label} ({kind} {name!r}): {exc}") from None
         layers.append(layer)
     if not layers or layers[-1].type != "softmax":
-        layers.append(make_layer("softmax", "softmax"))
+        taken = {layer.name for layer in layers}
+        name = "softmax"
+        while name in taken:
+            name += "_"
+        layers.append(make_layer("softmax", name))
         try:
             cur = layers[-1].output_shape(cur)
         except UsageError as exc:
@@ -952,6 +956,17 @@ def _make_trainable(
     return make_layer(kind, name, **spec)
 
 
+def _check_arch_name(arch: str | os.PathLike[str]) -> None:
+    """Fail early on an unknown architecture name or an unreadable TOML file."""
+    text = os.fspath(arch)
+    if text.lower().endswith(".toml") or os.path.exists(text):
+        load_arch(text)
+    else:
+        raise UsageError(
+            f"unknown architecture {text!r}; use {', '.join(ARCHITECTURES)} or a .toml file"
+        )
+
+
 def load_arch(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str]:
     """Read a TOML architecture: ``[[layer]]`` tables -> (layer specs, description)."""
     source = os.fspath(path)
@@ -966,6 +981,8 @@ def load_arch(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str]:
         raise UsageError(f"{source}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{source}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{source}: not a UTF-8 text file") from None
     unknown = set(data) - {"layer", "description"}
     if unknown:
         raise UsageError(
@@ -1453,6 +1470,17 @@ def train_folder(
         raise UsageError(f"ema must be in [0, 1), got {ema!r}")
     if not 0 <= float(label_smoothing) < 1:
         raise UsageError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
+    if not (math.isfinite(float(rotate)) and 0 <= float(rotate) <= 180):
+        raise UsageError(f"rotate must be 0 to 180 degrees, got {rotate!r}")
+    if not (math.isfinite(float(zoom)) and 0 <= float(zoom) < 1):
+        raise UsageError(f"zoom must be in [0, 1), got {zoom!r}")
+    # Everything that can be checked without the images is checked before
+    # reading a possibly large folder: the size and the architecture file.
+    parse_size(input_size)
+    if isinstance(arch, (str, os.PathLike)) and os.fspath(arch) not in ARCHITECTURES:
+        _check_arch_name(arch)
     data = load_image_folder(data_dir, input_size=input_size, color=color, on_warning=on_warning)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = stratified_split(data.y, float(val_split), rng)

@@ -143,14 +143,19 @@ def naive_conv2d(
             for u in range(kh):
                 for v in range(kw):
                     y0, x0 = u * dh, v * dw
-                    sl = xp[:, g * cpg + ci, y0 : y0 + (oh - 1) * sh + 1 : sh,
-                            x0 : x0 + (ow - 1) * sw + 1 : sw]
+                    sl = xp[
+                        :,
+                        g * cpg + ci,
+                        y0 : y0 + (oh - 1) * sh + 1 : sh,
+                        x0 : x0 + (ow - 1) * sw + 1 : sw,
+                    ]
                     out[:, f] += w[f, ci, u, v] * sl
     return out[0] if squeeze else out
 
 
-def scalar_conv2d(x, w, b=None, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1,
-                  border="zero", cval=0.0) -> np.ndarray:
+def scalar_conv2d(
+    x, w, b=None, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1, border="zero", cval=0.0
+) -> np.ndarray:
     """The same thing with one explicit Python loop per output value (tiny inputs only)."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
@@ -175,8 +180,10 @@ def scalar_conv2d(x, w, b=None, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=
                     for ci in range(cpg):
                         for u in range(kh):
                             for v in range(kw):
-                                s += (xp[ni, g * cpg + ci, i * sh + u * dh, j * sw + v * dw]
-                                      * w[f, ci, u, v])
+                                s += (
+                                    xp[ni, g * cpg + ci, i * sh + u * dh, j * sw + v * dw]
+                                    * w[f, ci, u, v]
+                                )
                     out[ni, f, i, j] = s
     return out[0] if squeeze else out
 
@@ -202,8 +209,17 @@ def naive_filter2d(
     c = chw.shape[0]
     pads = resolve_pads(padding, chw.shape[-2:], ker.shape, stride, dilation)
     weight = np.broadcast_to(ker, (c, 1) + ker.shape)
-    out = naive_conv2d(chw, weight, np.full(c, float(bias)), stride, pads, dilation,
-                       groups=c, border=border, cval=cval)
+    out = naive_conv2d(
+        chw,
+        weight,
+        np.full(c, float(bias)),
+        stride,
+        pads,
+        dilation,
+        groups=c,
+        border=border,
+        cval=cval,
+    )
     return out[0] if gray else np.moveaxis(out, 0, -1)
 
 
@@ -211,8 +227,10 @@ def expected_filter_shape(in_hw, k_hw, stride=1, dilation=1, padding="same") -> 
     pads = resolve_pads(padding, in_hw, k_hw, stride, dilation)
     sh, sw = _pair(stride)
     dh, dw = _pair(dilation)
-    return (out_size(in_hw[0], k_hw[0], sh, dh, pads[0], pads[1]),
-            out_size(in_hw[1], k_hw[1], sw, dw, pads[2], pads[3]))
+    return (
+        out_size(in_hw[0], k_hw[0], sh, dh, pads[0], pads[1]),
+        out_size(in_hw[1], k_hw[1], sw, dw, pads[2], pads[3]),
+    )
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -380,3 +380,11 @@ def test_emboss_matches_pillows_picture(tmp_path: Path) -> None:
     pillow = np.asarray(Image.open(photo).filter(ImageFilter.EMBOSS)).astype(int)
     inner = (slice(1, -1), slice(1, -1))  # Pillow copies its border pixels
     assert np.abs(load(out).astype(int)[inner] - pillow[inner]).max() <= 1
+
+
+def test_pool_global_json_lines_for_several_inputs(gray: Path, rgb: Path) -> None:
+    result = run("pool", "--global", "--mode", "avg", gray, rgb, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in rows] == [str(gray), str(rgb)]
+    assert abs(rows[0]["gray"] - load(gray).mean()) < 1e-3

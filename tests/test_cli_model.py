@@ -266,3 +266,16 @@ def test_bad_model_command_input(
     assert fragment.lower() in lines[0].lower()
     for name in ("out.npz", "out.png", "out.npy"):
         assert not (tmp_path / name).exists()
+
+
+def test_features_of_flat_layers_are_visible_and_large_grids_warn(tmp_path: Path) -> None:
+    digit = Path(__file__).resolve().parent.parent / "sample_images" / "digits"
+    image = sorted(digit.glob("digit-3-*.png"))[0]
+    out = tmp_path / "dense.png"
+    result = invoke("features", "digits", image, "--layer", "dense1", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    grid = np.asarray(Image.open(out))
+    assert grid.max() == 255 and grid.min() == 0  # not all black: 1x1 maps share one scale
+    result = invoke("features", "digits", "--weights", "--layer", "conv2d2", "-o", out)
+    assert result.exit_code == 0
+    assert "first 256 of 2048" in result.stderr

@@ -80,6 +80,12 @@ def test_train_is_reproducible(tmp_path: Path) -> None:
         ("good", ["--rotate", "200"], "rotate"),
         ("good", ["--zoom", "2"], "zoom"),
         ("good", ["--augment", "-1"], "augment"),
+        ("good", ["--seed", "-1"], "seed"),
+        ("good", ["--rotate", "nan"], "rotate"),
+        ("good", ["--zoom", "nan"], "zoom"),
+        ("good", ["--gray", "--rgb"], "not both"),
+        ("good", ["--arch", "{tmp}/binary.toml"], "utf-8"),
+        ("good", ["--arch", "{tmp}/dropout.toml"], "dropout rate"),
     ],
 )
 def test_train_bad_input(make: str, args: list[str], fragment: str, tmp_path: Path) -> None:
@@ -93,6 +99,11 @@ def test_train_bad_input(make: str, args: list[str], fragment: str, tmp_path: Pa
         for f in (data / "horizontal").iterdir():
             f.unlink()
         (data / "horizontal").rmdir()
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "dropout.toml").write_text(
+        '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dropout"\nrate = 1.5\n'
+        '[[layer]]\ntype = "dense"\n'
+    )
     argv = ["train", str(data)] + [a.format(tmp=tmp_path) for a in args]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "model.npz")]

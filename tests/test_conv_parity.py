@@ -65,8 +65,11 @@ def make_kernel(rng, kh, kw):
 
 def scale_of(x, w):
     """Magnitude of the sums involved: max|x| * sum|w| (at least 1)."""
-    return max(float(np.max(np.abs(np.asarray(x, dtype=np.float64)), initial=0.0))
-               * float(np.sum(np.abs(w))), 1.0)
+    return max(
+        float(np.max(np.abs(np.asarray(x, dtype=np.float64)), initial=0.0))
+        * float(np.sum(np.abs(w))),
+        1.0,
+    )
 
 
 def assert_close(got, expected, x, w, *, rel=1e-5, what=""):
@@ -117,11 +120,13 @@ def test_every_kernel_size(kh, kw):
     check_filter(img, k, padding="same", border="symmetric", stride=(2, 3), dilation=(2, 1))
 
 
-GEOMETRY = list(itertools.product(
-    [1, 2, 3, (1, 2), (3, 1)],  # stride
-    [1, 2, 3, (2, 1)],  # dilation
-    PADDINGS,
-))
+GEOMETRY = list(
+    itertools.product(
+        [1, 2, 3, (1, 2), (3, 1)],  # stride
+        [1, 2, 3, (2, 1)],  # dilation
+        PADDINGS,
+    )
+)
 
 
 @pytest.mark.parametrize("case", range(len(GEOMETRY)))
@@ -134,8 +139,7 @@ def test_stride_dilation_padding(case):
     img = make_image(rng, shape, DTYPES[case % len(DTYPES)])
     kh, kw = [(3, 4), (1, 5), (4, 1), (2, 2), (5, 3)][case % 5]
     k = make_kernel(rng, kh, kw)
-    out = check_filter(img, k, stride=stride, dilation=dilation, padding=padding,
-                       border=border)
+    out = check_filter(img, k, stride=stride, dilation=dilation, padding=padding, border=border)
     assert out.shape[:2] == expected_filter_shape((17, 19), (kh, kw), stride, dilation, padding)
 
 
@@ -157,7 +161,8 @@ def test_constant_border_value_keyword():
     # constant without a value is 0, i.e. zero
     np.testing.assert_array_equal(
         imgkernel.filter2d(img, k, border="constant", padding="full"),
-        imgkernel.filter2d(img, k, border="zero", padding="full"))
+        imgkernel.filter2d(img, k, border="zero", padding="full"),
+    )
     # a ones kernel fully outside the image sees only the value: full padding corner
     out = imgkernel.filter2d(img, np.ones((3, 3)), border=("constant", 2.0), padding="full")
     assert out[0, 0] == pytest.approx(8 * 2.0 + img[0, 0], rel=1e-6)
@@ -169,10 +174,23 @@ def test_reflect_is_numpy_reflect_not_scipy_reflect():
     # symmetric (scipy's "reflect") it is 1; edge -> 1; wrap -> 3.
     row = np.array([[1.0, 2.0, 3.0]])
     pick_left = [[1.0, 0.0, 0.0]]
-    for border, first in [("reflect", 2), ("mirror", 2), ("reflect101", 2), ("default", 2),
-                          ("symmetric", 1), ("edge", 1), ("replicate", 1), ("nearest", 1),
-                          ("wrap", 3), ("circular", 3), ("tile", 3), ("grid-wrap", 3),
-                          ("zero", 0), ("zeros", 0), ("black", 0)]:
+    for border, first in [
+        ("reflect", 2),
+        ("mirror", 2),
+        ("reflect101", 2),
+        ("default", 2),
+        ("symmetric", 1),
+        ("edge", 1),
+        ("replicate", 1),
+        ("nearest", 1),
+        ("wrap", 3),
+        ("circular", 3),
+        ("tile", 3),
+        ("grid-wrap", 3),
+        ("zero", 0),
+        ("zeros", 0),
+        ("black", 0),
+    ]:
         out = imgkernel.filter2d(row, pick_left, padding="same", border=border)
         assert out[0, 0] == first, border
 
@@ -212,8 +230,13 @@ def test_dtypes_and_channels(dtype, channels):
 def test_non_contiguous_and_not_mutated():
     rng = np.random.default_rng(9)
     base = make_image(rng, (30, 40, 4), np.uint8)
-    views = [base[::2, ::-1], base[3:20, 5:31, 1:], np.asfortranarray(base[..., 0]),
-             base.transpose(1, 0, 2), base[..., 2]]
+    views = [
+        base[::2, ::-1],
+        base[3:20, 5:31, 1:],
+        np.asfortranarray(base[..., 0]),
+        base.transpose(1, 0, 2),
+        base[..., 2],
+    ]
     k = make_kernel(rng, 4, 3)
     for v in views:
         before = v.copy()
@@ -244,8 +267,14 @@ def test_non_positive_stride_or_dilation_is_a_value_error(bad):
 
 # --------------------------------------------------------------------------- scipy.ndimage
 
-SCIPY_MODE = {"zero": "constant", "constant": "constant", "edge": "nearest",
-              "reflect": "mirror", "symmetric": "reflect", "wrap": "wrap"}
+SCIPY_MODE = {
+    "zero": "constant",
+    "constant": "constant",
+    "edge": "nearest",
+    "reflect": "mirror",
+    "symmetric": "reflect",
+    "wrap": "wrap",
+}
 
 
 @pytest.mark.parametrize("border", BORDERS)
@@ -310,10 +339,12 @@ def test_conv2d_against_reference(case, dtype, geom):
     x = make_image(rng, shape, dtype)
     kh, kw = [(3, 3), (2, 3), (1, 1), (4, 2)][(case + geom) % 4]
     w = rng.standard_normal((k, c // groups, kh, kw)).astype(
-        np.float64 if dtype == np.float64 else np.float32)
+        np.float64 if dtype == np.float64 else np.float32
+    )
     b = rng.standard_normal(k) if case % 2 else None
-    got = imgkernel.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation,
-                           groups=groups, border=border)
+    got = imgkernel.conv2d(
+        x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups, border=border
+    )
     want_dtype = np.float64 if dtype == np.float64 else np.float32
     assert got.dtype == want_dtype
     pads = resolve_pads(padding, x.shape[-2:], (kh, kw), stride, dilation)
@@ -332,8 +363,9 @@ def test_conv2d_depthwise_equals_filter2d_per_channel(border):
     x = np.moveaxis(img, -1, 0)
     got = imgkernel.conv2d(x, w, groups=3, padding="same", border=border, stride=(1, 2))
     for ch in range(3):
-        one = imgkernel.filter2d(img[..., ch], kernels[ch], padding="same", border=border,
-                                 stride=(1, 2))
+        one = imgkernel.filter2d(
+            img[..., ch], kernels[ch], padding="same", border=border, stride=(1, 2)
+        )
         assert_close(got[ch], one, img, kernels[ch])
 
 
@@ -345,12 +377,18 @@ def test_conv2d_sums_over_channels():
     b = np.array([0.5, -2.0])
     got = imgkernel.conv2d(x, w, b, padding=1)
     for f in range(2):
-        acc = sum(imgkernel.filter2d(x[c], w[f, c], padding=1, border="zero").astype(np.float64)
-                  for c in range(3)) + b[f]
+        acc = (
+            sum(
+                imgkernel.filter2d(x[c], w[f, c], padding=1, border="zero").astype(np.float64)
+                for c in range(3)
+            )
+            + b[f]
+        )
         assert_close(got[f], acc, x, w[f])
 
 
 # --------------------------------------------------------------------------- fast paths
+
 
 def _gauss(n, sigma):
     t = np.arange(n) - (n - 1) / 2
@@ -361,34 +399,63 @@ def _gauss(n, sigma):
 def supported_kernels(method, rng):
     """Kernels on which ``method`` must agree with the direct path."""
     sob = np.outer([1, 2, 1], [-1, 0, 1]).astype(float)
-    separable = [np.outer(_gauss(5, 1.0), _gauss(7, 1.5)), sob, sob.T,
-                 np.outer(_gauss(9, 2.0), _gauss(9, 2.0)), np.outer([1.0], _gauss(7, 1.0)),
-                 np.outer(_gauss(6, 1.0), [1.0]), np.outer(rng.standard_normal(4),
-                                                           rng.standard_normal(3))]
-    box = [np.full((s, t), 1.0 / (s * t)) for s, t in
-           [(1, 1), (2, 2), (3, 3), (5, 5), (1, 9), (7, 1), (4, 6), (11, 11), (31, 31), (15, 31)]]
+    separable = [
+        np.outer(_gauss(5, 1.0), _gauss(7, 1.5)),
+        sob,
+        sob.T,
+        np.outer(_gauss(9, 2.0), _gauss(9, 2.0)),
+        np.outer([1.0], _gauss(7, 1.0)),
+        np.outer(_gauss(6, 1.0), [1.0]),
+        np.outer(rng.standard_normal(4), rng.standard_normal(3)),
+    ]
+    box = [
+        np.full((s, t), 1.0 / (s * t))
+        for s, t in [
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (5, 5),
+            (1, 9),
+            (7, 1),
+            (4, 6),
+            (11, 11),
+            (31, 31),
+            (15, 31),
+        ]
+    ]
     box.append(np.full((3, 3), 2.0))  # not normalised
-    large = [rng.standard_normal((15, 15)), rng.standard_normal((17, 21)),
-             np.outer(_gauss(25, 4.0), _gauss(25, 4.0))]
+    large = [
+        rng.standard_normal((15, 15)),
+        rng.standard_normal((17, 21)),
+        np.outer(_gauss(25, 4.0), _gauss(25, 4.0)),
+    ]
     general = [rng.standard_normal((3, 3)), rng.standard_normal((2, 5))]
-    return {"direct": general + separable[:2] + box[:3], "separable": separable, "box": box,
-            "fft": large + general}.get(method, general + separable + box[:4] + large[:1])
+    return {
+        "direct": general + separable[:2] + box[:3],
+        "separable": separable,
+        "box": box,
+        "fft": large + general,
+    }.get(method, general + separable + box[:4] + large[:1])
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("geom", [
-    dict(padding="same", border="reflect"),
-    dict(padding="valid", border="zero"),
-    dict(padding="full", border="wrap", stride=2),
-    dict(padding=(3, 0, 5, 1), border="edge", dilation=(2, 1)),
-    dict(padding="same", border="symmetric", stride=(1, 3), dilation=2),
-])
+@pytest.mark.parametrize(
+    "geom",
+    [
+        dict(padding="same", border="reflect"),
+        dict(padding="valid", border="zero"),
+        dict(padding="full", border="wrap", stride=2),
+        dict(padding=(3, 0, 5, 1), border="edge", dilation=(2, 1)),
+        dict(padding="same", border="symmetric", stride=(1, 3), dilation=2),
+    ],
+)
 def test_fast_path_matches_direct(method, geom):
     rng = np.random.default_rng(len(method))
     img = make_image(rng, (40, 37, 3), np.uint8)
     for k in supported_kernels(method, rng):
-        oh, ow = expected_filter_shape(img.shape[:2], k.shape, geom.get("stride", 1),
-                                       geom.get("dilation", 1), geom["padding"])
+        oh, ow = expected_filter_shape(
+            img.shape[:2], k.shape, geom.get("stride", 1), geom.get("dilation", 1), geom["padding"]
+        )
         if oh < 1 or ow < 1:  # does not fit this geometry
             continue
         try:
@@ -421,12 +488,20 @@ def test_separable_path_gaussians(size):
     rng = np.random.default_rng(size)
     img = make_image(rng, (40, 33, 3), np.float32)
     k = np.outer(_gauss(size, size / 5), _gauss(size, size / 4))
-    for kwargs in (dict(padding="same", border="symmetric"),
-                   dict(padding="valid", border="zero", stride=(2, 1)),
-                   dict(padding="full", border="edge", dilation=(1, 2))):
+    for kwargs in (
+        dict(padding="same", border="symmetric"),
+        dict(padding="valid", border="zero", stride=(2, 1)),
+        dict(padding="full", border="edge", dilation=(1, 2)),
+    ):
         got = imgkernel.filter2d(img, k, method="separable", **kwargs)
-        assert_close(got, naive_filter2d(img, k, **kwargs), img, k, rel=1e-4,
-                     what=f"separable {size} {kwargs}")
+        assert_close(
+            got,
+            naive_filter2d(img, k, **kwargs),
+            img,
+            k,
+            rel=1e-4,
+            what=f"separable {size} {kwargs}",
+        )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -452,18 +527,22 @@ def test_auto_picks_something_correct_for_each_family():
     img = make_image(rng, (40, 40, 3), np.uint16)
     for k in supported_kernels("auto", rng):
         got = imgkernel.filter2d(img, k, padding="same", border="edge")
-        assert_close(got, naive_filter2d(img, k, border="edge"), img, k, rel=1e-4,
-                     what=str(k.shape))
+        assert_close(
+            got, naive_filter2d(img, k, border="edge"), img, k, rel=1e-4, what=str(k.shape)
+        )
 
 
 # --------------------------------------------------------------------------- medium sizes
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(padding="same", border="reflect"),
-    dict(padding="valid", border="zero", stride=2, dilation=2),
-    dict(padding="full", border="wrap", stride=(3, 1)),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(padding="same", border="reflect"),
+        dict(padding="valid", border="zero", stride=2, dilation=2),
+        dict(padding="full", border="wrap", stride=(3, 1)),
+    ],
+)
 def test_medium_image_tiling(kwargs):
     rng = np.random.default_rng(300)
     img = make_image(rng, (300, 257, 3), np.uint8)
@@ -517,18 +596,35 @@ def test_medium_conv2d_batch():
 
 # --------------------------------------------------------------------------- random sweep
 
+
 def _sweep_cases(count=400, seed=2024):
     r = random.Random(seed)
     cases = []
     for _ in range(count):
-        cases.append(dict(
-            h=r.randint(1, 24), w=r.randint(1, 24), kh=r.randint(1, 7), kw=r.randint(1, 7),
-            stride=(r.randint(1, 3), r.randint(1, 3)), dilation=(r.randint(1, 3), r.randint(1, 3)),
-            padding=r.choice(["same", "full", r.randint(0, 4),
-                              (r.randint(0, 3), r.randint(0, 3)),
-                              tuple(r.randint(0, 5) for _ in range(4))]),
-            border=r.choice(ALL_BORDER_NAMES), channels=r.choice([None, 1, 2, 3, 4]),
-            dtype=r.choice(DTYPES), convolve=r.random() < 0.3, seed=r.randrange(1 << 30)))
+        cases.append(
+            dict(
+                h=r.randint(1, 24),
+                w=r.randint(1, 24),
+                kh=r.randint(1, 7),
+                kw=r.randint(1, 7),
+                stride=(r.randint(1, 3), r.randint(1, 3)),
+                dilation=(r.randint(1, 3), r.randint(1, 3)),
+                padding=r.choice(
+                    [
+                        "same",
+                        "full",
+                        r.randint(0, 4),
+                        (r.randint(0, 3), r.randint(0, 3)),
+                        tuple(r.randint(0, 5) for _ in range(4)),
+                    ]
+                ),
+                border=r.choice(ALL_BORDER_NAMES),
+                channels=r.choice([None, 1, 2, 3, 4]),
+                dtype=r.choice(DTYPES),
+                convolve=r.random() < 0.3,
+                seed=r.randrange(1 << 30),
+            )
+        )
     return cases
 
 
@@ -542,12 +638,20 @@ def test_random_sweep(i):
     shape = (c["h"], c["w"]) if c["channels"] is None else (c["h"], c["w"], c["channels"])
     img = make_image(rng, shape, c["dtype"])
     k = make_kernel(rng, c["kh"], c["kw"])
-    pads = resolve_pads(c["padding"], (c["h"], c["w"]), (c["kh"], c["kw"]), c["stride"],
-                        c["dilation"])
-    fits = (c["h"] + pads[0] + pads[1] >= c["dilation"][0] * (c["kh"] - 1) + 1
-            and c["w"] + pads[2] + pads[3] >= c["dilation"][1] * (c["kw"] - 1) + 1)
-    kw = dict(stride=c["stride"], dilation=c["dilation"], padding=c["padding"],
-              border=c["border"], convolve=c["convolve"])
+    pads = resolve_pads(
+        c["padding"], (c["h"], c["w"]), (c["kh"], c["kw"]), c["stride"], c["dilation"]
+    )
+    fits = (
+        c["h"] + pads[0] + pads[1] >= c["dilation"][0] * (c["kh"] - 1) + 1
+        and c["w"] + pads[2] + pads[3] >= c["dilation"][1] * (c["kw"] - 1) + 1
+    )
+    kw = dict(
+        stride=c["stride"],
+        dilation=c["dilation"],
+        padding=c["padding"],
+        border=c["border"],
+        convolve=c["convolve"],
+    )
     if not fits:
         with pytest.raises(ValueError):
             imgkernel.filter2d(img, k, **kw)
@@ -555,8 +659,9 @@ def test_random_sweep(i):
     check_filter(img, k, **kw)
 
 
-@pytest.mark.parametrize("border", ["symmetric", "wrap", ("constant", 2.5), "constant:-1",
-                                    "replicate", "circular"])
+@pytest.mark.parametrize(
+    "border", ["symmetric", "wrap", ("constant", 2.5), "constant:-1", "replicate", "circular"]
+)
 def test_conv2d_borders(border):
     rng = np.random.default_rng(404)
     x = make_image(rng, (2, 4, 9, 8), np.float32)
@@ -577,8 +682,11 @@ def test_non_finite_pixels_stay_local_under_auto(bad, kernel):
     rng = np.random.default_rng(55)
     img = rng.random((60, 60))
     img[30, 30] = bad
-    k = {"box": np.full((5, 5), 1 / 25), "fft": rng.random((21, 21)),
-         "separable": np.outer(_gauss(7, 1.5), _gauss(7, 1.5))}[kernel]
+    k = {
+        "box": np.full((5, 5), 1 / 25),
+        "fft": rng.random((21, 21)),
+        "separable": np.outer(_gauss(7, 1.5), _gauss(7, 1.5)),
+    }[kernel]
     with np.errstate(invalid="ignore"):
         auto = imgkernel.filter2d(img, k)
         direct = imgkernel.filter2d(img, k, method="direct")

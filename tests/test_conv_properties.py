@@ -14,8 +14,7 @@ import imgkernel
 BORDERS = ["zero", "constant", "reflect", "symmetric", "edge", "wrap"]
 ALL_BORDERS = sorted(set(BORDERS) | set(BORDER_TO_NUMPY))
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 dims = st.integers(1, 12)
 ksize = st.integers(1, 6)
@@ -48,13 +47,15 @@ def images(draw, dtype=None, min_side=1, max_side=12):
 def kernels(draw, max_side=6):
     kh = draw(st.integers(1, max_side))
     kw = draw(st.integers(1, max_side))
-    return draw(hnp.arrays(np.float64, (kh, kw),
-                           elements=st.integers(-64, 64).map(lambda v: v / 16)))
+    return draw(
+        hnp.arrays(np.float64, (kh, kw), elements=st.integers(-64, 64).map(lambda v: v / 16))
+    )
 
 
 def scale(x, k):
-    return max(float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0))
-               * float(np.abs(k).sum()), 1.0)
+    return max(
+        float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0)) * float(np.abs(k).sum()), 1.0
+    )
 
 
 @SETTINGS
@@ -70,14 +71,21 @@ def test_identity_kernel_returns_the_image(img, kh, kw, border):
 
 
 @SETTINGS
-@given(img=images(dtype="float64"), k=kernels(), a=st.integers(-4, 4), b=st.integers(-4, 4),
-       border=st.sampled_from(BORDERS), seed=st.integers(0, 2**32 - 1))
+@given(
+    img=images(dtype="float64"),
+    k=kernels(),
+    a=st.integers(-4, 4),
+    b=st.integers(-4, 4),
+    border=st.sampled_from(BORDERS),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_linearity(img, k, a, b, border, seed):
     y = np.random.default_rng(seed).integers(-100, 100, size=img.shape).astype(np.float64)
     kw = dict(padding="same", border=border)
     lhs = imgkernel.filter2d(a * img + b * y, k, **kw).astype(np.float64)
-    rhs = (a * imgkernel.filter2d(img, k, **kw).astype(np.float64)
-           + b * imgkernel.filter2d(y, k, **kw).astype(np.float64))
+    rhs = a * imgkernel.filter2d(img, k, **kw).astype(np.float64) + b * imgkernel.filter2d(
+        y, k, **kw
+    ).astype(np.float64)
     tol = 1e-5 * (abs(a) * scale(img, k) + abs(b) * scale(y, k) + 1)
     np.testing.assert_allclose(lhs, rhs, rtol=0, atol=tol)
 
@@ -92,15 +100,25 @@ def test_box_blur_with_wrap_keeps_the_mean(img, kh, kw):
     out = imgkernel.filter2d(img, k, padding="same", border="wrap")
     assert out.shape == img.shape
     axes = (0, 1)
-    np.testing.assert_allclose(out.astype(np.float64).mean(axis=axes),
-                               img.astype(np.float64).mean(axis=axes),
-                               rtol=1e-5, atol=1e-4 * (np.abs(img).max(initial=0) + 1))
+    np.testing.assert_allclose(
+        out.astype(np.float64).mean(axis=axes),
+        img.astype(np.float64).mean(axis=axes),
+        rtol=1e-5,
+        atol=1e-4 * (np.abs(img).max(initial=0) + 1),
+    )
 
 
 @SETTINGS
-@given(h=st.integers(1, 30), w=st.integers(1, 30), kh=st.integers(1, 8), kw=st.integers(1, 8),
-       stride=st.one_of(st.integers(1, 4), pairs), dilation=st.one_of(st.integers(1, 3), pairs),
-       padding=paddings, channels=st.sampled_from([None, 2]))
+@given(
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    kh=st.integers(1, 8),
+    kw=st.integers(1, 8),
+    stride=st.one_of(st.integers(1, 4), pairs),
+    dilation=st.one_of(st.integers(1, 3), pairs),
+    padding=paddings,
+    channels=st.sampled_from([None, 2]),
+)
 def test_output_shape_formula(h, w, kh, kw, stride, dilation, padding, channels):
     # floor((in + before + after - dilation*(k-1) - 1) / stride) + 1, with "same"
     # giving ceil(in / stride).
@@ -111,8 +129,9 @@ def test_output_shape_formula(h, w, kh, kw, stride, dilation, padding, channels)
         with pytest.raises(ValueError):
             imgkernel.filter2d(img, k, stride=stride, dilation=dilation, padding=padding)
         return
-    out = imgkernel.filter2d(img, k, stride=stride, dilation=dilation, padding=padding,
-                             border="zero")
+    out = imgkernel.filter2d(
+        img, k, stride=stride, dilation=dilation, padding=padding, border="zero"
+    )
     assert out.shape[:2] == (oh, ow)
     assert out.shape[2:] == img.shape[2:]
     if padding == "same":
@@ -120,14 +139,21 @@ def test_output_shape_formula(h, w, kh, kw, stride, dilation, padding, channels)
         assert (oh, ow) == (-(-h // sh), -(-w // sw))
     # conv2d follows the same geometry
     x = np.zeros((1, h, w), dtype=np.float32)
-    res = imgkernel.conv2d(x, k[None, None].astype(np.float32), stride=stride,
-                           dilation=dilation, padding=padding)
+    res = imgkernel.conv2d(
+        x, k[None, None].astype(np.float32), stride=stride, dilation=dilation, padding=padding
+    )
     assert res.shape == (1, oh, ow)
 
 
 @SETTINGS
-@given(img=images(), k=kernels(), border=st.sampled_from(BORDERS), padding=paddings,
-       stride=st.one_of(st.integers(1, 3), pairs), dilation=st.integers(1, 2))
+@given(
+    img=images(),
+    k=kernels(),
+    border=st.sampled_from(BORDERS),
+    padding=paddings,
+    stride=st.one_of(st.integers(1, 3), pairs),
+    dilation=st.integers(1, 2),
+)
 def test_convolve_is_correlation_with_flipped_kernel(img, k, border, padding, stride, dilation):
     kw = dict(border=border, padding=padding, stride=stride, dilation=dilation)
     try:
@@ -139,8 +165,12 @@ def test_convolve_is_correlation_with_flipped_kernel(img, k, border, padding, st
 
 
 @SETTINGS
-@given(img=images(min_side=2), k=kernels(max_side=4), border=st.sampled_from(BORDERS),
-       stride=st.integers(1, 3))
+@given(
+    img=images(min_side=2),
+    k=kernels(max_side=4),
+    border=st.sampled_from(BORDERS),
+    stride=st.integers(1, 3),
+)
 def test_conv2d_depthwise_equals_filter2d_per_channel(img, k, border, stride):
     if img.ndim == 2:
         img = img[:, :, None]
@@ -150,27 +180,38 @@ def test_conv2d_depthwise_equals_filter2d_per_channel(img, k, border, stride):
     x = np.moveaxis(img, -1, 0)
     got = imgkernel.conv2d(x, w, groups=c, padding="same", border=border, stride=stride)
     for i in range(c):
-        one = imgkernel.filter2d(img[..., i], scaled[i], padding="same", border=border,
-                                 stride=stride)
+        one = imgkernel.filter2d(
+            img[..., i], scaled[i], padding="same", border=border, stride=stride
+        )
         np.testing.assert_allclose(got[i], one, rtol=1e-5, atol=1e-5 * scale(img, scaled[i]))
 
 
 @SETTINGS
-@given(img=images(dtype="float32"), k=kernels(), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       pads=st.tuples(*[st.integers(0, 4)] * 4), border=st.sampled_from(BORDERS))
+@given(
+    img=images(dtype="float32"),
+    k=kernels(),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    pads=st.tuples(*[st.integers(0, 4)] * 4),
+    border=st.sampled_from(BORDERS),
+)
 def test_stride_is_subsampling_of_stride_1(img, k, sh, sw, pads, border):
     try:
         full = imgkernel.filter2d(img, k, padding=pads, border=border)
     except ValueError:
         return
     strided = imgkernel.filter2d(img, k, padding=pads, border=border, stride=(sh, sw))
-    np.testing.assert_allclose(strided, full[::sh, ::sw], rtol=1e-6,
-                               atol=1e-6 * scale(img, k))
+    np.testing.assert_allclose(strided, full[::sh, ::sw], rtol=1e-6, atol=1e-6 * scale(img, k))
 
 
 @SETTINGS
-@given(img=images(dtype="float32"), k=kernels(max_side=4), dh=st.integers(1, 3),
-       dw=st.integers(1, 3), border=st.sampled_from(BORDERS))
+@given(
+    img=images(dtype="float32"),
+    k=kernels(max_side=4),
+    dh=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    border=st.sampled_from(BORDERS),
+)
 def test_dilation_equals_kernel_with_inserted_zeros(img, k, dh, dw, border):
     kh, kw = k.shape
     big = np.zeros((dh * (kh - 1) + 1, dw * (kw - 1) + 1))
@@ -182,35 +223,54 @@ def test_dilation_equals_kernel_with_inserted_zeros(img, k, dh, dw, border):
 
 
 @SETTINGS
-@given(img=images(dtype="float64", min_side=2), k=kernels(), dy=st.integers(-5, 5),
-       dx=st.integers(-5, 5))
+@given(
+    img=images(dtype="float64", min_side=2),
+    k=kernels(),
+    dy=st.integers(-5, 5),
+    dx=st.integers(-5, 5),
+)
 def test_wrap_border_commutes_with_circular_shift(img, k, dy, dx):
     out = imgkernel.filter2d(img, k, padding="same", border="wrap")
-    shifted = imgkernel.filter2d(np.roll(img, (dy, dx), axis=(0, 1)), k, padding="same",
-                                 border="wrap")
-    np.testing.assert_allclose(shifted, np.roll(out, (dy, dx), axis=(0, 1)), rtol=1e-6,
-                               atol=1e-6 * scale(img, k))
+    shifted = imgkernel.filter2d(
+        np.roll(img, (dy, dx), axis=(0, 1)), k, padding="same", border="wrap"
+    )
+    np.testing.assert_allclose(
+        shifted, np.roll(out, (dy, dx), axis=(0, 1)), rtol=1e-6, atol=1e-6 * scale(img, k)
+    )
 
 
 @SETTINGS
-@given(img=images(), k=kernels(), bias=st.integers(-300, 300).map(lambda v: v / 4),
-       border=st.sampled_from(BORDERS))
+@given(
+    img=images(),
+    k=kernels(),
+    bias=st.integers(-300, 300).map(lambda v: v / 4),
+    border=st.sampled_from(BORDERS),
+)
 def test_bias_is_added_everywhere_and_matches_reference(img, k, bias, border):
     got = imgkernel.filter2d(img, k, bias=bias, border=border)
     base = imgkernel.filter2d(img, k, border=border)
-    np.testing.assert_allclose(got, base + np.float32(bias), rtol=1e-6,
-                               atol=1e-6 * (scale(img, k) + abs(bias)))
+    np.testing.assert_allclose(
+        got, base + np.float32(bias), rtol=1e-6, atol=1e-6 * (scale(img, k) + abs(bias))
+    )
     ref = naive_filter2d(img, k, bias=bias, border=border)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * (scale(img, k) + abs(bias)))
 
 
 @SETTINGS
-@given(n=st.integers(1, 3), groups=st.integers(1, 3), cpg=st.integers(1, 2),
-       kpg=st.integers(1, 2), kh=st.integers(1, 3), kw=st.integers(1, 3),
-       stride=st.integers(1, 2), padding=st.sampled_from([0, 1, "same"]),
-       seed=st.integers(0, 2**32 - 1))
-def test_conv2d_decomposes_over_batch_filters_and_groups(n, groups, cpg, kpg, kh, kw, stride,
-                                                         padding, seed):
+@given(
+    n=st.integers(1, 3),
+    groups=st.integers(1, 3),
+    cpg=st.integers(1, 2),
+    kpg=st.integers(1, 2),
+    kh=st.integers(1, 3),
+    kw=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    padding=st.sampled_from([0, 1, "same"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_conv2d_decomposes_over_batch_filters_and_groups(
+    n, groups, cpg, kpg, kh, kw, stride, padding, seed
+):
     rng = np.random.default_rng(seed)
     c, k = groups * cpg, groups * kpg
     x = rng.standard_normal((n, c, 7, 6)).astype(np.float32)
@@ -221,10 +281,11 @@ def test_conv2d_decomposes_over_batch_filters_and_groups(n, groups, cpg, kpg, kh
     tol = 1e-5 * (np.abs(x).max() * np.abs(w).sum() + 1)
     for i in range(n):
         # one sample, 3-D in and out
-        np.testing.assert_allclose(imgkernel.conv2d(x[i], w, b, groups=groups, **kw_), out[i],
-                                   rtol=1e-5, atol=tol)
+        np.testing.assert_allclose(
+            imgkernel.conv2d(x[i], w, b, groups=groups, **kw_), out[i], rtol=1e-5, atol=tol
+        )
     for f in range(k):
         g = f // kpg
         # filter f sees only its group's channels
-        single = imgkernel.conv2d(x[:, g * cpg:(g + 1) * cpg], w[f:f + 1], b[f:f + 1], **kw_)
+        single = imgkernel.conv2d(x[:, g * cpg : (g + 1) * cpg], w[f : f + 1], b[f : f + 1], **kw_)
         np.testing.assert_allclose(single[:, 0], out[:, f], rtol=1e-5, atol=tol)

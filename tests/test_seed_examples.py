@@ -155,8 +155,9 @@ def test_seed000_padding_1_top_left_outputs():
     assert_exact(out[:3, :3], [[1, 6, 5], [7, 10, 9], [7, 10, 8]])
     # "same" for a 3x3 kernel at stride 1 is exactly padding 1
     assert_exact(f2d(PAD_INPUT, PAD_KERNEL, padding="same"), out)
-    np.testing.assert_allclose(out, naive_filter2d(PAD_INPUT, PAD_KERNEL, padding=1,
-                                                   border="zero"), atol=1e-4)
+    np.testing.assert_allclose(
+        out, naive_filter2d(PAD_INPUT, PAD_KERNEL, padding=1, border="zero"), atol=1e-4
+    )
 
 
 # --------------------------------------------------------------------------- seed 001
@@ -238,8 +239,7 @@ def test_seed001_question_256x256x3_64_filters():
     # neurons: 2 * 49,153 = 98,306.
     assert 256 * 256 * 3 == 196_608 and 128 * 128 * 3 + 1 == 49_153
     # with "same" zero padding the spatial size is kept: 256 x 256 x 64
-    same = imgkernel.conv2d(np.zeros((3, 256, 256), dtype=np.float32), weight, bias,
-                            padding="same")
+    same = imgkernel.conv2d(np.zeros((3, 256, 256), dtype=np.float32), weight, bias, padding="same")
     assert same.shape == (64, 256, 256)
 
 
@@ -295,8 +295,12 @@ def test_seed002_stride_1_and_2():
     # Stride 2 keeps rows/cols 0 and 2 ("drop intermediates"): 9 7 / -7 -10,
     # (5 - 3)/2 + 1 = 2. Slide: correct.
     assert_exact(f2d(A_002, W_002, bias=-1, stride=2), [[9, 7], [-7, -10]])
-    out = imgkernel.conv2d(A_002[None, None].astype(np.float32),
-                           W_002[None, None].astype(np.float32), np.array([-1.0]), stride=2)
+    out = imgkernel.conv2d(
+        A_002[None, None].astype(np.float32),
+        W_002[None, None].astype(np.float32),
+        np.array([-1.0]),
+        stride=2,
+    )
     assert out.shape == (1, 1, 2, 2)
     assert_exact(out[0, 0], [[9, 7], [-7, -10]])
     assert f2d(A_002, W_002, bias=-1, convolve=True)[0, 0] == pytest.approx(2)
@@ -317,8 +321,17 @@ def test_seed002_symbolic_4x4_with_2x2_kernel():
     assert out[0, 0] == pytest.approx(1 + 20 + 500 + 6000 + b)
     assert out[0, 1] == pytest.approx(2 + 30 + 600 + 7000 + b)
     assert out[0, 2] == pytest.approx(3 + 40 + 700 + 8000 + b)
-    expected = [[A_4X4[i, j] + 10 * A_4X4[i, j + 1] + 100 * A_4X4[i + 1, j]
-                 + 1000 * A_4X4[i + 1, j + 1] + b for j in range(3)] for i in range(3)]
+    expected = [
+        [
+            A_4X4[i, j]
+            + 10 * A_4X4[i, j + 1]
+            + 100 * A_4X4[i + 1, j]
+            + 1000 * A_4X4[i + 1, j + 1]
+            + b
+            for j in range(3)
+        ]
+        for i in range(3)
+    ]
     assert_exact(out, expected)
 
 
@@ -349,8 +362,14 @@ def test_seed002_stride_2_symbolic():
 
 def test_seed002_output_width_formula_floors():
     # Output width = floor((W_in - W_k + 2P) / S) + 1 (the slide's bracket is a floor)
-    for w_in, k, p, s in [(4, 2, 0, 1), (4, 2, 1, 1), (5, 3, 0, 2), (6, 3, 0, 2), (7, 3, 1, 3),
-                          (10, 4, 2, 3)]:
+    for w_in, k, p, s in [
+        (4, 2, 0, 1),
+        (4, 2, 1, 1),
+        (5, 3, 0, 2),
+        (6, 3, 0, 2),
+        (7, 3, 1, 3),
+        (10, 4, 2, 3),
+    ]:
         out = f2d(np.ones((3, w_in)), np.ones((1, k)), padding=(0, p), stride=(1, s))
         assert out.shape[1] == (w_in - k + 2 * p) // s + 1
 
@@ -382,10 +401,16 @@ def test_seed004_symbolic_3x4_with_2x2_kernel():
     w, x, y, z = (1, 10, 100, 1000)
     image = np.array([[a, b, c, d], [e, f, g, h], [i, j, k, l]])
     expected = [
-        [a * w + b * x + e * y + f * z, b * w + c * x + f * y + g * z,
-         c * w + d * x + g * y + h * z],
-        [e * w + f * x + i * y + j * z, f * w + g * x + j * y + k * z,
-         g * w + h * x + k * y + l * z],
+        [
+            a * w + b * x + e * y + f * z,
+            b * w + c * x + f * y + g * z,
+            c * w + d * x + g * y + h * z,
+        ],
+        [
+            e * w + f * x + i * y + j * z,
+            f * w + g * x + j * y + k * z,
+            g * w + h * x + k * y + l * z,
+        ],
     ]
     # e.g. aw+bx+ey+fz = 2 + 30 + 1100 + 13000 = 14132
     assert expected[0][0] == 14132
@@ -461,7 +486,9 @@ def test_seed004_named_kernels_on_flat_and_ramp_images():
     sharp = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
     np.testing.assert_allclose(
         f2d(img, sharp, padding="same", border="reflect"),
-        img + f2d(img, lap, padding="same", border="reflect"), atol=1e-3)
+        img + f2d(img, lap, padding="same", border="reflect"),
+        atol=1e-3,
+    )
     # Sobel "horizontal" -1 0 1/-2 0 2/-1 0 1 on the ramp I[r,c] = c:
     # (c+1 - (c-1)) * (1 + 2 + 1) = 8 everywhere in the valid region;
     # as a true convolution (kernel flipped) it is -8.
@@ -470,5 +497,6 @@ def test_seed004_named_kernels_on_flat_and_ramp_images():
     assert_exact(f2d(ramp, sobel_x), np.full((3, 6), 8))
     assert_exact(f2d(ramp, sobel_x, convolve=True), np.full((3, 6), -8))
     # "vertical" 1 2 1/0 0 0/-1 -2 -1 on I[r,c] = 3r: (3r - 3(r+2)) * 4 = -24
-    assert_exact(f2d(3 * ramp.T, np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]])),
-                 np.full((6, 3), -24))
+    assert_exact(
+        f2d(3 * ramp.T, np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]])), np.full((6, 3), -24)
+    )

@@ -164,8 +164,13 @@ def _net_grad_check(layers, input_shape, x, n_classes=3, seed=0, rtol=1e-5):
 
 @pytest.mark.parametrize(
     "act",
-    [ReLU("act"), LeakyReLU("act", alpha=0.1), Sigmoid("act"), Tanh("act"),
-     make_layer("clip", "act", min=-0.5, max=0.7)],
+    [
+        ReLU("act"),
+        LeakyReLU("act", alpha=0.1),
+        Sigmoid("act"),
+        Tanh("act"),
+        make_layer("clip", "act", min=-0.5, max=0.7),
+    ],
     ids=lambda a: a.type,
 )
 def test_activation_and_dense_gradients(act):
@@ -191,8 +196,9 @@ def test_global_pools_inner_softmax_and_dropout_eval_gradients():
     x = rng.standard_normal((3, 2, 4, 4))
     for pool in ("global_avgpool", "global_maxpool"):
         layers = [
-            make_layer("conv2d", "c", weight=rng.standard_normal((4, 2, 3, 3)), bias=np.zeros(4),
-                       padding=1),
+            make_layer(
+                "conv2d", "c", weight=rng.standard_normal((4, 2, 3, 3)), bias=np.zeros(4), padding=1
+            ),
             make_layer(pool, "g"),
             Flatten("f"),
             Softmax("inner"),
@@ -207,8 +213,13 @@ def test_conv_pool_network_gradients():
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 2, 6, 6))
     layers = [
-        make_layer("conv2d", "c1", weight=rng.standard_normal((3, 2, 3, 3)),
-                   bias=rng.standard_normal(3), padding="same"),
+        make_layer(
+            "conv2d",
+            "c1",
+            weight=rng.standard_normal((3, 2, 3, 3)),
+            bias=rng.standard_normal(3),
+            padding="same",
+        ),
         ReLU("r"),
         MaxPool("p", size=2),
         make_layer("conv2d", "c2", weight=rng.standard_normal((4, 3, 2, 2)), stride=1),
@@ -269,8 +280,11 @@ def test_label_smoothing_matches_torch():
 
 def test_label_smoothing_network_gradients():
     rng = np.random.default_rng(20)
-    layers = [Flatten("f"), make_layer("dense", "d", weight=rng.standard_normal((3, 12)),
-                                       bias=rng.standard_normal(3)), Softmax("s")]
+    layers = [
+        Flatten("f"),
+        make_layer("dense", "d", weight=rng.standard_normal((3, 12)), bias=rng.standard_normal(3)),
+        Softmax("s"),
+    ]
     net = Network(layers, (1, 3, 4), dtype=np.float64)
     x = rng.standard_normal((5, 1, 3, 4))
     y = np.array([0, 2, 1, 1, 0])
@@ -357,10 +371,14 @@ def test_optimizers_match_torch():
     p0 = rng.standard_normal(6)
     grads = [rng.standard_normal(6) for _ in range(5)]
     for ours, theirs in (
-        (SGD(0.1, momentum=0.9, weight_decay=0.01), lambda ps: torch.optim.SGD(
-            ps, lr=0.1, momentum=0.9, weight_decay=0.01)),
-        (Adam(0.01, weight_decay=0.01), lambda ps: torch.optim.Adam(
-            ps, lr=0.01, weight_decay=0.01)),
+        (
+            SGD(0.1, momentum=0.9, weight_decay=0.01),
+            lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+        ),
+        (
+            Adam(0.01, weight_decay=0.01),
+            lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.01),
+        ),
     ):
         params = {"p": p0.copy()}
         tp = torch.tensor(p0.copy(), requires_grad=True)
@@ -412,9 +430,17 @@ def test_callbacks_are_called():
     x, y = _blobs(40)
     net = build_network("mlp", (1, 6, 6), 2, seed=0)
     seen_batches, seen_epochs = [], []
-    fit(net, x, y, epochs=2, batch_size=16,
+    fit(
+        net,
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
         on_batch=lambda e, b, n, loss: seen_batches.append((e, b, n)),
-        on_epoch=lambda e, s: seen_epochs.append((e, s.epochs)), x_val=x, y_val=y)
+        on_epoch=lambda e, s: seen_epochs.append((e, s.epochs)),
+        x_val=x,
+        y_val=y,
+    )
     assert seen_batches == [(1, 1, 3), (1, 2, 3), (1, 3, 3), (2, 1, 3), (2, 2, 3), (2, 3, 3)]
     assert seen_epochs == [(1, 2), (2, 2)]
 
@@ -429,9 +455,21 @@ def test_ema_is_the_bias_corrected_average_of_the_trajectory():
 
     net = make()
     trajectory = []
-    hist = fit(net, x, y, epochs=3, batch_size=16, optimizer="sgd", lr=0.05, seed=0,
-               augment=1, ema=decay, x_val=x, y_val=y,
-               on_batch=lambda *a: trajectory.append({k: v.copy() for k, v in net.params.items()}))
+    hist = fit(
+        net,
+        x,
+        y,
+        epochs=3,
+        batch_size=16,
+        optimizer="sgd",
+        lr=0.05,
+        seed=0,
+        augment=1,
+        ema=decay,
+        x_val=x,
+        y_val=y,
+        on_batch=lambda *a: trajectory.append({k: v.copy() for k, v in net.params.items()}),
+    )
     t = len(trajectory)
     assert t == 9
     for key in net.params:
@@ -448,8 +486,17 @@ def test_ema_is_the_bias_corrected_average_of_the_trajectory():
     # a single step: the average is that step's weights
     one = make()
     seen = []
-    fit(one, x[:8], y[:8], epochs=1, batch_size=8, lr=0.01, ema=0.999, seed=0,
-        on_batch=lambda *a: seen.append({k: v.copy() for k, v in one.params.items()}))
+    fit(
+        one,
+        x[:8],
+        y[:8],
+        epochs=1,
+        batch_size=8,
+        lr=0.01,
+        ema=0.999,
+        seed=0,
+        on_batch=lambda *a: seen.append({k: v.copy() for k, v in one.params.items()}),
+    )
     assert all(np.allclose(one.params[k], seen[0][k], rtol=1e-12) for k in seen[0])
     for bad in (-0.5, 1.0):
         with pytest.raises(UsageError, match="ema"):
@@ -484,8 +531,11 @@ def test_arch_toml(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('[[layer]]\ntype = "conv2d"\nfilters = 4\nsize = 5\n'
-         '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dense"\n', "does not fit"),
+        (
+            '[[layer]]\ntype = "conv2d"\nfilters = 4\nsize = 5\n'
+            '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dense"\n',
+            "does not fit",
+        ),
         ('[[layer]]\ntype = "batchnorm"\n', "cannot train"),
         ('[[layer]]\ntype = "conv2d"\nfilters = 4\nkernel = 3\n', "unknown key"),
         ('[[layer]]\ntype = "conv2d"\nfilters = 4\n', "must be N x 3"),
@@ -533,8 +583,16 @@ def test_train_folder_round_trip(tmp_path):
     warnings, epochs, starts = [], [], []
     out = tmp_path / "m.npz"
     result = train_folder(
-        data, out, arch="tiny", epochs=6, batch_size=8, lr=0.01, val_split=0.25, seed=1,
-        on_warning=warnings.append, on_epoch=lambda e, s: epochs.append(s),
+        data,
+        out,
+        arch="tiny",
+        epochs=6,
+        batch_size=8,
+        lr=0.01,
+        val_split=0.25,
+        seed=1,
+        on_warning=warnings.append,
+        on_epoch=lambda e, s: epochs.append(s),
         on_start=starts.append,
     )
     assert any("notes.txt" in w for w in warnings)
@@ -552,8 +610,9 @@ def test_train_folder_round_trip(tmp_path):
     assert classify(model, [top, top[::-1]], top=1)[0][0][0] == "top"
     assert classify(model, [top, top[::-1]], top=1)[1][0][0] == "bottom"
     # the same seed writes the same model
-    again = train_folder(data, None, arch="tiny", epochs=6, batch_size=8, lr=0.01,
-                         val_split=0.25, seed=1)
+    again = train_folder(
+        data, None, arch="tiny", epochs=6, batch_size=8, lr=0.01, val_split=0.25, seed=1
+    )
     for a, b in zip(model.layers, again.model.layers, strict=True):
         for k in a.arrays:
             assert np.array_equal(a.arrays[k], b.arrays[k])
@@ -615,8 +674,10 @@ def test_impossible_sizes_and_options(tmp_path):
     data = _write_folder(tmp_path / "data", n_per_class=3, size=4)
     out = tmp_path / "m.npz"
     arch = tmp_path / "big.toml"
-    arch.write_text('[[layer]]\ntype = "conv2d"\nfilters = 2\nsize = 7\n'
-                    '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dense"\n')
+    arch.write_text(
+        '[[layer]]\ntype = "conv2d"\nfilters = 2\nsize = 7\n'
+        '[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "dense"\n'
+    )
     with pytest.raises(UsageError, match="does not fit"):
         train_folder(data, out, arch=str(arch), epochs=1)
     with pytest.raises(UsageError, match="too small"):
@@ -643,8 +704,9 @@ def test_rgb_and_mixed_sizes(tmp_path):
     result = train_folder(data, None, arch="tiny", epochs=3, val_split=0)
     spec = result.model.input_spec
     assert (spec.channels, spec.height, spec.width) == (3, 8, 8)
-    gray = train_folder(data, None, arch="tiny", epochs=1, val_split=0, color="gray",
-                        input_size="5x7")
+    gray = train_folder(
+        data, None, arch="tiny", epochs=1, val_split=0, color="gray", input_size="5x7"
+    )
     assert gray.model.input_spec.shape == (1, 5, 7)
 
 
