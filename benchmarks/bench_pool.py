@@ -82,8 +82,11 @@ def main() -> None:
     for name, (x, layout) in inputs.items():
         if torch is not None:
             # conversion to NCHW (and float32 for avg of uint8): not timed
-            t_nchw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 2, 0)[None])) \
-                if layout == "image" else torch.from_numpy(x)
+            t_nchw = (
+                torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 2, 0)[None]))
+                if layout == "image"
+                else torch.from_numpy(x)
+            )
             t_nchw_f = t_nchw if t_nchw.dtype == torch.float32 else t_nchw.float()
         for k, s in ((2, 2), (3, 2)):
             for mode in ("max", "avg"):
@@ -112,13 +115,19 @@ def main() -> None:
     def ratio(a: float, b: float | None) -> str:
         return "-" if b is None else f"{a / b:6.2f}x"
 
-    print(f"repeats per median: {repeat}; torch threads: "
-          f"{torch.get_num_threads() if torch is not None else '-'}")
-    print(f"{'case':40s} {'pool2d ms':>10s} {'torch ms':>10s} {'reshape ms':>10s} "
-          f"{'/torch':>8s} {'/reshape':>9s}")
+    print(
+        f"repeats per median: {repeat}; torch threads: "
+        f"{torch.get_num_threads() if torch is not None else '-'}"
+    )
+    print(
+        f"{'case':40s} {'pool2d ms':>10s} {'torch ms':>10s} {'reshape ms':>10s} "
+        f"{'/torch':>8s} {'/reshape':>9s}"
+    )
     for case, ours, t_torch, t_resh in rows:
-        print(f"{case:40s} {ms(ours):>10s} {ms(t_torch):>10s} {ms(t_resh):>10s} "
-              f"{ratio(ours, t_torch):>8s} {ratio(ours, t_resh):>9s}")
+        print(
+            f"{case:40s} {ms(ours):>10s} {ms(t_torch):>10s} {ms(t_resh):>10s} "
+            f"{ratio(ours, t_torch):>8s} {ratio(ours, t_resh):>9s}"
+        )
     print("\nverdicts (ratio = pool2d / other):")
     for case, goal, ok, r in verdicts:
         print(f"  {'PASS' if ok else 'FAIL'}  {case:40s} {goal:26s} {r:5.2f}x")

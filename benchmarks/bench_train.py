@@ -56,8 +56,15 @@ def torch_net(net, torch):
                 pads = pads  # "same"/"valid" (stride 1 here)
             else:
                 pads = (pads[0], pads[2])
-            m = nn.Conv2d(cg * layer.groups, k, (kh, kw), stride=layer.stride, padding=pads,
-                          dilation=layer.dilation, groups=layer.groups)
+            m = nn.Conv2d(
+                cg * layer.groups,
+                k,
+                (kh, kw),
+                stride=layer.stride,
+                padding=pads,
+                dilation=layer.dilation,
+                groups=layer.groups,
+            )
             m.weight.data = torch.tensor(p["weight"])
             m.bias.data = torch.tensor(p["bias"])
         elif layer.type == "dense":
@@ -92,12 +99,22 @@ def main() -> None:
 
     x, y = data(args.size)
     net = build_network("default", (1, args.size, args.size), 10, seed=0)
-    hist = fit(net, x, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-               schedule="constant", seed=0)
+    hist = fit(
+        net,
+        x,
+        y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule="constant",
+        seed=0,
+    )
     ours = statistics.median(h.seconds for h in hist)
-    print(f"imgkernel: {len(x)} images {args.size}x{args.size}, batch {args.batch_size}, "
-          f"{net.to_model().param_count:,} params; median epoch {ours * 1000:.0f} ms "
-          f"(final loss {hist[-1].loss:.3f})")
+    print(
+        f"imgkernel: {len(x)} images {args.size}x{args.size}, batch {args.batch_size}, "
+        f"{net.to_model().param_count:,} params; median epoch {ours * 1000:.0f} ms "
+        f"(final loss {hist[-1].loss:.3f})"
+    )
     try:
         import torch
     except ImportError:
@@ -124,8 +141,10 @@ def main() -> None:
             total += loss.item() * len(idx)
         times.append(time.perf_counter() - t0)
     theirs = statistics.median(times)
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} thread(s)): median epoch "
-          f"{theirs * 1000:.0f} ms (final loss {total / len(x):.3f})")
+    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} thread(s)): median epoch "
+        f"{theirs * 1000:.0f} ms (final loss {total / len(x):.3f})"
+    )
     print(f"ratio imgkernel / torch: {ours / theirs:.2f}")
 
 

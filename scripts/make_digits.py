@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     ap.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     ap.add_argument(
-        "--cv", nargs="*", metavar="RECIPE",
+        "--cv",
+        nargs="*",
+        metavar="RECIPE",
         help="run the selection protocol (5-fold CV on the 1,500) for these candidates "
         f"(default all: {', '.join(CANDIDATES)}); no model is written",
     )
@@ -238,10 +240,14 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - t0
         model = load_model(args.model)
         correct, wrong = accuracy(model, held)
-        print(f"recipe {CHOSEN}: " + ", ".join(f"{k}={v}" for k, v in settings.items()
-                                                if k != "arch" or v == "default"))
-        print(f"trained on {result.train_count} images in {seconds:.1f} s "
-              f"({model.param_count:,} parameters) -> {args.model}")
+        print(
+            f"recipe {CHOSEN}: "
+            + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "arch" or v == "default")
+        )
+        print(
+            f"trained on {result.train_count} images in {seconds:.1f} s "
+            f"({model.param_count:,} parameters) -> {args.model}"
+        )
         print(f"held-out accuracy: {correct}/{len(held)} = {correct / len(held):.2%}")
         print("misclassified:", ", ".join(wrong) or "none")
 
