@@ -306,19 +306,15 @@ def display(
         )
         # to_display returns float on a 0..1 scale; .npy keeps the input's units
         return mapped * np.float32(image.max_value)
-    dtype = image.pixels.dtype
-    target: np.dtype
-    if dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF"):
-        target, max_value = np.dtype(np.uint16), 65535.0
-    else:
-        target, max_value = np.dtype(np.uint8), 255.0
-    mode = effective_mode(image, mode, asked)
-    if dtype not in (np.uint8, np.uint16):
-        values = values * np.float32(max_value / image.max_value)
-    elif max_value != image.max_value:
-        values = values * np.float32(max_value / image.max_value)
+    sixteen = image.pixels.dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF")
+    # to_display rescales from the input's full scale to the target's itself.
     return imgio.to_display(
-        values, mode=mode, dtype=target, max_value=max_value, scale=scale, offset=offset
+        values,
+        mode=effective_mode(image, mode, asked),
+        dtype=np.dtype(np.uint16 if sixteen else np.uint8),
+        max_value=image.max_value,
+        scale=scale,
+        offset=offset,
     )
 
 

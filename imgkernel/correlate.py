@@ -186,27 +186,17 @@ def _toeplitz(taps: np.ndarray, rows: int, step: int, dil: int, cols: int) -> np
     return t.astype(np.float32)
 
 
-def _vertical_taps(src: np.ndarray, col: np.ndarray, sh: int, dh: int, n: int, dst: np.ndarray):
-    """dst (n, W) = sum_i col[i] * src[i*dh + y*sh] for y < n (src starts at row 0)."""
+def _taps_along(
+    src: np.ndarray, taps: np.ndarray, step: int, rate: int, count: int, dst: np.ndarray, axis: int
+) -> None:
+    """1-D correlation along ``axis`` (0 rows, 1 columns) by a tap loop:
+    ``dst[.., y, ..] = sum_i taps[i] * src[.., i*rate + y*step, ..]`` for ``y < count``."""
     scratch = None
-    for i, w in enumerate(col):
-        window = src[i * dh : i * dh + (n - 1) * sh + 1 : sh]
+    for i, w in enumerate(taps):
+        sl = slice(i * rate, i * rate + (count - 1) * step + 1, step)
+        window = src[sl] if axis == 0 else src[:, sl]
         w32 = np.float32(w)
         if i == 0:
-            np.multiply(window, w32, out=dst)
-        else:
-            if scratch is None:
-                scratch = np.empty_like(dst)
-            np.multiply(window, w32, out=scratch)
-            np.add(dst, scratch, out=dst)
-
-
-def _horizontal_taps(src: np.ndarray, row: np.ndarray, sw: int, dw: int, ow: int, dst):
-    scratch = None
-    for j, w in enumerate(row):
-        window = src[:, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
-        w32 = np.float32(w)
-        if j == 0:
             np.multiply(window, w32, out=dst)
         else:
             if scratch is None:
@@ -310,9 +300,9 @@ def correlate_separable(
             if v_gemm:
                 np.matmul(tv[:n, : src.shape[0]], src, out=vert)
             else:
-                _vertical_taps(src, col, sh, dh, n, vert)
+                _taps_along(src, col, sh, dh, n, vert, axis=0)
             if hg is None:
-                _horizontal_taps(vert, row, sw, dw, ow, out[q, y0 : y0 + n])
+                _taps_along(vert, row, sw, dw, ow, out[q, y0 : y0 + n], axis=1)
             elif hbuf is None:
                 hg(buf[:n], out[q, y0 : y0 + n])
             else:

@@ -14,6 +14,7 @@ import numpy as np
 from imgkernel.conv import check_fits, filter2d
 from imgkernel.errors import UsageError
 from imgkernel.kernels import Kernel, rank1_factors
+from imgkernel.windows import as_pair, output_size, pad, pad_rows, parse_border, resolve_padding
 
 ALPHA_MODES = ("keep", "filter", "premultiply")
 
@@ -57,7 +58,7 @@ def apply_kernel(
     """
     if alpha_mode not in ALPHA_MODES:
         raise UsageError(f"unknown alpha mode {alpha_mode!r}; choose {', '.join(ALPHA_MODES)}")
-    rate = _pair(dilation)
+    rate = as_pair(dilation, "dilation")
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
     options: dict[str, Any] = dict(
         stride=stride,
@@ -134,8 +135,6 @@ def iter_kernel_bands(
     >>> bool(np.array_equal(np.concatenate(parts), whole))
     True
     """
-    from imgkernel.windows import as_pair, output_size, pad_rows, parse_border, resolve_padding
-
     step = as_pair(stride, "stride")
     rate = as_pair(dilation, "dilation")
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
@@ -175,12 +174,6 @@ def _holds(dtype: np.dtype, value: float) -> bool:
     return True
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    from imgkernel.windows import as_pair
-
-    return as_pair(value, "dilation")
-
-
 def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarray:
     """Put the alpha plane on the output grid: the alpha at each window's centre.
 
@@ -188,8 +181,6 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
     coordinates, with the padding made by the same border as the colour, so
     ``same`` padding at stride 1 returns the alpha unchanged.
     """
-    from imgkernel.windows import as_pair, output_size, pad, parse_border, resolve_padding
-
     kh, kw = kernel.shape
     step = as_pair(options["stride"], "stride")
     rate = as_pair(options["dilation"], "dilation")

@@ -571,15 +571,6 @@ def _odd_size(key: str, value: object) -> int:
     return v
 
 
-def _rate(key: str, value: object) -> int:
-    v = _as_int(key, value)
-    if v < 1:
-        raise UsageError(f"{key}={_q(value)} must be >= 1")
-    if v > MAX_KERNEL_SIZE:
-        raise UsageError(f"{key}={_q(value)} is larger than the limit {MAX_KERNEL_SIZE}")
-    return v
-
-
 def _kernel_name(key: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{key}={_q(value)} is not a kernel name")
@@ -602,7 +593,7 @@ GENERATORS: dict[str, dict[str, Converter]] = {
     "box": {"size": _size},
     "log": dict(_GAUSS),
     "unsharp": {"amount": _any_float, **_GAUSS},
-    "dilated": {"base": _kernel_name, "rate": _rate},
+    "dilated": {"base": _kernel_name, "rate": _size},
     "motion": {"length": _size, "angle": _any_float},
     "binomial": {"size": _odd_size},
 }
