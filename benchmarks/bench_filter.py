@@ -41,8 +41,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imgkernel.conv import filter2d  # noqa: E402
-from imgkernel.correlate import choose_method  # noqa: E402
+from imgkernel.core.conv import filter2d  # noqa: E402
+from imgkernel.core.correlate import choose_method  # noqa: E402
 
 try:
     import cv2
@@ -335,7 +335,7 @@ def time_cli(size: tuple[int, int], repeat: int) -> list[tuple[str, float | None
                     peak = int(lines[-1]) / 1024
             return ms, peak
 
-        if importlib.util.find_spec("imgkernel.cli") is not None:
+        if importlib.util.find_spec("imgkernel.cli.app") is not None:
             cmd = [
                 sys.executable,
                 "-m",
@@ -348,7 +348,7 @@ def time_cli(size: tuple[int, int], repeat: int) -> list[tuple[str, float | None
             ]
             results.append(("imgkernel filter emboss", *sh(cmd)))
         else:
-            results.append(("imgkernel.cli not present", None, None))
+            results.append(("imgkernel.cli.app not present", None, None))
         convert = shutil.which("magick") or shutil.which("convert")
         if convert:
             probe = subprocess.run([convert, "-version"], capture_output=True, text=True)

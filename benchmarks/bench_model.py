@@ -1,4 +1,4 @@
-"""Benchmark: imgkernel.model forward passes against torch (and onnxruntime if installed).
+"""Benchmark: imgkernel.nn.model forward passes against torch (and onnxruntime if installed).
 
 Cases
 -----
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgkernel.model import (
+from imgkernel.nn.model import (
     Conv2D,
     Dense,
     Flatten,
@@ -151,7 +151,7 @@ def time_processes(repeat: int) -> None:
     """Whole-process wall time: imgkernel classify vs the same job in a torch script."""
     from PIL import Image
 
-    from imgkernel.model import save_model
+    from imgkernel.nn.model import save_model
 
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from imgkernel.pool import pool2d
+from imgkernel.core.pool import pool2d
 
 try:
     import torch

@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imgkernel.model import InputSpec, prepare_images  # noqa: E402
-from imgkernel.train import build_network, fit  # noqa: E402
+from imgkernel.nn.model import InputSpec, prepare_images  # noqa: E402
+from imgkernel.nn.train import build_network, fit  # noqa: E402
 
 
 def data(size: int, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:

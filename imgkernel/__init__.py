@@ -4,9 +4,9 @@ Importing the package loads numpy only; scipy and Pillow are imported by the
 functions that need them.
 """
 
-from imgkernel.conv import conv2d, filter2d
+from imgkernel.core.conv import conv2d, filter2d
+from imgkernel.core.pool import global_pool, pool2d
 from imgkernel.errors import ImgkernelError, UsageError
-from imgkernel.pool import global_pool, pool2d
 
 __all__ = ["conv2d", "filter2d", "pool2d", "global_pool", "ImgkernelError", "UsageError"]
 __version__ = "0.1.0"

@@ -4,10 +4,10 @@ scikit-learn's 8x8 handwritten digits (``sklearn.datasets.load_digits()``,
 shipped inside scikit-learn, no download) are written as 8-bit grey PNGs
 (value ``round(v * 255 / 16)``) in an image folder, one sub-folder per digit:
 the first 1,500 samples (data-set order) for training, the last 297 held out.
-The model is trained by :func:`imgkernel.train.train_folder` (the code behind
+The model is trained by :func:`imgkernel.nn.train.train_folder` (the code behind
 ``imgkernel train``) and evaluated by reading every held-out PNG with
-:func:`imgkernel.io.read_image` and classifying it with
-:func:`imgkernel.model.classify`, as ``imgkernel classify`` does.
+:func:`imgkernel.images.io.read_image` and classifying it with
+:func:`imgkernel.nn.model.classify`, as ``imgkernel classify`` does.
 
 Usage::
 
@@ -41,9 +41,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgkernel.io import read_image  # noqa: E402
-from imgkernel.model import classify, load_model  # noqa: E402
-from imgkernel.train import train_folder  # noqa: E402
+from imgkernel.images.io import read_image  # noqa: E402
+from imgkernel.nn.model import classify, load_model  # noqa: E402
+from imgkernel.nn.train import train_folder  # noqa: E402
 
 N_TRAIN = 1500
 

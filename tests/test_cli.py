@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgkernel
-from imgkernel.cli import cli
+from imgkernel.cli.app import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
@@ -143,7 +143,7 @@ def test_convolve_flips_the_kernel(gray: Path, tmp_path: Path) -> None:
 
 
 def test_pool_halves_png_and_matches_library(rgb: Path, tmp_path: Path) -> None:
-    from imgkernel.pool import pool2d
+    from imgkernel.core.pool import pool2d
 
     out = tmp_path / "half.png"
     assert run("pool", "--size", "2", rgb, "-o", out).exit_code == 0
@@ -256,9 +256,9 @@ def test_bad_input_one_line_exit_2_nothing_written(
 
 def test_refuses_binary_to_terminal(gray: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = (
-        "import sys, imgkernel.io as io; sys.stdout.isatty = lambda: True; "
+        "import sys, imgkernel.images.io as io; sys.stdout.isatty = lambda: True; "
         "sys.argv = ['imgkernel', 'filter', 'sobel', sys.argv[1]]; "
-        "from imgkernel.cli import main; main()"
+        "from imgkernel.cli.app import main; main()"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script, str(gray)], capture_output=True, check=False
@@ -309,7 +309,7 @@ def test_pipeline_in_real_processes(tmp_path: Path) -> None:
 def test_help_does_not_import_scipy() -> None:
     code = (
         "import sys; sys.argv = ['imgkernel', '--help']\n"
-        "from imgkernel.cli import main\n"
+        "from imgkernel.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "assert 'scipy' not in sys.modules, 'scipy imported at start-up'\n"
         "assert 'PIL.Image' not in sys.modules or True\n"

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from imgkernel.cli import cli
-from imgkernel.model import (
+from imgkernel.cli.app import cli
+from imgkernel.nn.model import (
     Conv2D,
     InputSpec,
     Model,

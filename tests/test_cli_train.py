@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from imgkernel.cli import cli
+from imgkernel.cli.app import cli
 
 
 def invoke(*args: object):

@@ -33,7 +33,7 @@ from reference import (
 )
 
 import imgkernel
-from imgkernel import correlate as _correlate
+from imgkernel.core import correlate as _correlate
 
 BORDERS = ["zero", "constant", "reflect", "symmetric", "edge", "wrap"]
 ALIASES = sorted(set(BORDER_TO_NUMPY) - set(BORDERS))

@@ -1,4 +1,4 @@
-"""Every compute path of imgkernel.correlate against direct and a float64 reference."""
+"""Every compute path of imgkernel.core.correlate against direct and a float64 reference."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgkernel import correlate as C
-from imgkernel.conv import filter2d
+from imgkernel.core import correlate as C
+from imgkernel.core.conv import filter2d
 from imgkernel.errors import UsageError
 
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import imgkernel
 from imgkernel.errors import UsageError
-from imgkernel.filtering import apply_kernel, describe_kernel, iter_kernel_bands
-from imgkernel.kernels import kernel_from_matrix, load_library
+from imgkernel.kernels.apply import apply_kernel, describe_kernel, iter_kernel_bands
+from imgkernel.kernels.library import kernel_from_matrix, load_library
 
 LIBRARY = load_library(include_user=False)
 

@@ -1,4 +1,4 @@
-"""Tests for imgkernel.io: reading, writing, display mapping and output names."""
+"""Tests for imgkernel.images.io: reading, writing, display mapping and output names."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image as PILImage
 
-from imgkernel import io as kio
+from imgkernel.images import io as kio
 from imgkernel.errors import ImgkernelError, UsageError
-from imgkernel.io import (
+from imgkernel.images.io import (
     Image,
     expand_outputs,
     format_from_name,

@@ -1,4 +1,4 @@
-"""Tests for the named-kernel library (imgkernel.kernels and kernels.toml)."""
+"""Tests for the named-kernel library (imgkernel.kernels.library and kernels.toml)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from imgkernel.errors import UsageError
-from imgkernel.kernels import (
+from imgkernel.kernels.library import (
     Kernel,
     gaussian_1d,
     kernel_from_matrix,

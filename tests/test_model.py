@@ -1,4 +1,4 @@
-"""Tests of imgkernel.model: layers, the .npz format, validation, classification."""
+"""Tests of imgkernel.nn.model: layers, the .npz format, validation, classification."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imgkernel.errors import UsageError
-from imgkernel.model import (
+from imgkernel.nn.model import (
     AvgPool,
     BatchNorm,
     Clip,
@@ -464,7 +464,7 @@ def stripe_pngs(tmp_path: Path) -> dict[str, Path]:
 
 def read_png(path: Path) -> np.ndarray:
     try:
-        from imgkernel.io import read_image
+        from imgkernel.images.io import read_image
 
         return read_image(str(path)).pixels
     except ImportError:

@@ -1,4 +1,4 @@
-"""Tests for imgkernel.pool: seeds, ONNX reference parity, torch parity, properties."""
+"""Tests for imgkernel.core.pool: seeds, ONNX reference parity, torch parity, properties."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgkernel.errors import UsageError
-from imgkernel.pool import global_pool, pool2d
-from imgkernel.windows import output_size
+from imgkernel.core.pool import global_pool, pool2d
+from imgkernel.core.windows import output_size
 
 # The lecture notes' feature map (seed 001, "Step 2 - Max Pooling").
 FMAP = np.array(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imgkernel.errors import UsageError
-from imgkernel.model import (
+from imgkernel.nn.model import (
     Dense,
     Dropout,
     Flatten,
@@ -26,8 +26,8 @@ from imgkernel.model import (
     make_layer,
     save_model,
 )
-from imgkernel.pool import pool2d
-from imgkernel.train import (
+from imgkernel.core.pool import pool2d
+from imgkernel.nn.train import (
     SGD,
     Adam,
     Network,
@@ -98,7 +98,7 @@ def test_conv2d_gradients_finite_differences(case):
 
 @pytest.mark.parametrize("case", CONV_CASES[:5], ids=lambda c: str(c))
 def test_conv2d_forward_matches_library_conv(case):
-    from imgkernel.conv import conv2d
+    from imgkernel.core.conv import conv2d
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 6, 7)).astype(np.float32)
@@ -476,7 +476,7 @@ def test_ema_is_the_bias_corrected_average_of_the_trajectory():
         num = sum((1 - decay) * decay ** (t - i) * w[key] for i, w in enumerate(trajectory, 1))
         assert_close(net.params[key], num / (1 - decay**t), rtol=1e-12, atol=1e-14)
     # the last validation figures are those of the averaged weights
-    from imgkernel.train import evaluate
+    from imgkernel.nn.train import evaluate
 
     assert hist[-1].val_loss == pytest.approx(evaluate(net, x, y)[0], rel=1e-12)
     # averaging does not change the training itself
@@ -735,7 +735,7 @@ def test_bundled_digits_model_classifies_samples():
     root = os.path.join(os.path.dirname(__file__), "..", "sample_images", "digits")
     files = sorted(f for f in os.listdir(root) if f.endswith(".png"))
     assert len(files) == 10
-    from imgkernel.io import read_image
+    from imgkernel.images.io import read_image
 
     images = [read_image(os.path.join(root, f)) for f in files]
     predicted = [r[0][0] for r in classify(model, images, top=1)]

@@ -3,7 +3,7 @@
 Semantics are those of the ONNX ``MaxPool`` and ``AveragePool`` operators
 (opset 19+), which is what PyTorch exports and what a CNN forward pass must
 reproduce; the places where PyTorch differs are listed in :func:`pool2d`.
-Window geometry (padding, output sizes) comes from :mod:`imgkernel.windows`.
+Window geometry (padding, output sizes) comes from :mod:`imgkernel.core.windows`.
 
 How it is computed
 ------------------
@@ -14,7 +14,7 @@ a channels-last image ride along for free), then across its ``kw`` columns.
 That is ``kh + kw`` vectorised ``np.maximum``/``np.minimum``/``np.add`` calls
 per tile instead of ``kh * kw`` (or one strided ``(..., kh, kw)``
 reduction). Tiles are sized to stay in cache and are spread over threads with
-:func:`imgkernel.parallel.run_tiles`; numpy releases the GIL in its loops.
+:func:`imgkernel.core.parallel.run_tiles`; numpy releases the GIL in its loops.
 
 Examples
 --------
@@ -40,10 +40,9 @@ from functools import partial
 
 import numpy as np
 
-from imgkernel.correlate import TILE_BYTES
+from imgkernel.core.parallel import TILE_BYTES, run_tiles
+from imgkernel.core.windows import Border, pad, pool_geometry
 from imgkernel.errors import UsageError
-from imgkernel.parallel import run_tiles
-from imgkernel.windows import Border, as_pair, output_size, pad, resolve_padding
 
 Padding = str | int | Sequence[int]
 
@@ -111,20 +110,6 @@ def _fill_value(dtype: np.dtype, mode: str) -> float | int | bool:
         return -np.inf if mode == "max" else np.inf
     info = np.iinfo(dtype)
     return int(info.min) if mode == "max" else int(info.max)
-
-
-def _counts(
-    n: int, k: int, stride: int, dilation: int, before: int, after: int, out: int, include_pad: bool
-) -> np.ndarray:
-    """Cells counted by each window along one axis (the average's divisor).
-
-    Real input cells, plus the explicit pads when ``include_pad``. Cells a
-    ``ceil_mode`` window hangs beyond the explicit padding never count (ONNX
-    reference evaluator and PyTorch agree; see :func:`pool2d`).
-    """
-    taps = np.arange(out)[:, None] * stride - before + np.arange(k)[None, :] * dilation
-    lo, hi = (-before, n + after) if include_pad else (0, n)
-    return ((taps >= lo) & (taps < hi)).sum(axis=1)
 
 
 def _reduce(
@@ -240,7 +225,7 @@ def pool2d(
     ceil_mode : bool
         Round the output size up, keeping partial windows at the bottom/right
         edge; a window that would start beyond the input and its leading pad
-        is dropped (:func:`imgkernel.windows.output_size`).
+        is dropped (:func:`imgkernel.core.windows.output_size`).
     count_include_pad : bool
         For ``"avg"``: divide by the number of window cells inside the input
         *or its explicit padding* instead of by the number of input cells.
@@ -306,30 +291,10 @@ def pool2d(
     canon = _parse_mode(mode, ("max", "avg", "min"))
     planes = _as_planes(arr, layout, "pool2d")
     _, h, w, q = planes.shape
-    k2 = as_pair(size, "size")
-    s2 = k2 if stride is None else as_pair(stride, "stride")
-    d2 = as_pair(dilation, "dilation")
-    pads = resolve_padding(padding, (h, w), k2, s2, d2)
-    top, bottom, left, right = pads
-    if max(top, bottom) >= k2[0] or max(left, right) >= k2[1]:
-        raise UsageError(
-            f"padding {padding!r} must be smaller than the window {k2[0]}x{k2[1]} "
-            f"on each axis (resolved to top, bottom, left, right = {pads})"
-        )
-    oh = output_size(h, k2[0], s2[0], d2[0], top, bottom, ceil_mode=ceil_mode)
-    ow = output_size(w, k2[1], s2[1], d2[1], left, right, ceil_mode=ceil_mode)
-    if oh <= 0 or ow <= 0:
-        span_h = d2[0] * (k2[0] - 1) + 1
-        span_w = d2[1] * (k2[1] - 1) + 1
-        raise UsageError(
-            f"window size {size!r} spans {span_h}x{span_w} cells (dilation {dilation!r}) "
-            f"but the padded input is only {h + top + bottom}x{w + left + right}"
-        )
-
-    # Cells the last ceil_mode window hangs beyond the explicit padding.
-    extra_h = max(0, (oh - 1) * s2[0] + d2[0] * (k2[0] - 1) + 1 - (h + top + bottom))
-    extra_w = max(0, (ow - 1) * s2[1] + d2[1] * (k2[1] - 1) + 1 - (w + left + right))
-    all_pads = (top, bottom + extra_h, left, right + extra_w)
+    geometry = pool_geometry((h, w), size, stride, padding, dilation, ceil_mode=ceil_mode)
+    k2, s2, d2 = geometry.size, geometry.stride, geometry.dilation
+    oh, ow = geometry.out_hw
+    all_pads = geometry.all_pads
 
     if canon == "avg":
         acc_dtype = np.dtype(np.float64 if arr.dtype == np.float64 else np.float32)
@@ -354,8 +319,7 @@ def pool2d(
 
     divisor: np.ndarray | float | None = None
     if canon == "avg":
-        ch = _counts(h, k2[0], s2[0], d2[0], top, bottom, oh, count_include_pad)
-        cw = _counts(w, k2[1], s2[1], d2[1], left, right, ow, count_include_pad)
+        ch, cw = geometry.counts(count_include_pad)
         if ch.min() == ch.max() == k2[0] and cw.min() == cw.max() == k2[1]:
             divisor = float(k2[0] * k2[1])
         else:

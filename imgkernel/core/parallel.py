@@ -7,12 +7,17 @@ pooling) uses :func:`run_tiles`; ``IMGKERNEL_THREADS`` overrides the count.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
+
+#: Bytes of one output tile (measured: 1 MiB beats 256 KiB by ~20% on 12 Mpx RGB).
+TILE_BYTES = 1 << 20
 
 
 def workers() -> int:
@@ -79,3 +84,38 @@ def thread_buffer(name: str, shape: tuple[int, ...], dtype: type = np.float32) -
     if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
         buf = buffers[name] = np.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMITER: Any = None
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """Limit BLAS to one thread while our own threads each run GEMMs.
+
+    Many small GEMMs called from two Python threads beat one multi-threaded
+    BLAS here (OpenBLAS's threads spin and fight for the cores). Uses
+    threadpoolctl when it is installed, else does nothing. The limit is
+    process-wide, so overlapping calls (from several user threads) share one
+    limit, counted under a lock: the last one out restores the original.
+    """
+    global _BLAS_USERS, _BLAS_LIMITER
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        yield
+        return
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            _BLAS_LIMITER = threadpool_limits(1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0 and _BLAS_LIMITER is not None:
+                _BLAS_LIMITER.restore_original_limits()
+                _BLAS_LIMITER = None

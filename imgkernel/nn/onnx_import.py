@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from imgkernel.core.windows import resolve_padding
 from imgkernel.errors import UsageError
-from imgkernel.model import (
+from imgkernel.nn.model import (
     AvgPool,
     BatchNorm,
     Clip,
@@ -49,7 +50,6 @@ from imgkernel.model import (
     Tanh,
     clean_name,
 )
-from imgkernel.windows import resolve_padding
 
 SUPPORTED = (
     "Conv",

@@ -4,7 +4,7 @@ A :class:`Model` is a list of layers applied in order to an ``(N, C, H, W)``
 float32 batch, plus the class ``labels`` and an :class:`InputSpec` telling how
 to turn an image into the network's input. Layers are small objects holding
 their weights; the work is done by the library's pure functions
-(:func:`imgkernel.conv.conv2d`, :func:`imgkernel.pool.pool2d`, ...).
+(:func:`imgkernel.core.conv.conv2d`, :func:`imgkernel.core.pool.pool2d`, ...).
 
 The file format is described in ``docs/model-format.md``; :func:`load_model`
 validates a file completely (shapes are propagated from the input through
@@ -40,9 +40,9 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from imgkernel.conv import conv2d
+from imgkernel.core.conv import conv2d
+from imgkernel.core.windows import as_pair, output_size, resolve_padding
 from imgkernel.errors import UsageError
-from imgkernel.windows import as_pair, output_size, resolve_padding
 
 FORMAT = "imgkernel-model"
 VERSION = 1
@@ -359,7 +359,7 @@ class _Pool(Layer):
         return (shape[0], shape[1], oh, ow)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from imgkernel.pool import pool2d
+        from imgkernel.core.pool import pool2d
 
         return pool2d(x, self._size, self._stride, **self._kw)
 
@@ -393,7 +393,7 @@ class _GlobalPool(Layer):
         return (shape[0], shape[1], 1, 1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from imgkernel.pool import global_pool
+        from imgkernel.core.pool import global_pool
 
         return global_pool(x, self.mode, layout="tensor")
 
@@ -1042,12 +1042,12 @@ class Model:
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` as an imgkernel ``.npz`` file, atomically.
 
-    Written by :func:`imgkernel.io.deliver`: a temporary file beside the target
+    Written by :func:`imgkernel.images.io.deliver`: a temporary file beside the target
     then ``os.replace``; a new file gets the umask's permissions, a replaced
     one keeps its own. A missing directory is a :class:`UsageError` naming
     ``path``; ``"-"`` writes to standard output (not to a terminal).
     """
-    from imgkernel.io import deliver
+    from imgkernel.images.io import deliver
 
     target = os.fspath(path)
     header = np.array(json.dumps(model.to_json(), indent=1))
@@ -1062,7 +1062,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
 def _bundled_dir():
     from importlib.resources import files
 
-    return files("imgkernel").joinpath("models")
+    return files("imgkernel.nn").joinpath("models")
 
 
 def list_bundled_models() -> list[str]:
@@ -1249,7 +1249,7 @@ def _load(source: Any, label: str) -> Model:
 
 
 def _to_float_image(image: Any) -> np.ndarray:
-    """(H, W, C) float32 in 0..255 from an array or an imgkernel.io Image."""
+    """(H, W, C) float32 in 0..255 from an array or an imgkernel.images.io Image."""
     max_value = None
     if hasattr(image, "pixels"):
         max_value = getattr(image, "max_value", None)
@@ -1344,7 +1344,7 @@ def prepare_images(model: Model | InputSpec, images: Iterable[Any]) -> np.ndarra
     """Images -> one (N, C, H, W) float32 batch following the model's input spec.
 
     Each image is an ``(H, W)``/``(H, W, C)`` array (uint8 0-255, uint16
-    0-65535 or float 0-1) or an :class:`imgkernel.io.Image`. Alpha is dropped,
+    0-65535 or float 0-1) or an :class:`imgkernel.images.io.Image`. Alpha is dropped,
     grey/colour converted to the spec's ``color`` (ITU-R 601 luma for L),
     resized with Pillow's bilinear filter per ``resize``, then
     ``(v * scale - mean) / std`` per channel, with ``v`` on a 0-255 scale.

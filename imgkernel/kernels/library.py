@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from imgkernel.core.correlate import rank1_factors
 from imgkernel.errors import ImgkernelError, UsageError
 
 __all__ = [
@@ -287,50 +288,6 @@ def gaussian_1d(sigma: float, radius: int | None = None, truncate: float = 4.0) 
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     phi = np.exp(-0.5 / (sigma * sigma) * x * x)
     return phi / phi.sum()
-
-
-def rank1_factors(
-    weights2d: np.ndarray, rtol: float = 1e-6
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Split a separable 2-D kernel into a column and a row factor.
-
-    Uses the SVD: the kernel is rank 1 when the second singular value is at
-    most ``rtol`` times the first.  The factors have equal norms and the
-    column's largest-magnitude entry is positive.
-
-    Returns
-    -------
-    (col, row) with ``np.outer(col, row) ≈ weights2d``, shapes ``(kh,)`` and
-    ``(kw,)``; or None if the kernel is not rank 1.
-
-    Examples
-    --------
-    >>> w = load_library(include_user=False).resolve("sobel-x").weights
-    >>> col, row = rank1_factors(w)
-    >>> np.round(col / col[0], 12), np.allclose(np.outer(col, row), w)
-    (array([1., 2., 1.]), True)
-    >>> rank1_factors(np.eye(3)) is None
-    True
-    """
-    w = np.asarray(weights2d, dtype=np.float64)
-    if w.ndim != 2:
-        raise UsageError(f"rank1_factors needs a 2-D kernel, got shape {w.shape}")
-    if w.size == 0:
-        return None
-    scale = float(np.abs(w).max())
-    if scale == 0.0:
-        return np.zeros(w.shape[0]), np.zeros(w.shape[1])
-    u, s, vt = np.linalg.svd(w, full_matrices=False)
-    if s.size > 1 and s[1] > rtol * s[0]:
-        return None
-    root = math.sqrt(float(s[0]))
-    col = u[:, 0] * root
-    row = vt[0] * root
-    if col[int(np.argmax(np.abs(col)))] < 0:
-        col, row = -col, -row
-    if not np.allclose(np.outer(col, row), w, rtol=0.0, atol=max(rtol, 1e-12) * scale * 10):
-        return None
-    return col, row
 
 
 _FRACTION = re.compile(r"^([^/]+)/([^/]+)$")
@@ -1104,7 +1061,7 @@ def _builtin_definitions() -> dict[str, KernelDefinition]:
             return _parse_toml_text(res.read_text(encoding="utf-8"), str(res))
     except (ModuleNotFoundError, OSError):
         pass
-    path = Path(__file__).resolve().parent.parent / "kernels.toml"
+    path = Path(__file__).resolve().parent.parent.parent / "kernels.toml"
     if not path.is_file():
         raise ImgkernelError(
             f"built-in kernels.toml not found (looked inside the imgkernel package and at {path})"

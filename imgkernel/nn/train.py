@@ -1,10 +1,10 @@
 """Training small CNNs: the backward pass, optimizers and ``imgkernel train``.
 
-The forward pass of :mod:`imgkernel.model` computes a layer's output; here
+The forward pass of :mod:`imgkernel.nn.model` computes a layer's output; here
 each trainable layer type also gets a *backward* function that turns the
 gradient of the loss with respect to the layer's output into gradients for
 its input and its weights. Everything is built on the same sliding-window
-primitive as inference (:func:`imgkernel.windows.window_view`):
+primitive as inference (:func:`imgkernel.core.windows.window_view`):
 
 * conv2d: the forward pass keeps its im2col columns; the weight gradient is
   one matmul of the output gradient with those columns, the input gradient a
@@ -19,7 +19,7 @@ primitive as inference (:func:`imgkernel.windows.window_view`):
 :func:`train_folder` is what ``imgkernel train`` runs: it reads an image
 folder (one sub-folder per label), builds an architecture (a named default
 or a TOML layer list, see ``docs/training.md``), trains it with mini-batch
-SGD or Adam and writes a model ready for :func:`imgkernel.model.classify`.
+SGD or Adam and writes a model ready for :func:`imgkernel.nn.model.classify`.
 
 Runs are reproducible: the seed drives one :class:`numpy.random.Generator`
 (initialisation, validation split, shuffling, dropout), and BLAS is limited
@@ -53,8 +53,10 @@ from typing import Any
 
 import numpy as np
 
+from imgkernel.core.parallel import blas_single_thread
+from imgkernel.core.windows import Border, output_size, pad, resolve_padding, window_view
 from imgkernel.errors import UsageError
-from imgkernel.model import (
+from imgkernel.nn.model import (
     LAYER_TYPES,
     InputSpec,
     Layer,
@@ -64,7 +66,6 @@ from imgkernel.model import (
     prepare_image,
     save_model,
 )
-from imgkernel.windows import Border, output_size, pad, resolve_padding, window_view
 
 __all__ = [
     "ARCHITECTURES",
@@ -137,7 +138,7 @@ def conv2d_forward(
     dilation: tuple[int, int] = (1, 1),
     groups: int = 1,
 ) -> tuple[np.ndarray, _ConvCache]:
-    """Convolution (as :func:`imgkernel.conv.conv2d`, zero padding) keeping its im2col columns.
+    """Convolution (as :func:`imgkernel.core.conv.conv2d`, zero padding) keeping its im2col columns.
 
     ``x`` is (N, C, H, W), ``weight`` (K, C/groups, kh, kw). Works in the
     dtype of ``x`` (float64 for gradient checks). Returns the output
@@ -253,7 +254,7 @@ def pool2d_forward(
     ceil_mode: bool = False,
     count_include_pad: bool = False,
 ) -> tuple[np.ndarray, _PoolCache]:
-    """Max, min or average pooling of (N, C, H, W) ``x`` as :func:`imgkernel.pool.pool2d`.
+    """Max, min or average pooling of (N, C, H, W) ``x`` as :func:`imgkernel.core.pool.pool2d`.
 
     Max and min keep the index of the first winning tap of every window for
     :func:`pool2d_backward` (one vectorised compare per tap).
@@ -276,7 +277,7 @@ def pool2d_forward(
     all_pads = (top, bottom + extra_h, left, right + extra_w)
     cache = _PoolCache(mode, x.shape, all_pads, (oh, ow), size, stride, dilation)
     if mode == "avg":
-        from imgkernel.pool import pool2d
+        from imgkernel.core.pool import pool2d
 
         y = pool2d(
             x,
@@ -534,7 +535,7 @@ def _layer_backward(
 class Network:
     """A sequential network being trained: model layers plus their weights.
 
-    The :class:`imgkernel.model.Layer` objects give the types and attributes;
+    The :class:`imgkernel.nn.model.Layer` objects give the types and attributes;
     the weights live in ``params`` (``"name.key"`` -> array, as in the model
     file) in ``dtype`` (float32 for training, float64 for gradient checks).
     A trailing softmax is fused with the cross-entropy loss.
@@ -842,7 +843,7 @@ def _build_layers(
     where: str,
 ) -> list[Layer]:
     """Layers (with initialised weights) from a list of layer specs."""
-    from imgkernel.model import LayerError  # noqa: F401  (documented error type)
+    from imgkernel.nn.model import LayerError  # noqa: F401  (documented error type)
 
     layers: list[Layer] = []
     cur: tuple[int | None, ...] = (None, *shape)
@@ -1045,14 +1046,6 @@ class EpochStats:
     seconds: float = 0.0
 
 
-def _blas_one_thread() -> contextlib.AbstractContextManager:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``net`` in inference mode."""
     if len(x) == 0:
@@ -1188,7 +1181,7 @@ def fit(
         corr = 1.0 - decay**ema_steps
         return {k: (a / corr).astype(net.dtype) for k, a in averaged.items()}
 
-    ctx = _blas_one_thread() if single_thread_blas else contextlib.nullcontext()
+    ctx = blas_single_thread() if single_thread_blas else contextlib.nullcontext()
     with ctx:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
@@ -1295,11 +1288,11 @@ def load_image_folder(
 
     Files that are not images (or cannot be read) are skipped with a warning
     through ``on_warning``; hidden files are ignored. Images are prepared the
-    way :func:`imgkernel.model.classify` prepares them: converted to ``color``
+    way :func:`imgkernel.nn.model.classify` prepares them: converted to ``color``
     ("gray" or "rgb"; default gray when every image is grey), stretched to
     ``input_size`` (default: the most common size), scaled to 0..1.
     """
-    from imgkernel import io as imgio
+    from imgkernel.images import io as imgio
 
     root = os.fspath(data_dir)
     if not os.path.exists(root):

@@ -34,9 +34,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from imgkernel.correlate import correlate_planes
-from imgkernel.errors import UsageError
-from imgkernel.windows import (
+from imgkernel.core.correlate import correlate_planes
+from imgkernel.core.windows import (
     Border,
     as_pair,
     output_size,
@@ -45,6 +44,7 @@ from imgkernel.windows import (
     resolve_padding,
     window_view,
 )
+from imgkernel.errors import UsageError
 
 Padding = str | int | Sequence[int]
 
@@ -91,7 +91,7 @@ def filter2d(
     border : str
         What fills the padding: zero, constant (``cval``, or ``"constant:V"``),
         reflect, symmetric, edge, wrap, or an alias (see
-        :data:`imgkernel.windows.BORDER_ALIASES`).
+        :data:`imgkernel.core.windows.BORDER_ALIASES`).
     convolve : bool
         Flip the kernel by 180 degrees first (true convolution).
     method : str

@@ -1,7 +1,7 @@
 """Sliding windows: borders, padding, output sizes and window views.
 
 This is the one place where the geometry of a sliding window is computed.
-Convolution (:mod:`imgkernel.conv`) and pooling (:mod:`imgkernel.pool`) both
+Convolution (:mod:`imgkernel.core.conv`) and pooling (:mod:`imgkernel.core.pool`) both
 ask it how much to pad, how large the output is and what fills the border.
 
 Conventions
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgkernel.core.parallel import run_tiles
 from imgkernel.errors import UsageError
-from imgkernel.parallel import run_tiles
 
 #: Canonical border names (numpy.pad's) and the aliases other libraries use.
 #: scipy's "reflect" is deliberately absent: it means numpy's "symmetric",
@@ -239,6 +239,110 @@ def resolve_padding(
     if min(values) < 0:
         raise UsageError(f"padding must not be negative, got {padding!r}")
     return (values[0], values[1], values[2], values[3])
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Where the windows of a pooling fall (ONNX MaxPool/AveragePool rules).
+
+    ``pads`` are the explicit ``(top, bottom, left, right)`` pads;
+    ``overhang`` the cells a ``ceil_mode`` window hangs beyond the bottom and
+    right padding (they never count, see :meth:`counts`).
+    """
+
+    in_hw: tuple[int, int]
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    out_hw: tuple[int, int]
+
+    @property
+    def overhang(self) -> tuple[int, int]:
+        return tuple(  # type: ignore[return-value]
+            max(0, (o - 1) * s + d * (k - 1) + 1 - (n + before + after))
+            for o, s, d, k, n, before, after in zip(
+                self.out_hw,
+                self.stride,
+                self.dilation,
+                self.size,
+                self.in_hw,
+                self.pads[0::2],
+                self.pads[1::2],
+                strict=True,
+            )
+        )
+
+    @property
+    def all_pads(self) -> tuple[int, int, int, int]:
+        """Explicit pads plus the ``ceil_mode`` overhang: what the source is padded by."""
+        top, bottom, left, right = self.pads
+        extra_h, extra_w = self.overhang
+        return (top, bottom + extra_h, left, right + extra_w)
+
+    def counts(self, include_pad: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Cells each window counts along H and along W (an average's divisor factors).
+
+        Real input cells, plus the explicit pads when ``include_pad``; cells
+        of the ``ceil_mode`` overhang never count (as the ONNX reference
+        evaluator and PyTorch do).
+
+        >>> g = pool_geometry((5, 5), (2, 2), ceil_mode=True)
+        >>> g.out_hw, g.all_pads, g.counts(False)[0]
+        ((3, 3), (0, 1, 0, 1), array([2, 2, 1]))
+        """
+        axes = []
+        for axis in (0, 1):
+            n, k, s, d = self.in_hw[axis], self.size[axis], self.stride[axis], self.dilation[axis]
+            before, after = self.pads[2 * axis], self.pads[2 * axis + 1]
+            taps = np.arange(self.out_hw[axis])[:, None] * s - before + np.arange(k) * d
+            lo, hi = (-before, n + after) if include_pad else (0, n)
+            axes.append(((taps >= lo) & (taps < hi)).sum(axis=1))
+        return axes[0], axes[1]
+
+
+def pool_geometry(
+    in_hw: tuple[int, int],
+    size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: str | int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    *,
+    ceil_mode: bool = False,
+) -> PoolGeometry:
+    """Check a pooling's parameters against an ``(H, W)`` input and place its windows.
+
+    The stride defaults to the window size. Each pad must be smaller than the
+    window on its axis (ONNX Runtime's rule), and at least one window must fit.
+
+    >>> pool_geometry((6, 6), 3, 2, padding=1).out_hw
+    (3, 3)
+    >>> pool_geometry((2, 2), 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    imgkernel.errors.UsageError: the 3x3 pooling window ... the padded input is only 2x2
+    """
+    k2 = as_pair(size, "size")
+    s2 = k2 if stride is None else as_pair(stride, "stride")
+    d2 = as_pair(dilation, "dilation")
+    pads = resolve_padding(padding, in_hw, k2, s2, d2)
+    top, bottom, left, right = pads
+    if max(top, bottom) >= k2[0] or max(left, right) >= k2[1]:
+        raise UsageError(
+            f"padding {padding!r} must be smaller than the window {k2[0]}x{k2[1]} "
+            f"on each axis (resolved to top, bottom, left, right = {pads})"
+        )
+    h, w = in_hw
+    oh = output_size(h, k2[0], s2[0], d2[0], top, bottom, ceil_mode=ceil_mode)
+    ow = output_size(w, k2[1], s2[1], d2[1], left, right, ceil_mode=ceil_mode)
+    if oh <= 0 or ow <= 0:
+        span_h, span_w = (d * (k - 1) + 1 for d, k in zip(d2, k2, strict=True))
+        raise UsageError(
+            f"the {k2[0]}x{k2[1]} pooling window (dilation {d2[0]},{d2[1]}) spans "
+            f"{span_h}x{span_w} cells but the padded input is only "
+            f"{h + top + bottom}x{w + left + right}"
+        )
+    return PoolGeometry((h, w), k2, s2, d2, pads, (oh, ow))
 
 
 def _source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Apply kernel records (:class:`imgkernel.kernels.Kernel`) to images.
+"""Apply kernel records (:class:`imgkernel.kernels.library.Kernel`) to images.
 
 This joins the kernel library to the convolution core: a record's dilation,
 offset and ``magnitude`` combination, and what happens to an alpha channel.
@@ -11,10 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from imgkernel.conv import check_fits, filter2d
+from imgkernel.core.conv import check_fits, filter2d
+from imgkernel.core.windows import (
+    as_pair,
+    output_size,
+    pad,
+    pad_rows,
+    parse_border,
+    resolve_padding,
+)
 from imgkernel.errors import UsageError
-from imgkernel.kernels import Kernel, rank1_factors
-from imgkernel.windows import as_pair, output_size, pad, pad_rows, parse_border, resolve_padding
+from imgkernel.kernels.library import Kernel, rank1_factors
 
 ALPHA_MODES = ("keep", "filter", "premultiply")
 
@@ -49,7 +56,7 @@ def apply_kernel(
 
     Examples
     --------
-    >>> from imgkernel.kernels import kernel_from_matrix
+    >>> from imgkernel.kernels.library import kernel_from_matrix
     >>> apply_kernel(np.eye(3, dtype=np.uint8) * 10, kernel_from_matrix([[1, 1]], scale=1),
     ...              padding="valid")[0]
     array([[10.,  0.],
@@ -127,7 +134,7 @@ def iter_kernel_bands(
     result: peak memory stays near the size of the input and output images.
     The bands put together equal ``apply_kernel`` on the whole image.
 
-    >>> from imgkernel.kernels import kernel_from_matrix
+    >>> from imgkernel.kernels.library import kernel_from_matrix
     >>> image = np.arange(30, dtype=np.uint8).reshape(6, 5)
     >>> k = kernel_from_matrix([[1, 2], [3, 4], [5, 6]], scale=1)
     >>> whole, _ = apply_kernel(image, k, border="wrap", stride=2)
@@ -220,7 +227,7 @@ def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def describe_kernel(kernel: Kernel) -> str:
     """A human-readable matrix and its properties, for ``kernels show``.
 
-    >>> from imgkernel.kernels import kernel_from_matrix
+    >>> from imgkernel.kernels.library import kernel_from_matrix
     >>> print(describe_kernel(kernel_from_matrix([[1, 2, 1]], name="demo", scale=1)))
     demo
     size:       1x3 (anchor row 0, column 1)
