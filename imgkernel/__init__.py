@@ -4,8 +4,7 @@ Importing the package loads numpy only; scipy and Pillow are imported by the
 functions that need them.
 """
 
-from imgkernel.core.conv import conv2d, filter2d
-from imgkernel.core.pool import global_pool, pool2d
+from imgkernel.core import conv2d, filter2d, global_pool, pool2d
 from imgkernel.errors import ImgkernelError, UsageError
 
 __all__ = ["conv2d", "filter2d", "pool2d", "global_pool", "ImgkernelError", "UsageError"]

@@ -15,8 +15,8 @@ from typing import Any
 import click
 import numpy as np
 
+from imgkernel import images as imgio
 from imgkernel.errors import ImgkernelError, UsageError
-from imgkernel.images import io as imgio
 
 DISPLAY_MODES = ("clip", "abs", "offset", "normalize")
 
@@ -405,8 +405,8 @@ def filter_command(
       imgkernel filter emboss *.png -o out/{stem}-emboss.png
       imgkernel filter --matrix "1,0,-1;2,0,-2;1,0,-1" photo.png --abs -o gx.png
     """
-    from imgkernel.kernels import library as kern
-    from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
+    from imgkernel import kernels as kern
+    from imgkernel.kernels import apply_kernel, iter_kernel_bands
 
     chosen = [s for s in (kernel_spec, matrix, kernel_file) if s is not None]
     if len(chosen) != 1:
@@ -506,7 +506,7 @@ def kernels_command(ctx: click.Context, kernel_files: tuple[str, ...]) -> None:
     """List the named kernels, or show one with 'kernels show NAME'."""
     ctx.obj = kernel_files
     if ctx.invoked_subcommand is None:
-        from imgkernel.kernels import library as kern
+        from imgkernel import kernels as kern
 
         library = kern.load_library(kernel_files)
         names = library.names()
@@ -520,8 +520,8 @@ def kernels_command(ctx: click.Context, kernel_files: tuple[str, ...]) -> None:
 @click.pass_obj
 def kernels_show(kernel_files: tuple[str, ...], spec: str) -> None:
     """Print a kernel's matrix and properties (sum, separable or not)."""
-    from imgkernel.kernels import library as kern
-    from imgkernel.kernels.apply import describe_kernel
+    from imgkernel import kernels as kern
+    from imgkernel.kernels import describe_kernel
 
     kernel = kern.load_library(kernel_files).resolve(spec)
     click.echo(describe_kernel(kernel))
@@ -580,7 +580,7 @@ def pool_command(
       imgkernel pool --size 3 --stride 2 --mode avg maps.npy -o pooled.npy
       imgkernel pool --global --mode avg photo.png --format json
     """
-    from imgkernel.core.pool import global_pool, pool2d
+    from imgkernel.core import global_pool, pool2d
 
     mode = "avg" if mode == "mean" else mode
     if global_ and (size or stride):
@@ -688,7 +688,7 @@ def classify_command(
       imgkernel classify digits sample_images/digits/*.png
       imgkernel classify model.npz photo.jpg --top 3 --json
     """
-    from imgkernel.nn.model import classify, load_model, prepare_images
+    from imgkernel.nn import classify, load_model, prepare_images
 
     model = load_model(model_path)
     if list(images).count("-") > 1:
@@ -735,7 +735,7 @@ def run_command(model_path: str, tensor: str, output: str, layer: str | None) ->
     Spatial models take (N, C, H, W) (a single (C, H, W) sample is accepted);
     --layer prints the feature maps of one layer instead of the output.
     """
-    from imgkernel.nn.model import load_model
+    from imgkernel.nn import load_model
 
     if output != "-" and not output.lower().endswith(".npy"):
         raise UsageError(f"{output}: run writes a .npy array; name the output *.npy or use -")
@@ -758,7 +758,7 @@ def run_command(model_path: str, tensor: str, output: str, layer: str | None) ->
 @click.argument("model_path", metavar="MODEL")
 def summary_command(model_path: str) -> None:
     """Print each layer's output shape and parameter count, and the totals."""
-    from imgkernel.nn.model import load_model
+    from imgkernel.nn import load_model
 
     click.echo(str(load_model(model_path).summary()))
 
@@ -796,7 +796,7 @@ def features_command(
       imgkernel features digits sample_images/digits/digit-3-1504.png --layer conv2d1 -o maps.png
       imgkernel features digits --weights --layer 0 -o filters.png
     """
-    from imgkernel.nn.model import conv_filters, feature_grid, feature_maps, load_model
+    from imgkernel.nn import conv_filters, feature_grid, feature_maps, load_model
 
     model = load_model(model_path)
     key: int | str | None = layer
@@ -859,7 +859,7 @@ def convert_command(
 
     Needs the optional onnx package: pip install 'imgkernel[onnx]'.
     """
-    from imgkernel.nn.model import save_model
+    from imgkernel.nn import save_model
     from imgkernel.nn.onnx_import import convert_onnx
 
     labels = None
@@ -884,7 +884,7 @@ def convert_command(
 @cli.command("models")
 def models_command() -> None:
     """List the models bundled with imgkernel."""
-    from imgkernel.nn.model import list_bundled_models, load_model
+    from imgkernel.nn import list_bundled_models, load_model
 
     for name in list_bundled_models():
         model = load_model(name)

@@ -1,1 +1,11 @@
-"""core"""
+"""The numeric core: sliding-window geometry, tiles and threads, correlation, pooling.
+
+Imports nothing of imgkernel but :mod:`imgkernel.errors`. Arrays: images
+``(H, W, C)`` channels-last, CNN tensors ``(N, C, H, W)``, conv weights
+``(K, C/groups, kh, kw)``.
+"""
+
+from imgkernel.core.conv import conv2d, filter2d
+from imgkernel.core.pool import global_pool, pool2d
+
+__all__ = ["conv2d", "filter2d", "global_pool", "pool2d"]

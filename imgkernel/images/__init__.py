@@ -1,1 +1,31 @@
-"""images"""
+"""Images in and out: reading, atomic writing, the display mapping, batches of files."""
+
+from imgkernel.images.io import (
+    Image,
+    deliver,
+    expand_outputs,
+    format_from_name,
+    max_value_for,
+    probe_image,
+    read_array,
+    read_image,
+    to_display,
+    write_array,
+    write_image,
+    write_text,
+)
+
+__all__ = [
+    "Image",
+    "deliver",
+    "expand_outputs",
+    "format_from_name",
+    "max_value_for",
+    "probe_image",
+    "read_array",
+    "read_image",
+    "to_display",
+    "write_array",
+    "write_image",
+    "write_text",
+]

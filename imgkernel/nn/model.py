@@ -1047,7 +1047,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     one keeps its own. A missing directory is a :class:`UsageError` naming
     ``path``; ``"-"`` writes to standard output (not to a terminal).
     """
-    from imgkernel.images.io import deliver
+    from imgkernel.images import deliver
 
     target = os.fspath(path)
     header = np.array(json.dumps(model.to_json(), indent=1))

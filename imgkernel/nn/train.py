@@ -1292,7 +1292,7 @@ def load_image_folder(
     ("gray" or "rgb"; default gray when every image is grey), stretched to
     ``input_size`` (default: the most common size), scaled to 0..1.
     """
-    from imgkernel.images import io as imgio
+    from imgkernel import images as imgio
 
     root = os.fspath(data_dir)
     if not os.path.exists(root):
