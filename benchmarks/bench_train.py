@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from imgkernel.nn.model import InputSpec, prepare_images  # noqa: E402
-from imgkernel.nn.train import build_network, fit  # noqa: E402
+from imgkernel.nn.train.loop import build_network, fit  # noqa: E402
 
 
 def data(size: int, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:

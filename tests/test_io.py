@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image as PILImage
 
-from imgkernel.images import io as kio
 from imgkernel.errors import ImgkernelError, UsageError
+from imgkernel.images import io as kio
 from imgkernel.images.io import (
     Image,
     expand_outputs,

@@ -14,7 +14,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from imgkernel.errors import UsageError  # noqa: E402
 from imgkernel.nn.model import load_model, save_model  # noqa: E402
-from imgkernel.nn.onnx_import import convert_onnx  # noqa: E402
+from imgkernel.nn.onnx.convert import convert_onnx  # noqa: E402
 
 RNG = np.random.default_rng(99)
 

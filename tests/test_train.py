@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgkernel.core.pool import pool2d
 from imgkernel.errors import UsageError
 from imgkernel.nn.model import (
     Dense,
@@ -26,8 +27,7 @@ from imgkernel.nn.model import (
     make_layer,
     save_model,
 )
-from imgkernel.core.pool import pool2d
-from imgkernel.nn.train import (
+from imgkernel.nn.train.loop import (
     SGD,
     Adam,
     Network,
@@ -476,7 +476,7 @@ def test_ema_is_the_bias_corrected_average_of_the_trajectory():
         num = sum((1 - decay) * decay ** (t - i) * w[key] for i, w in enumerate(trajectory, 1))
         assert_close(net.params[key], num / (1 - decay**t), rtol=1e-12, atol=1e-14)
     # the last validation figures are those of the averaged weights
-    from imgkernel.nn.train import evaluate
+    from imgkernel.nn.train.loop import evaluate
 
     assert hist[-1].val_loss == pytest.approx(evaluate(net, x, y)[0], rel=1e-12)
     # averaging does not change the training itself

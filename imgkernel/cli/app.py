@@ -860,7 +860,7 @@ def convert_command(
     Needs the optional onnx package: pip install 'imgkernel[onnx]'.
     """
     from imgkernel.nn import save_model
-    from imgkernel.nn.onnx_import import convert_onnx
+    from imgkernel.nn.onnx import convert_onnx
 
     labels = None
     if labels_file is not None:

@@ -1,6 +1,7 @@
 """Images in and out: reading, atomic writing, the display mapping, batches of files."""
 
 from imgkernel.images.io import (
+    DISPLAY_MODES,
     Image,
     deliver,
     expand_outputs,
@@ -16,6 +17,7 @@ from imgkernel.images.io import (
 )
 
 __all__ = [
+    "DISPLAY_MODES",
     "Image",
     "deliver",
     "expand_outputs",

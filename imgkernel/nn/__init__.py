@@ -1,6 +1,6 @@
 """CNNs: layers (forward and backward), models and their file format, ONNX import, training.
 
-``imgkernel.nn.train`` (training) and ``imgkernel.nn.onnx_import`` (needs the
+``imgkernel.nn.train.loop`` (training) and ``imgkernel.nn.onnx.convert`` (needs the
 optional onnx package) are imported where they are used.
 """
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgkernel.errors import UsageError
 from imgkernel.core.pool import global_pool, pool2d
 from imgkernel.core.windows import output_size
+from imgkernel.errors import UsageError
 
 # The lecture notes' feature map (seed 001, "Step 2 - Max Pooling").
 FMAP = np.array(
