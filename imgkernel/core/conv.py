@@ -218,28 +218,10 @@ def conv2d(
     squeeze = arr.ndim == 3
     if squeeze:
         arr = arr[None]
-    if arr.ndim != 4:
-        raise UsageError(f"conv2d input must be (C, H, W) or (N, C, H, W), got shape {arr.shape}")
     w = np.asarray(weight)
-    if w.ndim != 4:
-        raise UsageError(f"conv2d weight must be (K, C/groups, kh, kw), got shape {w.shape}")
+    bias = _check_conv_args(arr, w, bias, groups)
     n, c, h, wd = arr.shape
     k, cg, kh, kw = w.shape
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise UsageError(f"groups must be a positive integer, got {groups!r}")
-    if c % groups or k % groups:
-        raise UsageError(
-            f"groups={groups} must divide both the {c} input channels and the {k} filters"
-        )
-    if cg != c // groups:
-        raise UsageError(
-            f"weight has {cg} channels per filter but the input has {c} channels "
-            f"in {groups} group(s) (expected {c // groups})"
-        )
-    if bias is not None:
-        bias = np.asarray(bias)
-        if bias.shape != (k,):
-            raise UsageError(f"bias must have shape ({k},), got {bias.shape}")
     dtype = np.float64 if (arr.dtype == np.float64 and w.dtype == np.float64) else np.float32
     stride2 = as_pair(stride, "stride")
     dilation2 = as_pair(dilation, "dilation")
@@ -253,32 +235,74 @@ def conv2d(
     oh = output_size(xp.shape[2], kh, stride2[0], dilation2[0])
     ow = output_size(xp.shape[3], kw, stride2[1], dilation2[1])
     out = np.empty((n, k, oh, ow), dtype=dtype)
-    kg = k // groups
-    weights = w.astype(dtype, copy=False).reshape(groups, kg, cg * kh * kw)
-
-    if cg == 1 and kg == 1 and dtype == np.float32:
+    if cg == 1 and k == groups and dtype == np.float32:
         # Depthwise: each output plane is one input plane filtered by one kernel.
         for g in range(groups):
             out[:, g] = correlate_planes(
                 np.ascontiguousarray(xp[:, g]), w[g, 0].astype(np.float64), stride2, dilation2
             )
     else:
-        windows = window_view(xp, (kh, kw), stride2, dilation2, (oh, ow))
-        per_image = cg * kh * kw * oh * ow * np.dtype(dtype).itemsize
-        batch = max(1, IM2COL_BYTES // max(per_image, 1))
-        for g in range(groups):
-            group_windows = windows[:, g * cg : (g + 1) * cg]
-            for b0 in range(0, n, batch):
-                # (b, cg, oh, ow, kh, kw) -> columns (b, cg*kh*kw, oh*ow), then BLAS
-                cols = group_windows[b0 : b0 + batch].transpose(0, 1, 4, 5, 2, 3)
-                cols = cols.reshape(cols.shape[0], cg * kh * kw, oh * ow)
-                dst = out[b0 : b0 + batch, g * kg : (g + 1) * kg].reshape(-1, kg, oh * ow)
-                if np.shares_memory(dst, out):
-                    np.matmul(weights[g], cols, out=dst)  # straight into the output
-                else:
-                    out[b0 : b0 + batch, g * kg : (g + 1) * kg] = np.matmul(
-                        weights[g], cols
-                    ).reshape(-1, kg, oh, ow)
+        _im2col_matmul(xp, w.astype(dtype, copy=False), groups, stride2, dilation2, out)
     if bias is not None:
         out += bias.astype(dtype).reshape(1, k, 1, 1)
     return out[0] if squeeze else out
+
+
+def _check_conv_args(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, groups: int
+) -> np.ndarray | None:
+    """Validate conv2d's shapes (x already 4-D or not); return the bias as an array."""
+    if x.ndim != 4:
+        raise UsageError(f"conv2d input must be (C, H, W) or (N, C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise UsageError(f"conv2d weight must be (K, C/groups, kh, kw), got shape {w.shape}")
+    c, k, cg = x.shape[1], w.shape[0], w.shape[1]
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise UsageError(f"groups must be a positive integer, got {groups!r}")
+    if c % groups or k % groups:
+        raise UsageError(
+            f"groups={groups} must divide both the {c} input channels and the {k} filters"
+        )
+    if cg != c // groups:
+        raise UsageError(
+            f"weight has {cg} channels per filter but the input has {c} channels "
+            f"in {groups} group(s) (expected {c // groups})"
+        )
+    if bias is None:
+        return None
+    bias = np.asarray(bias)
+    if bias.shape != (k,):
+        raise UsageError(f"bias must have shape ({k},), got {bias.shape}")
+    return bias
+
+
+def _im2col_matmul(
+    xp: np.ndarray,
+    w: np.ndarray,
+    groups: int,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out: np.ndarray,
+) -> None:
+    """``out[n, k] = sum over its group's windows`` by im2col columns and BLAS, in batches."""
+    n = xp.shape[0]
+    k, cg, kh, kw = w.shape
+    oh, ow = out.shape[2:]
+    kg = k // groups
+    weights = w.reshape(groups, kg, cg * kh * kw)
+    windows = window_view(xp, (kh, kw), stride, dilation, (oh, ow))
+    per_image = cg * kh * kw * oh * ow * out.dtype.itemsize
+    batch = max(1, IM2COL_BYTES // max(per_image, 1))
+    for g in range(groups):
+        group_windows = windows[:, g * cg : (g + 1) * cg]
+        for b0 in range(0, n, batch):
+            # (b, cg, oh, ow, kh, kw) -> columns (b, cg*kh*kw, oh*ow), then BLAS
+            cols = group_windows[b0 : b0 + batch].transpose(0, 1, 4, 5, 2, 3)
+            cols = cols.reshape(cols.shape[0], cg * kh * kw, oh * ow)
+            dst = out[b0 : b0 + batch, g * kg : (g + 1) * kg].reshape(-1, kg, oh * ow)
+            if np.shares_memory(dst, out):
+                np.matmul(weights[g], cols, out=dst)  # straight into the output
+            else:
+                out[b0 : b0 + batch, g * kg : (g + 1) * kg] = np.matmul(weights[g], cols).reshape(
+                    -1, kg, oh, ow
+                )

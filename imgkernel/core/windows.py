@@ -32,98 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgkernel.core.parallel import run_tiles
+from imgkernel.core.padding import (  # noqa: F401 - re-exported until callers move
+    BORDER_ALIASES,
+    BORDERS,
+    Border,
+    pad,
+    pad_rows,
+    parse_border,
+)
 from imgkernel.errors import UsageError
-
-#: Canonical border names (numpy.pad's) and the aliases other libraries use.
-#: scipy's "reflect" is deliberately absent: it means numpy's "symmetric",
-#: and accepting it silently would give scipy users the other mirror.
-BORDER_ALIASES: dict[str, str] = {
-    "zero": "zero",
-    "zeros": "zero",
-    "black": "zero",
-    "constant": "constant",
-    "cval": "constant",
-    "background": "constant",
-    "reflect": "reflect",
-    "mirror": "reflect",
-    "reflect101": "reflect",
-    "reflect_101": "reflect",
-    "reflect-101": "reflect",
-    "border_reflect_101": "reflect",
-    "default": "reflect",
-    "symmetric": "symmetric",
-    "half-sample-symmetric": "symmetric",
-    "border_reflect": "symmetric",
-    "edge": "edge",
-    "replicate": "edge",
-    "nearest": "edge",
-    "border_replicate": "edge",
-    "clamp": "edge",
-    "wrap": "wrap",
-    "circular": "wrap",
-    "tile": "wrap",
-    "grid-wrap": "wrap",
-    "periodic": "wrap",
-    "border_wrap": "wrap",
-}
-
-BORDERS = ("zero", "constant", "reflect", "symmetric", "edge", "wrap")
-
-
-@dataclass(frozen=True)
-class Border:
-    """What fills the padding: a canonical mode and, for ``constant``, a value."""
-
-    mode: str
-    value: float = 0.0
-
-    @property
-    def numpy_mode(self) -> str:
-        return "constant" if self.mode in ("zero", "constant") else self.mode
-
-
-def parse_border(border: str | Border | tuple[str, float], cval: float = 0.0) -> Border:
-    """Resolve a border name, alias, ``"constant:VALUE"`` or ``(name, value)``.
-
-    >>> parse_border("replicate")
-    Border(mode='edge', value=0.0)
-    >>> parse_border("constant:128")
-    Border(mode='constant', value=128.0)
-    """
-    if isinstance(border, Border):
-        return border
-    explicit = False  # a value written with the name, not a default cval
-    if isinstance(border, tuple):
-        name, cval = border[0], float(border[1])
-        explicit = True
-    else:
-        name = str(border)
-        if ":" in name:
-            explicit = True
-            name, _, raw = name.partition(":")
-            try:
-                cval = float(raw)
-            except ValueError:
-                raise UsageError(f"border value {raw!r} is not a number") from None
-    key = name.strip().lower()
-    if key not in BORDER_ALIASES:
-        if key == "scipy-reflect":
-            key = "symmetric"
-        else:
-            raise UsageError(
-                f"unknown border {name!r}; choose one of {', '.join(BORDERS)} "
-                "(aliases: replicate, nearest, mirror, reflect101, circular, tile, ...)"
-            )
-    mode = BORDER_ALIASES[key]
-    if mode == "zero" and explicit and float(cval) != 0.0:
-        raise UsageError(f"border {name!r} is always 0; use constant:{cval:g}")
-    value = float(cval) if mode == "constant" else 0.0
-    if mode not in ("constant", "zero") and explicit:
-        raise UsageError(f"border {name!r} takes no value (only constant:VALUE does)")
-    if not np.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
-        raise UsageError(f"border value {cval!r} is not a finite float32 number")
-    return Border(mode, value)
 
 
 def as_pair(value: int | Sequence[int], what: str, *, minimum: int = 1) -> tuple[int, int]:
@@ -182,6 +99,23 @@ def output_size(
     if room < 0:
         return 0
     return room // stride + 1
+
+
+def valid_shape(
+    xp: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, int, int]:
+    """``(P, Ho, Wo)`` of a valid correlation of padded planes ``xp`` ``(P, Hp, Wp)``.
+
+    Raises a usage error when no window fits.
+    """
+    oh = output_size(xp.shape[1], k_hw[0], stride[0], dilation[0])
+    ow = output_size(xp.shape[2], k_hw[1], stride[1], dilation[1])
+    if oh <= 0 or ow <= 0:
+        raise UsageError(
+            f"kernel {k_hw[0]}x{k_hw[1]} (dilation {dilation[0]},{dilation[1]}) does not fit "
+            f"the padded input {xp.shape[1]}x{xp.shape[2]}"
+        )
+    return xp.shape[0], oh, ow
 
 
 def resolve_padding(
@@ -259,19 +193,11 @@ class PoolGeometry:
 
     @property
     def overhang(self) -> tuple[int, int]:
-        return tuple(  # type: ignore[return-value]
-            max(0, (o - 1) * s + d * (k - 1) + 1 - (n + before + after))
-            for o, s, d, k, n, before, after in zip(
-                self.out_hw,
-                self.stride,
-                self.dilation,
-                self.size,
-                self.in_hw,
-                self.pads[0::2],
-                self.pads[1::2],
-                strict=True,
-            )
-        )
+        def axis(i: int) -> int:
+            end = (self.out_hw[i] - 1) * self.stride[i] + self.dilation[i] * (self.size[i] - 1) + 1
+            return max(0, end - (self.in_hw[i] + self.pads[2 * i] + self.pads[2 * i + 1]))
+
+        return axis(0), axis(1)
 
     @property
     def all_pads(self) -> tuple[int, int, int, int]:
@@ -343,127 +269,6 @@ def pool_geometry(
             f"{h + top + bottom}x{w + left + right}"
         )
     return PoolGeometry((h, w), k2, s2, d2, pads, (oh, ow))
-
-
-def _source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
-    # numpy.pad applied to the indices tells, for every padded cell, which
-    # input cell it copies; that includes pads wider than the input.
-    if mode == "reflect" and n == 1:
-        mode = "edge"  # numpy's reflect of a single cell is the cell itself
-    return np.pad(np.arange(n), (before, after), mode=mode)  # type: ignore[call-overload]
-
-
-def pad(
-    x: np.ndarray,
-    pads: tuple[int, int, int, int],
-    border: Border,
-    *,
-    axes: tuple[int, int] = (-2, -1),
-    dtype: np.dtype | type = np.float32,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Pad two axes of ``x`` and convert to ``dtype`` in a single copy.
-
-    Unlike ``numpy.pad`` followed by ``astype`` this allocates the result once,
-    which matters for 12-megapixel images.
-
-    >>> pad(np.array([[1, 2, 3]]), (0, 0, 2, 2), parse_border("reflect"))
-    array([[3., 2., 1., 2., 3., 2., 1.]], dtype=float32)
-    >>> pad(np.array([[1, 2, 3]]), (1, 0, 1, 1), parse_border("symmetric"))
-    array([[1., 1., 2., 3., 3.],
-           [1., 1., 2., 3., 3.]], dtype=float32)
-    """
-    top, bottom, left, right = pads
-    ax_h, ax_w = (a % x.ndim for a in axes)
-    h, w = x.shape[ax_h], x.shape[ax_w]
-    shape = list(x.shape)
-    shape[ax_h] += top + bottom
-    shape[ax_w] += left + right
-    if border.mode in ("reflect", "symmetric", "edge", "wrap") and (h == 0 or w == 0):
-        raise UsageError(f"cannot pad an empty image with border {border.mode!r}")
-
-    def index(axis: int, sl: slice | np.ndarray) -> tuple:
-        idx: list = [slice(None)] * x.ndim
-        idx[axis] = sl
-        return tuple(idx)
-
-    if out is None:
-        out = np.empty(shape, dtype=dtype)
-    inner_w = slice(left, left + w)
-    constant = border.numpy_mode == "constant"
-    cols = None if constant else _source_index(w, left, right, border.numpy_mode) + left
-
-    def fill_rows(a: int, b: int) -> None:
-        # Input rows a..b: convert into the interior, then fill their left
-        # and right border cells (the bulk of the work, so it runs in tiles).
-        rows = out[index(ax_h, slice(top + a, top + b))]
-        rows[index(ax_w, inner_w)] = x[index(ax_h, slice(a, b))]
-        if constant:
-            if left:
-                rows[index(ax_w, slice(0, left))] = border.value
-            if right:
-                rows[index(ax_w, slice(left + w, None))] = border.value
-        elif cols is not None:
-            if left:
-                rows[index(ax_w, slice(0, left))] = rows[index(ax_w, cols[:left])]
-            if right:
-                rows[index(ax_w, slice(left + w, None))] = rows[index(ax_w, cols[left + w :])]
-
-    row_cells = max(1, x.size // max(h, 1))
-    run_tiles(h, fill_rows, max(1, (1 << 20) // row_cells))
-    if constant:
-        if top:
-            out[index(ax_h, slice(0, top))] = border.value
-        if bottom:
-            out[index(ax_h, slice(top + h, None))] = border.value
-        return out
-    if top or bottom:
-        rows = _source_index(h, top, bottom, border.numpy_mode) + top
-        if top:
-            out[index(ax_h, slice(0, top))] = out[index(ax_h, rows[:top])]
-        if bottom:
-            out[index(ax_h, slice(top + h, None))] = out[index(ax_h, rows[top + h :])]
-    return out
-
-
-def pad_rows(
-    x: np.ndarray,
-    pads: tuple[int, int, int, int],
-    border: Border,
-    first: int,
-    stop: int,
-    *,
-    dtype: np.dtype | type = np.float32,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Rows ``first:stop`` of ``pad(x, pads, border)`` without padding all of ``x``.
-
-    ``x`` is ``(H, W)`` or ``(H, W, C)``; row indices are in padded
-    coordinates. Only the input rows the band needs are read and converted,
-    so a band of a large image costs a band's worth of memory.
-
-    >>> x = np.arange(12).reshape(4, 3)
-    >>> brd = parse_border("wrap")
-    >>> bool(np.array_equal(pad_rows(x, (2, 1, 1, 1), brd, 1, 5), pad(x, (2, 1, 1, 1), brd)[1:5]))
-    True
-    """
-    top, bottom, left, right = pads
-    h = x.shape[0]
-    if border.numpy_mode == "constant":
-        s0, s1 = max(0, first - top), min(h, stop - top)
-        if s1 <= s0:  # the band lies wholly in the padding
-            shape = (stop - first, x.shape[1] + left + right, *x.shape[2:])
-            if out is None:
-                return np.full(shape, border.value, dtype=dtype)
-            out[...] = border.value
-            return out
-        band_pads = (s0 - (first - top), (stop - top) - s1, left, right)
-        return pad(x[s0:s1], band_pads, border, axes=(0, 1), dtype=dtype, out=out)
-    if first >= top and stop <= top + h:
-        rows = x[first - top : stop - top]  # a plain slice: no gather
-    else:
-        rows = x[_source_index(h, top, bottom, border.numpy_mode)[first:stop]]
-    return pad(rows, (0, 0, left, right), border, axes=(0, 1), dtype=dtype, out=out)
 
 
 def window_view(
