@@ -76,43 +76,62 @@ def apply_kernel(
         convolve=convolve,
         method=method,
     )
-    components = kernel.weights if kernel.combine == "magnitude" else kernel.weights[None]
-    x = pixels
+    image = pixels
     if alpha is not None and alpha_mode == "premultiply":
-        if kernel.combine != "single" or components[0].sum() <= 0:
-            raise UsageError(
-                f"--alpha premultiply needs a kernel with a positive sum; {kernel.name!r} "
-                "is not one (use --alpha keep or filter)"
-            )
-        weight = alpha.astype(np.float32) / np.float32(max_value)
-        x = pixels.astype(np.float32) * (weight[:, :, None] if pixels.ndim == 3 else weight)
-
-    def run(image: np.ndarray) -> np.ndarray:
-        if len(components) == 1:
-            return filter2d(image, components[0], **options)
-        total = None
-        for weights in components:
-            response = filter2d(image, weights, **options)
-            np.square(response, out=response)
-            total = response if total is None else np.add(total, response, out=total)
-        assert total is not None
-        return np.sqrt(total, out=total)
-
-    values = run(x)
+        image = _premultiplied(pixels, alpha, kernel, max_value)
+    values = _response(image, kernel, options)
     out_alpha = None
     if alpha is not None:
-        if alpha_mode == "keep":
-            out_alpha = _resample_like(alpha, kernel, options)
-        else:
-            filtered = run(alpha)
-            if alpha_mode == "premultiply":
-                safe = np.maximum(filtered, np.float32(1e-3)) / np.float32(max_value)
-                values /= safe[:, :, None] if values.ndim == 3 else safe
-            out_alpha = _round_to(filtered, alpha.dtype)
+        out_alpha = _alpha_out(values, alpha, alpha_mode, kernel, options, max_value)
     extra = np.float32(bias + kernel.offset * max_value)
     if extra:
         values += extra
     return values, out_alpha
+
+
+def _response(image: np.ndarray, kernel: Kernel, options: dict[str, Any]) -> np.ndarray:
+    """The record's response: one component's, or the root of the summed squared ones."""
+    components = kernel.components
+    if len(components) == 1:
+        return filter2d(image, components[0], **options)
+    total = None
+    for weights in components:
+        response = filter2d(image, weights, **options)
+        np.square(response, out=response)
+        total = response if total is None else np.add(total, response, out=total)
+    assert total is not None
+    return np.sqrt(total, out=total)
+
+
+def _premultiplied(
+    pixels: np.ndarray, alpha: np.ndarray, kernel: Kernel, max_value: float
+) -> np.ndarray:
+    """Colour weighted by alpha (float32); only a kernel with a positive sum can undo it."""
+    if kernel.combine != "single" or kernel.weights.sum() <= 0:
+        raise UsageError(
+            f"--alpha premultiply needs a kernel with a positive sum; {kernel.name!r} "
+            "is not one (use --alpha keep or filter)"
+        )
+    weight = alpha.astype(np.float32) / np.float32(max_value)
+    return pixels.astype(np.float32) * (weight[:, :, None] if pixels.ndim == 3 else weight)
+
+
+def _alpha_out(
+    values: np.ndarray,
+    alpha: np.ndarray,
+    alpha_mode: str,
+    kernel: Kernel,
+    options: dict[str, Any],
+    max_value: float,
+) -> np.ndarray:
+    """The output alpha plane; for ``premultiply`` also divides ``values`` by it, in place."""
+    if alpha_mode == "keep":
+        return _resample_like(alpha, kernel, options)
+    filtered = _response(alpha, kernel, options)
+    if alpha_mode == "premultiply":
+        safe = np.maximum(filtered, np.float32(1e-3)) / np.float32(max_value)
+        values /= safe[:, :, None] if values.ndim == 3 else safe
+    return _round_to(filtered, alpha.dtype)
 
 
 def iter_kernel_bands(

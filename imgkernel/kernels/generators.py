@@ -68,7 +68,8 @@ class _Required:
 
 REQUIRED: Any = _Required()
 
-Builder = Callable[[Mapping[str, Any]], "np.ndarray | Kernel"]
+#: ``build(params) -> weights``, or a whole record derived from a base kernel.
+Builder = Callable[[Mapping[str, Any]], np.ndarray | Kernel]
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,13 @@ class Generator:
 
     Examples
     --------
-    >>> ramp = Generator("ramp", (Param("size", odd_taps, 3),), lambda p: [np.arange(p["size"])])
-    >>> ramp.convert({"size": "5"}, "kernel 'ramp'")
-    {'size': 5}
-    >>> ramp.convert({"size": 4}, "kernel 'ramp'")
+    >>> ramp = Generator("ramp", (Param("size", taps, 3),), lambda p: np.arange(p["size"])[None])
+    >>> ramp.build(ramp.convert({"size": "4"}, "kernel 'ramp'"))
+    array([[0, 1, 2, 3]])
+    >>> ramp.convert({"size": 0}, "kernel 'ramp'")
     Traceback (most recent call last):
     ...
-    imgkernel.errors.UsageError: kernel 'ramp': size must be odd (the kernel needs a centre tap), \
-got 4
+    imgkernel.errors.UsageError: kernel 'ramp': size must be at least 1, got 0
     """
 
     name: str
@@ -126,7 +126,11 @@ got 4
 
     def defaults(self) -> dict[str, Any]:
         """The parameters that have a default value, with it."""
-        return {p.name: p.default for p in self.params if p.default not in (None, REQUIRED)}
+        return {
+            p.name: p.default
+            for p in self.params
+            if p.default is not None and p.default is not REQUIRED
+        }
 
     def convert(self, raw: Mapping[str, object], where: str) -> dict[str, Any]:
         """Check raw parameter values (strings from a spec, or TOML values)."""
@@ -139,6 +143,18 @@ got 4
                 )
             converted[key] = known[key].check(value, f"{where}: {key}")
         return converted
+
+    def spec(self, name: str, given: Mapping[str, Any]) -> str:
+        """The canonical spec of kernel ``name`` with the ``given`` (checked) parameters.
+
+        >>> GENERATORS["gaussian"].spec("gaussian", {"size": 7, "sigma": 2.0})
+        'gaussian:sigma=2,size=7'
+        """
+        if not given:
+            return name
+        return (
+            name + ":" + ",".join(f"{k}={format_value(given[k])}" for k in self.names if k in given)
+        )
 
     def missing(self, params: Mapping[str, Any]) -> list[str]:
         """Required parameters not in ``params``."""

@@ -21,6 +21,7 @@ array([[-1.,  0.,  1.],
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import importlib.resources
@@ -202,11 +203,7 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
         stack = (*stack, d.name)
         if d.kind == "alias":
             k = self._build(d.alias or "", raw, stack)
-            if d.display is None:
-                return k
-            return Kernel(
-                k.name, k.weights, k.offset, k.description, d.display, k.dilation, k.combine
-            )
+            return k if d.display is None else dataclasses.replace(k, display=d.display)
         if d.kind == "generator":
             return self._build_generated(d, raw, stack)
         if raw:
@@ -252,11 +249,6 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
         where = f"kernel {quote(d.name)}"
         given = generator.convert(raw, where)
         params = {**d.params, **given}
-        canon = d.name
-        if given:
-            canon += ":" + ",".join(
-                f"{key}={format_value(given[key])}" for key in generator.names if key in given
-            )
         missing = generator.missing(params)
         if missing:
             raise UsageError(f"{where}: parameter {quote(missing[0])} has no default; pass it")
@@ -267,16 +259,12 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
             made = generator.build(params)
         except UsageError as exc:
             raise UsageError(f"{where}: {exc}") from None
+        name = generator.spec(d.name, given)
         if not isinstance(made, Kernel):
-            return Kernel(canon, made, d.offset, d.description, d.display or "clip")
-        return Kernel(
-            canon,
-            made.weights,
-            d.offset or made.offset,
-            made.description,
-            d.display or made.display,
-            made.dilation,
-            made.combine,
+            return Kernel(name, made, d.offset, d.description, d.display or "clip")
+        # Derived from a base kernel: the table's own offset and display win if it has them.
+        return dataclasses.replace(
+            made, name=name, offset=d.offset or made.offset, display=d.display or made.display
         )
 
     def _check_references(self) -> None:
