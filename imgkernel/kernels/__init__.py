@@ -1,14 +1,18 @@
-"""Kernels as data: the kernel record, its generators, the TOML library, applying it to images."""
+"""Kernels as data: the kernel record, its generators, the TOML library, applying it to images.
 
-from imgkernel.kernels.apply import apply_kernel, describe_kernel, iter_kernel_bands
-from imgkernel.kernels.library import (
-    Kernel,
-    kernel_from_matrix,
-    load_kernel_file,
-    load_library,
-    parse_matrix,
-    parse_spec,
-)
+Modules, bottom to top: ``checks`` (validation only kernels need), ``record``
+(the :class:`Kernel` record), ``generators`` (the registry of weight
+builders), ``matrix`` (matrices the user writes), ``definitions`` (tables of
+a kernels TOML file), ``library`` (named kernels and specs), ``files``
+(single kernel files), ``apply`` and ``describe`` (using a record).
+"""
+
+from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
+from imgkernel.kernels.describe import describe_kernel
+from imgkernel.kernels.files import load_kernel_file
+from imgkernel.kernels.library import load_library, parse_spec
+from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
+from imgkernel.kernels.record import Kernel
 
 __all__ = [
     "Kernel",

@@ -1,4 +1,4 @@
-"""Apply kernel records (:class:`imgkernel.kernels.library.Kernel`) to images.
+"""Apply kernel records (:class:`imgkernel.kernels.record.Kernel`) to images.
 
 This joins the kernel library to the convolution core: a record's dilation,
 offset and ``magnitude`` combination, and what happens to an alpha channel.
@@ -20,8 +20,10 @@ from imgkernel.core.windows import (
     parse_border,
     resolve_padding,
 )
-from imgkernel.errors import UsageError
-from imgkernel.kernels.library import Kernel, rank1_factors
+from imgkernel.errors import UsageError, check_choice
+from imgkernel.kernels.record import Kernel
+
+__all__ = ["ALPHA_MODES", "apply_kernel", "iter_kernel_bands"]
 
 ALPHA_MODES = ("keep", "filter", "premultiply")
 
@@ -56,15 +58,14 @@ def apply_kernel(
 
     Examples
     --------
-    >>> from imgkernel.kernels.library import kernel_from_matrix
+    >>> from imgkernel.kernels import kernel_from_matrix
     >>> apply_kernel(np.eye(3, dtype=np.uint8) * 10, kernel_from_matrix([[1, 1]], scale=1),
     ...              padding="valid")[0]
     array([[10.,  0.],
            [10., 10.],
            [ 0., 10.]], dtype=float32)
     """
-    if alpha_mode not in ALPHA_MODES:
-        raise UsageError(f"unknown alpha mode {alpha_mode!r}; choose {', '.join(ALPHA_MODES)}")
+    alpha_mode = check_choice(alpha_mode, "alpha mode", ALPHA_MODES)
     rate = as_pair(dilation, "dilation")
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
     options: dict[str, Any] = dict(
@@ -75,43 +76,62 @@ def apply_kernel(
         convolve=convolve,
         method=method,
     )
-    components = kernel.weights if kernel.combine == "magnitude" else kernel.weights[None]
-    x = pixels
+    image = pixels
     if alpha is not None and alpha_mode == "premultiply":
-        if kernel.combine != "single" or components[0].sum() <= 0:
-            raise UsageError(
-                f"--alpha premultiply needs a kernel with a positive sum; {kernel.name!r} "
-                "is not one (use --alpha keep or filter)"
-            )
-        weight = alpha.astype(np.float32) / np.float32(max_value)
-        x = pixels.astype(np.float32) * (weight[:, :, None] if pixels.ndim == 3 else weight)
-
-    def run(image: np.ndarray) -> np.ndarray:
-        if len(components) == 1:
-            return filter2d(image, components[0], **options)
-        total = None
-        for weights in components:
-            response = filter2d(image, weights, **options)
-            np.square(response, out=response)
-            total = response if total is None else np.add(total, response, out=total)
-        assert total is not None
-        return np.sqrt(total, out=total)
-
-    values = run(x)
+        image = _premultiplied(pixels, alpha, kernel, max_value)
+    values = _response(image, kernel, options)
     out_alpha = None
     if alpha is not None:
-        if alpha_mode == "keep":
-            out_alpha = _resample_like(alpha, kernel, options)
-        else:
-            filtered = run(alpha)
-            if alpha_mode == "premultiply":
-                safe = np.maximum(filtered, np.float32(1e-3)) / np.float32(max_value)
-                values /= safe[:, :, None] if values.ndim == 3 else safe
-            out_alpha = _round_to(filtered, alpha.dtype)
+        out_alpha = _alpha_out(values, alpha, alpha_mode, kernel, options, max_value)
     extra = np.float32(bias + kernel.offset * max_value)
     if extra:
         values += extra
     return values, out_alpha
+
+
+def _response(image: np.ndarray, kernel: Kernel, options: dict[str, Any]) -> np.ndarray:
+    """The record's response: one component's, or the root of the summed squared ones."""
+    components = kernel.components
+    if len(components) == 1:
+        return filter2d(image, components[0], **options)
+    total = None
+    for weights in components:
+        response = filter2d(image, weights, **options)
+        np.square(response, out=response)
+        total = response if total is None else np.add(total, response, out=total)
+    assert total is not None
+    return np.sqrt(total, out=total)
+
+
+def _premultiplied(
+    pixels: np.ndarray, alpha: np.ndarray, kernel: Kernel, max_value: float
+) -> np.ndarray:
+    """Colour weighted by alpha (float32); only a kernel with a positive sum can undo it."""
+    if kernel.combine != "single" or kernel.weights.sum() <= 0:
+        raise UsageError(
+            f"--alpha premultiply needs a kernel with a positive sum; {kernel.name!r} "
+            "is not one (use --alpha keep or filter)"
+        )
+    weight = alpha.astype(np.float32) / np.float32(max_value)
+    return pixels.astype(np.float32) * (weight[:, :, None] if pixels.ndim == 3 else weight)
+
+
+def _alpha_out(
+    values: np.ndarray,
+    alpha: np.ndarray,
+    alpha_mode: str,
+    kernel: Kernel,
+    options: dict[str, Any],
+    max_value: float,
+) -> np.ndarray:
+    """The output alpha plane; for ``premultiply`` also divides ``values`` by it, in place."""
+    if alpha_mode == "keep":
+        return _resample_like(alpha, kernel, options)
+    filtered = _response(alpha, kernel, options)
+    if alpha_mode == "premultiply":
+        safe = np.maximum(filtered, np.float32(1e-3)) / np.float32(max_value)
+        values /= safe[:, :, None] if values.ndim == 3 else safe
+    return _round_to(filtered, alpha.dtype)
 
 
 def iter_kernel_bands(
@@ -134,7 +154,7 @@ def iter_kernel_bands(
     result: peak memory stays near the size of the input and output images.
     The bands put together equal ``apply_kernel`` on the whole image.
 
-    >>> from imgkernel.kernels.library import kernel_from_matrix
+    >>> from imgkernel.kernels import kernel_from_matrix
     >>> image = np.arange(30, dtype=np.uint8).reshape(6, 5)
     >>> k = kernel_from_matrix([[1, 2], [3, 4], [5, 6]], scale=1)
     >>> whole, _ = apply_kernel(image, k, border="wrap", stride=2)
@@ -222,49 +242,3 @@ def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
         info = np.iinfo(dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(dtype)
     return values.astype(dtype)
-
-
-def describe_kernel(kernel: Kernel) -> str:
-    """A human-readable matrix and its properties, for ``kernels show``.
-
-    >>> from imgkernel.kernels.library import kernel_from_matrix
-    >>> print(describe_kernel(kernel_from_matrix([[1, 2, 1]], name="demo", scale=1)))
-    demo
-    size:       1x3 (anchor row 0, column 1)
-    weights:
-             1         2         1
-    sum:        4
-    zero-sum:   no
-    separable:  yes (rank 1)
-    display:    clip
-    """
-    lines = [kernel.name]
-    if kernel.description:
-        lines.append(kernel.description)
-    stack = kernel.weights if kernel.combine == "magnitude" else kernel.weights[None]
-    kh, kw = stack.shape[-2:]
-    lines.append(f"size:       {kh}x{kw} (anchor row {(kh - 1) // 2}, column {(kw - 1) // 2})")
-    if kernel.dilation != (1, 1):
-        eh, ew = kernel.extent
-        lines.append(f"dilation:   {kernel.dilation[0]},{kernel.dilation[1]} (taps span {eh}x{ew})")
-    for index, weights in enumerate(stack):
-        title = "weights:" if len(stack) == 1 else f"component {index + 1}:"
-        lines.append(title)
-        lines.extend("".join(_fmt(v) for v in row) for row in weights)
-    if kernel.combine == "magnitude":
-        lines.append("combine:    magnitude sqrt(sum of squared responses)")
-    else:
-        total = float(stack[0].sum())
-        lines.append(f"sum:        {_fmt(total).strip()}")
-        lines.append(f"zero-sum:   {'yes' if abs(total) < 1e-9 else 'no'}")
-        separable = rank1_factors(stack[0]) is not None
-        rank = int(np.linalg.matrix_rank(stack[0]))
-        lines.append(f"separable:  {'yes' if separable else 'no'} (rank {rank})")
-    if kernel.offset:
-        lines.append(f"offset:     {kernel.offset:g} of full scale")
-    lines.append(f"display:    {kernel.display}")
-    return "\n".join(lines)
-
-
-def _fmt(value: float) -> str:
-    return f" {float(value):>9.4g}"

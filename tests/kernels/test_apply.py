@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 import imgkernel
 from imgkernel.errors import UsageError
-from imgkernel.kernels.apply import apply_kernel, describe_kernel, iter_kernel_bands
-from imgkernel.kernels.library import kernel_from_matrix, load_library
+from imgkernel.kernels import apply_kernel, iter_kernel_bands, kernel_from_matrix, load_library
 
 LIBRARY = load_library(include_user=False)
 
@@ -103,10 +102,3 @@ def test_alpha_keep_filter_premultiply() -> None:
         apply_kernel(colour, LIBRARY.resolve("sobel-x"), alpha=alpha, alpha_mode="premultiply")
     with pytest.raises(UsageError, match="alpha mode"):
         apply_kernel(colour, box, alpha=alpha, alpha_mode="bogus")
-
-
-def test_describe_reports_separability_and_zero_sum() -> None:
-    text = describe_kernel(LIBRARY.resolve("laplacian"))
-    assert "zero-sum:   yes" in text and "separable:  no (rank 2)" in text
-    text = describe_kernel(LIBRARY.resolve("gaussian:sigma=1"))
-    assert "separable:  yes (rank 1)" in text and "9x9" in text

@@ -1,0 +1,233 @@
+"""Kernel definitions: the tables of a kernels TOML file, checked but not yet built.
+
+A table holds exactly one of ``rows`` (a matrix), ``generator`` (a registered
+generator and its default ``params``), ``combine = "magnitude"`` (with
+``components``) or ``alias``; ``description``, ``display`` and ``offset``
+go with any of them.  The header of the repository's ``kernels.toml``
+documents the format.  Every message names the file, the kernel and the bad
+value.
+
+Examples
+--------
+>>> defs = parse_definitions('[kernels.edge]\\nrows = [[-1, 0, 1]]\\ndisplay = "abs"', "my.toml")
+>>> defs["edge"].kind, defs["edge"].rows, defs["edge"].display
+('rows', array([[-1.,  0.,  1.]]), 'abs')
+>>> parse_definitions("[kernels.soft]\\ngenerator = 'gaussian'", "my.toml")["soft"].params
+{'truncate': 4.0}
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgkernel.errors import UsageError, check_choice
+from imgkernel.kernels.checks import (
+    NAME_PATTERN,
+    check_offset,
+    check_shape,
+    kernel_name,
+    normalize_name,
+    quote,
+)
+from imgkernel.kernels.generators import GENERATORS, find_generator
+from imgkernel.kernels.matrix import apply_scale
+from imgkernel.kernels.record import KERNEL_DISPLAY_MODES
+
+__all__ = [
+    "KernelDefinition",
+    "generator_definitions",
+    "parse_definition",
+    "parse_definitions",
+]
+
+
+@dataclass(frozen=True)
+class KernelDefinition:
+    """One parsed table of a kernels TOML file (not yet built)."""
+
+    name: str
+    kind: str  # "rows" | "generator" | "magnitude" | "alias"
+    description: str = ""
+    display: str | None = None
+    rows: np.ndarray | None = None  # already divided by scale
+    offset: float = 0.0
+    generator: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    components: tuple[str, ...] = ()
+    alias: str | None = None
+    source: str = ""
+
+    def references(self) -> tuple[str, ...]:
+        """Names of other kernels this definition needs."""
+        if self.kind == "alias" and self.alias:
+            return (self.alias,)
+        if self.kind == "magnitude":
+            return self.components
+        generator = GENERATORS.get(self.generator or "")
+        if generator is None:
+            return ()
+        return tuple(
+            self.params[p.name]
+            for p in generator.params
+            if p.names_kernel and p.name in self.params
+        )
+
+
+#: Which key makes a table which kind of definition.
+_KIND_KEYS = ("rows", "generator", "combine", "alias")
+#: Keys each kind refuses (they belong to another kind).
+_STRAY_KEYS = {
+    "rows": {"generator", "params", "components"},
+    "generator": {"scale", "components"},
+    "combine": {"scale", "params"},
+    "alias": {"scale", "params", "components", "offset"},
+}
+_TABLE_KEYS = {*_KIND_KEYS, "description", "display", "scale", "offset", "params", "components"}
+
+
+def parse_definition(name: str, table: object, source: str) -> KernelDefinition:
+    """Check one table ``[kernels.NAME]`` of ``source`` and make its definition."""
+    where = f"{source}: kernel {quote(name)}"
+    kind_key, table = _kind_key(table, where)
+    description = table.get("description", "")
+    if not isinstance(description, str):
+        raise UsageError(f"{where}: description {quote(description)} is not a string")
+    display = table.get("display")
+    if display is not None:
+        display = check_choice(display, f"{where}: display", KERNEL_DISPLAY_MODES)
+    fields = _KIND_FIELDS[kind_key](table, where)
+    return KernelDefinition(
+        name=name,
+        description=" ".join(description.split()),
+        display=display,
+        offset=check_offset(table.get("offset", 0.0), where),
+        source=source,
+        **fields,
+    )
+
+
+def _kind_key(table: object, where: str) -> tuple[str, dict[str, Any]]:
+    """The one key of :data:`_KIND_KEYS` in ``table``, and the table, after checking its keys."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: expected a table of keys, got {quote(table)}")
+    unknown = sorted(set(table) - _TABLE_KEYS)
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown key {quote(unknown[0])} (valid: {', '.join(sorted(_TABLE_KEYS))})"
+        )
+    kinds = [key for key in _KIND_KEYS if key in table]
+    if len(kinds) != 1:
+        raise UsageError(
+            f"{where}: needs exactly one of rows, generator, combine or alias "
+            f"(got {', '.join(kinds) or 'none'})"
+        )
+    stray = _STRAY_KEYS[kinds[0]] & set(table)
+    if stray:
+        raise UsageError(f"{where}: key {quote(sorted(stray)[0])} does not go with {kinds[0]!r}")
+    return kinds[0], table
+
+
+def _rows_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    rows = table["rows"]
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and r for r in rows):
+        raise UsageError(f"{where}: rows must be a non-empty list of non-empty lists")
+    for i, row in enumerate(rows, 1):
+        if len(row) != len(rows[0]):
+            raise UsageError(
+                f"{where}: rows are ragged (row {i} has {len(row)} values, row 1 has "
+                f"{len(rows[0])})"
+            )
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise UsageError(f"{where}: row {i} value {quote(v)} is not a finite number")
+    m = np.array(rows, dtype=np.float64)
+    check_shape(m.shape, where)
+    scale = table.get("scale", 1)
+    return {"kind": "rows", "rows": apply_scale(m, None if scale == "auto" else scale, where)}
+
+
+def _generator_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    generator = find_generator(table["generator"], f"{where}: generator")
+    raw = table.get("params", {})
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: params {quote(raw)} is not a table")
+    params = {**generator.defaults(), **generator.convert(raw, where)}
+    return {"kind": "generator", "generator": generator.name, "params": params}
+
+
+def _magnitude_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    check_choice(table["combine"], f"{where}: combine", ("magnitude",))
+    components = table.get("components")
+    if not isinstance(components, list) or not components:
+        raise UsageError(f'{where}: combine needs components = ["a", "b"]')
+    names = tuple(kernel_name(c, f"{where}: components") for c in components)
+    return {"kind": "magnitude", "components": names}
+
+
+def _alias_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    return {"kind": "alias", "alias": kernel_name(table["alias"], f"{where}: alias")}
+
+
+_KIND_FIELDS = {
+    "rows": _rows_fields,
+    "generator": _generator_fields,
+    "combine": _magnitude_fields,
+    "alias": _alias_fields,
+}
+
+
+def _kernel_tables(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The kernel tables of a parsed file: ``[kernels.NAME]``, or a single
+    top-level kernel (named after the file), or top-level ``[NAME]`` tables."""
+    if "kernels" in data:
+        tables = data["kernels"]
+        if not isinstance(tables, dict):
+            raise UsageError(f"{source}: 'kernels' must be a table of [kernels.NAME] tables")
+        return tables
+    if any(key in data for key in _KIND_KEYS):
+        return {Path(source).stem: data}
+    return data
+
+
+def parse_definitions(text: str, source: str) -> dict[str, KernelDefinition]:
+    """The definitions in the TOML ``text`` of the file ``source``, by normalized name."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{source}: not valid TOML ({exc})") from None
+    definitions: dict[str, KernelDefinition] = {}
+    for raw_name, table in _kernel_tables(data, source).items():
+        name = normalize_name(raw_name)
+        if not NAME_PATTERN.match(name):
+            raise UsageError(
+                f"{source}: kernel name {quote(raw_name)} must use letters, digits and '-'"
+            )
+        if name in definitions:
+            raise UsageError(f"{source}: kernel {quote(name)} is defined twice")
+        definitions[name] = parse_definition(name, table, source)
+    return definitions
+
+
+def generator_definitions() -> dict[str, KernelDefinition]:
+    """A definition for every registered generator under its own name, with its defaults.
+
+    ``kernels.toml`` has a table for each built-in generator, which overrides
+    these; a generator registered later is found by name all the same.
+    """
+    return {
+        name: KernelDefinition(
+            name=name,
+            kind="generator",
+            description=generator.description,
+            generator=name,
+            params=generator.defaults(),
+            source="generator registry",
+        )
+        for name, generator in GENERATORS.items()
+    }
