@@ -82,37 +82,41 @@ class PaddingType(click.ParamType):
         return nums * 4 if len(nums) == 1 else nums
 
 
-def _finite(kind: click.ParamType, text: str, param: Any, ctx: Any, problem: str) -> float:
-    """``text`` as a finite float, or a click error ``'text' <problem>``."""
-    try:
-        return check_float(text, "value")
-    except UsageError:
-        kind.fail(f"{text!r} {problem}", param, ctx)
+class _Number(click.ParamType):
+    """A finite float parsed with :func:`imgkernel.errors.check_float`."""
+
+    problem = "is not a finite number"
+
+    def number(self, text: Any, value: Any, param: Any, ctx: Any) -> float:
+        """``text`` as a finite float, or the click error ``'value' <problem>``."""
+        try:
+            return check_float(text, "value")
+        except UsageError:
+            self.fail(f"{value!r} {self.problem}", param, ctx)
 
 
-class OffsetType(click.ParamType):
+class OffsetType(_Number):
     """A number in output units, or a percentage of full scale (``50%``)."""
 
     name = "VALUE|PERCENT%"
+    problem = "is not a number or a percentage"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Offset:
         if isinstance(value, tuple):
             return Offset(*value)
         text = str(value).strip()
         percent = text.endswith("%")
-        number = _finite(
-            self, text[:-1] if percent else text, param, ctx, "is not a number or a percentage"
-        )
+        number = self.number(text[:-1] if percent else text, value, param, ctx)
         return Offset(number / 100.0, fraction=True) if percent else Offset(number)
 
 
-class FiniteFloat(click.ParamType):
+class FiniteFloat(_Number):
     """A finite number (no nan or inf)."""
 
     name = "NUMBER"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        return _finite(self, value, param, ctx, "is not a finite number")
+        return self.number(value, value, param, ctx)
 
 
 class FloatList(click.ParamType):
