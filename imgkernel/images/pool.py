@@ -24,26 +24,13 @@ from imgkernel.images.image import Image, attach_alpha
 POOL_MODES = ("max", "avg", "mean", "min")
 
 
-def pool_files(
-    inputs: Sequence[str],
-    options: OutputOptions,
-    *,
-    size: tuple[int, int] | None = None,
-    stride: tuple[int, int] | None = None,
-    mode: str = "max",
-    global_: bool = False,
-    **window: Any,
-) -> None:
-    """Pool each input (see :func:`pool_image`) and write it as ``options`` say.
+def pool_files(inputs: Sequence[str], options: OutputOptions, **pooling: Any) -> None:
+    """Pool each input with :func:`pool_image` (``pooling`` are its keywords) and write it.
 
-    ``global_`` pools each whole image to one value per channel; otherwise
-    ``size`` is required. ``window``: ``padding``, ``dilation``, ``ceil_mode``,
-    ``count_include_pad`` as :func:`imgkernel.core.pool2d` takes them.
+    The window is checked before any input is read.
     """
-    mode = "avg" if mode == "mean" else mode
-    _check_window(size, stride, global_)
-    transform = partial(pool_image, size=size, stride=stride, mode=mode, global_=global_, **window)
-    run_images(inputs, transform, options)
+    _check_window(pooling.get("size"), pooling.get("stride"), pooling.get("global_", False))
+    run_images(inputs, partial(pool_image, **pooling), options)
 
 
 def pool_image(
@@ -58,6 +45,11 @@ def pool_image(
 ) -> Result:
     """Pool one image for ``out_format``: ``(pixels, alpha)``, or a text line for txt/json.
 
+    ``global_`` pools the whole image to one value per channel; otherwise
+    ``size`` is required. ``mode`` is max, avg (or mean) or min; ``window``:
+    ``padding``, ``dilation``, ``ceil_mode``, ``count_include_pad`` as
+    :func:`imgkernel.core.pool2d` takes them.
+
     >>> image = Image(np.arange(16, dtype=np.uint8).reshape(4, 4), None, "PNG", "a.png")
     >>> pool_image(image, "PNG", size=(2, 2), mode="avg")[0]
     array([[ 2,  4],
@@ -66,6 +58,7 @@ def pool_image(
     '{"source": "a.png", "mode": "max", "gray": 15.0}'
     """
     size = _check_window(size, stride, global_)
+    mode = "avg" if mode == "mean" else mode
     has_alpha = image.alpha is not None
     pixels = attach_alpha(image.pixels, image.alpha)
     if size is None:
