@@ -13,8 +13,9 @@ module            commands
 ``train``         ``train``
 ================  ==========================================================
 
-The command modules define their commands; they are added to the group here,
-so none of them imports another command module or the group imports them.
+The command modules define their commands with the types of ``params`` and
+the messages of ``app``; this package adds them to the group, so ``app``
+knows no command and no command module imports another.
 """
 
 from imgkernel.cli import filter, kernels, models, pool, train

@@ -6,16 +6,16 @@ from typing import Any
 
 import click
 
-from imgkernel.cli.params import FINITE, INPUTS, PAIR, OffsetType, PaddingType, output_options
-from imgkernel.images import Display, Offset, OutputOptions
-
-KERNEL_LIBRARIES = click.option(
-    "--kernels",
-    "kernel_files",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Extra kernel library (.toml); may be repeated.",
+from imgkernel.cli.params import (
+    FINITE,
+    INPUTS,
+    KERNEL_LIBRARIES,
+    PAIR,
+    OffsetType,
+    PaddingType,
+    output_options,
 )
+from imgkernel.images import Display, Offset, OutputOptions
 
 
 @click.command("filter")

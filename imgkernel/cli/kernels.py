@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from imgkernel.cli.filter import KERNEL_LIBRARIES
+from imgkernel.cli.params import KERNEL_LIBRARIES
 
 
 @click.group("kernels", invoke_without_command=True)

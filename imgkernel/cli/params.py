@@ -21,6 +21,7 @@ from imgkernel.images import SAVE_OPTIONS, Offset, OutputOptions
 __all__ = [
     "FINITE",
     "INPUTS",
+    "KERNEL_LIBRARIES",
     "LAYER",
     "OUTPUT_OPTIONS",
     "PAIR",
@@ -154,6 +155,15 @@ LAYER = LayerType()
 
 #: The input images of a command that maps images to images.
 INPUTS = click.argument("inputs", nargs=-1, metavar="[INPUT]...")
+
+#: Extra kernel libraries, for ``filter`` and ``kernels``.
+KERNEL_LIBRARIES = click.option(
+    "--kernels",
+    "kernel_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Extra kernel library (.toml); may be repeated.",
+)
 
 
 def _save_range(name: str) -> click.IntRange:

@@ -164,3 +164,19 @@ def test_click_usage_errors_name_the_command() -> None:
     result = CliRunner().invoke(cli, ["pool", "--mode", "median"], prog_name="imgkernel")
     assert result.exit_code == 2
     assert result.stderr.startswith("imgkernel pool: error: Invalid value for '--mode'")
+
+
+def test_command_modules_import_only_app_and_params() -> None:
+    import ast
+
+    folder = ROOT / "imgkernel" / "cli"
+    for path in folder.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        used = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("imgkernel.cli")
+        }
+        assert used <= {"imgkernel.cli.app", "imgkernel.cli.params"}, path.name
