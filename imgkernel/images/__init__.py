@@ -17,7 +17,13 @@ module             what it holds
 
 from imgkernel.images.batch import OutputOptions, run_images
 from imgkernel.images.deliver import deliver
-from imgkernel.images.display import DISPLAY_MODES, Display, Offset, to_display
+from imgkernel.images.display import (
+    DISPLAY_MODES,
+    POINTWISE_DISPLAY_MODES,
+    Display,
+    Offset,
+    to_display,
+)
 from imgkernel.images.formats import format_from_name, is_text_output
 from imgkernel.images.image import Image, attach_alpha, max_value_for
 from imgkernel.images.outputs import expand_outputs
@@ -27,6 +33,7 @@ from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write
 
 __all__ = [
     "DISPLAY_MODES",
+    "POINTWISE_DISPLAY_MODES",
     "POOL_MODES",
     "SAVE_OPTIONS",
     "Display",

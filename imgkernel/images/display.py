@@ -20,6 +20,9 @@ from imgkernel.images.image import Image
 
 #: Every mapping of float results to pixels (see :func:`to_display`).
 DISPLAY_MODES = ("clip", "abs", "offset", "normalize")
+#: The mappings that treat each value on its own (``normalize`` needs the whole
+#: result): what a kernel record may name as its default display.
+POINTWISE_DISPLAY_MODES = DISPLAY_MODES[:3]
 
 
 def _display_max(dtype: np.dtype) -> float:

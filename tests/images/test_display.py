@@ -190,3 +190,4 @@ def test_display_modes_defined_once():
 
     assert DISPLAY_MODES is display.DISPLAY_MODES
     assert DISPLAY_MODES == ("clip", "abs", "offset", "normalize")
+    assert display.POINTWISE_DISPLAY_MODES == ("clip", "abs", "offset")
