@@ -226,13 +226,16 @@ def output_options(
         raise TypeError(f"no output option {sorted(unknown)[0]!r}")
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        table = dict(OUTPUT_OPTIONS)
+        saved = [name for name in table if name in SAVE_OPTIONS]
+
         @functools.wraps(command)
         def bundled(*args: Any, **kwargs: Any) -> Any:
-            given = {name: kwargs.pop(name) for name in OUTPUT_OPTIONS}
-            save = {name: given.pop(name) for name in list(given) if name in SAVE_OPTIONS}
+            given = {name: kwargs.pop(name) for name in table}
+            save = {name: given.pop(name) for name in saved}
             return command(*args, out=OutputOptions(save=save, **given), **kwargs)
 
-        for name, (decls, settings) in reversed(OUTPUT_OPTIONS.items()):
+        for name, (decls, settings) in reversed(table.items()):
             bundled = click.option(*decls, name, **{**settings, **overrides.get(name, {})})(bundled)
         return bundled
 
