@@ -1,31 +1,58 @@
-"""Images in and out: reading, atomic writing, the display mapping, batches of files."""
+"""Images in and out: reading, atomic writing, the display mapping, batches of files.
 
-from imgkernel.images.io import (
+=================  ===========================================================
+module             what it holds
+=================  ===========================================================
+``image``          the :class:`Image` record, full scales, attaching alpha
+``formats``        format names from file names, options and first bytes
+``read``           :func:`read_image`, :func:`probe_image`, :func:`read_array`
+``write``          :func:`write_image` and friends; the per-format save options
+``deliver``        atomic delivery to a file or standard output
+``display``        :func:`to_display` and the :class:`Display` policy
+``outputs``        output names for a batch: files, directories, templates
+``batch``          :class:`OutputOptions` and :func:`run_images`
+``pool``           pooling image files (:func:`pool_files`)
+=================  ===========================================================
+"""
+
+from imgkernel.images.batch import OutputOptions, run_images
+from imgkernel.images.deliver import deliver
+from imgkernel.images.display import (
     DISPLAY_MODES,
-    Image,
-    deliver,
-    expand_outputs,
-    format_from_name,
-    max_value_for,
-    probe_image,
-    read_array,
-    read_image,
+    POINTWISE_DISPLAY_MODES,
+    Display,
+    Offset,
     to_display,
-    write_array,
-    write_image,
-    write_text,
 )
+from imgkernel.images.formats import format_from_name, is_text_output
+from imgkernel.images.image import Image, attach_alpha, max_value_for
+from imgkernel.images.outputs import expand_outputs
+from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
+from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
+from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
 
 __all__ = [
     "DISPLAY_MODES",
+    "POINTWISE_DISPLAY_MODES",
+    "POOL_MODES",
+    "SAVE_OPTIONS",
+    "Display",
     "Image",
+    "Offset",
+    "OutputOptions",
+    "attach_alpha",
+    "check_stdin_once",
     "deliver",
     "expand_outputs",
     "format_from_name",
+    "is_text_output",
     "max_value_for",
+    "pool_files",
+    "pool_image",
     "probe_image",
     "read_array",
     "read_image",
+    "run_images",
     "to_display",
     "write_array",
     "write_image",

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from imgkernel.cli.app import cli
+from imgkernel.cli import cli
 
 
 def invoke(*args: object):

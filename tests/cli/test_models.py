@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from imgkernel.cli.app import cli
+from imgkernel.cli import cli
 from imgkernel.nn.model import (
     Conv2D,
     InputSpec,
@@ -20,7 +20,7 @@ from imgkernel.nn.model import (
     save_model,
 )
 
-CARDS = Path(__file__).resolve().parent.parent / "sample_images" / "cards"
+CARDS = Path(__file__).resolve().parents[2] / "sample_images" / "cards"
 
 
 def invoke(*args: object, input: bytes | None = None):
@@ -269,7 +269,7 @@ def test_bad_model_command_input(
 
 
 def test_features_of_flat_layers_are_visible_and_large_grids_warn(tmp_path: Path) -> None:
-    digit = Path(__file__).resolve().parent.parent / "sample_images" / "digits"
+    digit = Path(__file__).resolve().parents[2] / "sample_images" / "digits"
     image = sorted(digit.glob("digit-3-*.png"))[0]
     out = tmp_path / "dense.png"
     result = invoke("features", "digits", image, "--layer", "dense1", "-o", out)

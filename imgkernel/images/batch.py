@@ -1,0 +1,87 @@
+"""Batches: read each input, transform it, write the result where the user asked.
+
+A command that maps images to images (``filter``, ``pool``) hands
+:func:`run_images` its inputs, a per-image ``transform`` and one
+:class:`OutputOptions`; everything about names, formats and encoder settings
+happens here, the same way for every such command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imgkernel.images.formats import format_from_name, is_text_output, requested_format
+from imgkernel.images.image import Image
+from imgkernel.images.outputs import expand_outputs
+from imgkernel.images.read import check_stdin_once, probe_image, read_image
+from imgkernel.images.write import write_image, write_text
+
+#: What a transform returns: ``(pixels, alpha)`` ready to save, or one line of text.
+Result = tuple[np.ndarray, np.ndarray | None] | str
+Transform = Callable[[Image, str], Result]
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where and how a command writes images, and how large an input it reads.
+
+    ``output`` is a file, ``-`` or None (standard output), a directory ending
+    in ``/`` or a template (see :func:`~imgkernel.images.outputs.expand_outputs`);
+    ``format`` overrides the format the name implies; ``max_pixels`` replaces
+    the decompression-bomb limit for reading; ``save`` holds the encoder
+    settings, by their names in :data:`~imgkernel.images.write.SAVE_OPTIONS`
+    (None: the format's default).
+    """
+
+    output: str | None = None
+    format: str | None = None
+    max_pixels: int | None = None
+    save: Mapping[str, int | None] = field(default_factory=dict)
+
+    def target(self) -> str:
+        """The single output a one-image command writes: ``output``, or ``-``."""
+        return self.output or "-"
+
+    def format_for(self, target: str, fallback: str) -> str:
+        """The format to write ``target`` in: ``format``, else the name's, else ``fallback``.
+
+        >>> OutputOptions(format="jpg").format_for("x.png", "PNG")
+        'JPEG'
+        >>> OutputOptions().format_for("x.tif", "PNG"), OutputOptions().format_for("-", "PNG")
+        ('TIFF', 'PNG')
+        """
+        named = format_from_name(target) if target != "-" else None
+        return requested_format(self.format) or named or fallback
+
+
+def run_images(inputs: Sequence[str], transform: Transform, options: OutputOptions) -> None:
+    """Read each input (``-``: standard input), transform it and write it where asked.
+
+    ``transform(image, out_format)`` returns ``(pixels, alpha)`` ready to save
+    in ``out_format``, or a line of text (for ``txt``/``json`` output, one line
+    per input on standard output unless ``-o`` names files). No input: ``-``.
+    Every input is checked before anything is written, so a bad third input
+    does not leave the first two outputs behind.
+    """
+    sources = list(inputs) or ["-"]
+    check_stdin_once(sources)
+    requested = requested_format(options.format)
+    if requested is not None and is_text_output(requested) and options.output in (None, "-"):
+        targets = ["-"] * len(sources)  # one text line per input on stdout
+    else:
+        default_ext = requested.lower() if requested else None
+        targets = expand_outputs(sources, options.output, default_ext=default_ext)
+    for source in sources:
+        probe_image(source)
+    for source, target in zip(sources, targets, strict=True):
+        image = read_image(source, max_pixels=options.max_pixels)
+        out_format = options.format_for(target, image.format)
+        result = transform(image, out_format)
+        if isinstance(result, str):
+            write_text(target, result + "\n")
+            continue
+        pixels, alpha = result
+        write_image(target, pixels, alpha=alpha, format=out_format, **options.save)

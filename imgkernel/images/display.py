@@ -1,0 +1,238 @@
+"""The display mapping: float results (filter responses, feature maps) to stored pixels.
+
+:func:`to_display` is the arithmetic; :class:`Display` is the policy, what a
+command's ``--clip/--abs/--signed/--normalize``, ``--scale`` and ``--offset``
+ask for, and what happens when they are not given (a kernel's own mapping for
+8/16-bit input; a stretch for float input, whose range is unknown; raw
+float32 values for ``.npy`` output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from imgkernel.errors import UsageError, check_choice, check_float
+from imgkernel.images.image import Image
+
+#: Every mapping of float results to pixels (see :func:`to_display`).
+DISPLAY_MODES = ("clip", "abs", "offset", "normalize")
+#: The mappings that treat each value on its own (``normalize`` needs the whole
+#: result): what a kernel record may name as its default display.
+POINTWISE_DISPLAY_MODES = DISPLAY_MODES[:3]
+
+
+def _display_max(dtype: np.dtype) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype == np.float32:
+        return 1.0
+    raise UsageError(f"display dtype must be uint8, uint16 or float32, not {dtype}")
+
+
+def _row_chunks(h: int, row_size: int, target: int = 1 << 20) -> Iterator[slice]:
+    rows = max(1, target // max(1, row_size))
+    for start in range(0, h, rows):
+        yield slice(start, min(h, start + rows))
+
+
+def to_display(
+    values: np.ndarray,
+    *,
+    mode: str,
+    dtype: Any,
+    max_value: float,
+    scale: float = 1.0,
+    offset: float = 0.0,
+) -> np.ndarray:
+    """Map filter results to pixel values of ``dtype`` for saving.
+
+    ``values`` are in the input's units, where ``max_value`` is full scale
+    (255 for uint8 input, 65535 for uint16, 1.0 for float).  The result uses
+    the full scale of ``dtype``: 255 (uint8), 65535 (uint16) or 1.0
+    (float32), so e.g. a float feature map (max_value 1.0) can be mapped
+    straight to uint8.
+
+    First ``v = values * scale + offset * max_value`` (``offset`` is a
+    fraction of full scale: 0.5 adds mid-grey).  Then, by ``mode``:
+
+    ``"clip"``
+        ``v`` clipped to ``[0, max_value]``.
+    ``"abs"``
+        ``|v|`` clipped to ``[0, max_value]`` (edge magnitude).
+    ``"offset"``
+        signed results shown around mid-grey: ``v + mid`` clipped to
+        ``[0, max_value]``, where ``mid = (max_value + 1) / 2`` for integer
+        units (128 for 0..255, 32768 for 0..65535) and ``max_value / 2`` for
+        float units.  So 0 -> 128, -128 -> 0, +127 -> 255 for uint8; use
+        ``scale`` to fit a wider range (e.g. 0.5 for results in -255..255).
+    ``"normalize"``
+        linear stretch of ``[min(v), max(v)]`` (over all channels together)
+        onto ``[0, max_value]``; a constant image gives all zeros.
+
+    Finally the result is scaled from ``max_value`` to ``dtype``'s full
+    scale and, for integer dtypes, rounded half-to-even (``np.rint``) and
+    cast.  NaN becomes 0 and ±inf clip to the ends (ignored by
+    ``normalize``'s min/max).  Work is done in float32 on chunks of rows, so
+    no full-size float64 temporaries are made.
+
+    >>> v = np.array([[-300.0, -128.0, -1.0, 0.0, 100.4, 127.0, 300.0]], dtype=np.float32)
+    >>> to_display(v, mode="clip", dtype=np.uint8, max_value=255)
+    array([[  0,   0,   0,   0, 100, 127, 255]], dtype=uint8)
+    >>> to_display(v, mode="abs", dtype=np.uint8, max_value=255)
+    array([[255, 128,   1,   0, 100, 127, 255]], dtype=uint8)
+    >>> to_display(v, mode="offset", dtype=np.uint8, max_value=255)
+    array([[  0,   0, 127, 128, 228, 255, 255]], dtype=uint8)
+    >>> to_display(v, mode="normalize", dtype=np.uint8, max_value=255)
+    array([[  0,  73, 127, 128, 170, 181, 255]], dtype=uint8)
+    """
+    mode = check_choice(mode, "display mode", DISPLAY_MODES)
+    out_dtype = np.dtype(dtype)
+    out_max = _display_max(out_dtype)
+    max_value = check_float(max_value, "max value", minimum=0, min_open=True)
+    scale = check_float(scale, "scale")
+    offset = check_float(offset, "offset")
+    values = np.asarray(values)
+    if values.dtype.kind not in "buif":
+        raise UsageError(f"cannot display values of type {values.dtype}")
+    if values.ndim == 0:
+        values = values.reshape(1)
+    add = offset * max_value
+    if mode == "offset":
+        int_units = float(max_value).is_integer() and max_value >= 2
+        add += (max_value + 1) / 2 if int_units else max_value / 2
+
+    def transformed(rows: slice) -> np.ndarray:
+        v = np.array(values[rows], dtype=np.float32)  # chunk-sized float32 copy
+        # inf * 0 -> nan and float32 overflow -> inf are handled below; stay quiet.
+        with np.errstate(invalid="ignore", over="ignore"):
+            if scale != 1.0:
+                v *= np.float32(scale)
+            if add != 0.0:
+                v += np.float32(add)
+        if mode == "abs":
+            np.abs(v, out=v)
+        return v
+
+    chunks = list(_row_chunks(values.shape[0], _row_size(values)))
+    lo = hi = 0.0
+    if mode == "normalize":
+        lo, hi = _finite_range(transformed(rows) for rows in chunks)
+    out = np.empty(values.shape, dtype=out_dtype)
+    for rows in chunks:
+        v = transformed(rows)
+        np.nan_to_num(v, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if mode == "normalize" and hi > lo:
+                v -= np.float32(lo)
+                v *= np.float32(out_max / (hi - lo))
+            elif mode == "normalize":
+                v[...] = 0.0
+            elif out_max != max_value:
+                v *= np.float32(out_max / max_value)
+        np.clip(v, 0.0, out_max, out=v)
+        if out_dtype.kind in "ui":
+            np.rint(v, out=v)
+        out[rows] = v
+    return out
+
+
+def _row_size(values: np.ndarray) -> int:
+    return int(np.prod(values.shape[1:], dtype=np.int64)) if values.ndim > 1 else 1
+
+
+def _finite_range(chunks: Iterator[np.ndarray]) -> tuple[float, float]:
+    """Smallest and largest finite value over all chunks; (0, 0) when there is none."""
+    lo, hi = np.inf, -np.inf
+    for v in chunks:
+        finite = v[np.isfinite(v)]
+        if finite.size:
+            lo = min(lo, float(finite.min()))
+            hi = max(hi, float(finite.max()))
+    if not np.isfinite(lo):
+        return 0.0, 0.0
+    return lo, hi
+
+
+class Offset(NamedTuple):
+    """A value added after scaling: in the input's units, or a fraction of full scale."""
+
+    value: float
+    fraction: bool = False
+
+    def of_full_scale(self, max_value: float) -> float:
+        """The offset as a fraction of full scale ``max_value``.
+
+        >>> Offset(64.0).of_full_scale(256.0), Offset(0.5, fraction=True).of_full_scale(255.0)
+        (0.25, 0.5)
+        """
+        return self.value if self.fraction else self.value / max_value
+
+
+@dataclass(frozen=True)
+class Display:
+    """The display mapping a user asked for (None: not asked, use the default).
+
+    ``mode`` is one of :data:`DISPLAY_MODES`; without it a default applies
+    (a kernel's own). Any of the three counts as asking for a mapping, which
+    matters for float input (stretched unless asked) and ``.npy`` output
+    (raw values unless asked).
+    """
+
+    mode: str | None = None
+    scale: float | None = None
+    offset: Offset | None = None
+
+    @property
+    def asked(self) -> bool:
+        """Whether any mapping option was given."""
+        return self.mode is not None or self.scale is not None or self.offset is not None
+
+    def effective_mode(self, image: Image, default: str) -> str:
+        """Float input has no known range: stretch it unless a mapping was asked for.
+
+        >>> flat = Image(np.zeros((1, 1), np.float32), None, "NPY", "-")
+        >>> Display().effective_mode(flat, "abs"), Display(scale=2.0).effective_mode(flat, "abs")
+        ('normalize', 'abs')
+        """
+        if image.pixels.dtype not in (np.uint8, np.uint16) and not self.asked:
+            return "normalize"
+        return self.mode or default
+
+    def pixels(self, values: np.ndarray, image: Image, out_format: str, default: str) -> np.ndarray:
+        """Map a float result of ``image`` to what ``out_format`` stores.
+
+        ``.npy`` keeps the raw float32 values unless a mapping was asked for.
+        Integer formats store the input's bit depth (8-bit for float input, whose
+        default mapping is ``normalize`` since its range is unknown).
+        """
+        scale = 1.0 if self.scale is None else self.scale
+        offset = 0.0 if self.offset is None else self.offset.of_full_scale(image.max_value)
+        if out_format.upper() == "NPY":
+            if not self.asked:
+                return values.astype(np.float32, copy=False)
+            mapped = to_display(
+                values,
+                mode=self.mode or default,
+                dtype=np.float32,
+                max_value=image.max_value,
+                scale=scale,
+                offset=offset,
+            )
+            # to_display returns float on a 0..1 scale; .npy keeps the input's units
+            return mapped * np.float32(image.max_value)
+        sixteen = image.pixels.dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF")
+        # to_display rescales from the input's full scale to the target's itself.
+        return to_display(
+            values,
+            mode=self.effective_mode(image, default),
+            dtype=np.uint16 if sixteen else np.uint8,
+            max_value=image.max_value,
+            scale=scale,
+            offset=offset,
+        )

@@ -1,0 +1,254 @@
+"""Writing images, arrays and text; the one table of per-format save options.
+
+Every write goes through :func:`imgkernel.images.deliver.deliver` (atomic,
+``"-"`` for standard output, binary refused on a terminal). What each format
+can hold:
+
+======  ==============================  =================================
+format  uint8                           uint16 / float32
+======  ==============================  =================================
+PNG     L, LA, RGB, RGBA                16-bit grayscale; float: error
+TIFF    L, LA, RGB, RGBA                16-bit grayscale; float grayscale
+JPEG    L, RGB (alpha dropped)          scaled to 8 bits; float: error
+WEBP    RGB, RGBA (gray stored as RGB)  scaled to 8 bits; float: error
+BMP     L, RGB (alpha dropped)          scaled to 8 bits; float: error
+GIF     256 colours (Pillow quantises)  scaled to 8 bits; float: error
+PPM     L (PGM), RGB (alpha dropped)    16-bit PGM; float: error
+NPY     the array as it is, alpha appended as the last channel
+======  ==============================  =================================
+
+"Alpha dropped" means the colour channels are written unchanged and the
+alpha plane is discarded (no compositing onto a background, no warning).
+16-bit data that the format can not hold is scaled to 8 bits with
+``round(v / 257)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from imgkernel.errors import ImgkernelError, UsageError, check_int
+from imgkernel.images.deliver import check_target, deliver
+from imgkernel.images.formats import format_from_name, is_binary_format, normalize_format
+from imgkernel.images.image import attach_alpha, convert_plane
+
+# PNG encoding speed versus size, measured with Pillow 13.0 / zlib on one core
+# of a shared machine (timings +-20 %; best of 2;
+# ``python sample_images/make_samples.py --bench-png`` reproduces the first two
+# columns).  "12 MP photo" is 4000x3000 RGB made from six real photos upscaled
+# (Lanczos) into tiles plus sigma-2 noise standing in for sensor noise;
+# "edges" is the gradient magnitude of it (gray, what an edge filter writes);
+# "astronaut" is the real 512x512 photo.  Sizes are relative to level 1.
+#
+#   level  12 MP photo, RGB     astronaut 512      12 MP edges, gray
+#   1      0.87 s  21.4 MB 100%  17 ms 0.47 MB 100%  0.33 s 6.85 MB 100%
+#   2      0.93 s  21.3 MB  99%  18 ms 0.46 MB 100%  0.35 s 6.81 MB 100%
+#   3      1.22 s  21.1 MB  99%  23 ms 0.46 MB  98%  0.44 s 6.70 MB  98%
+#   4      1.75 s  18.6 MB  87%  31 ms 0.42 MB  91%  0.61 s 5.91 MB  86%
+#   5      2.38 s  18.6 MB  87%  38 ms 0.42 MB  91%
+#   6      2.79 s  18.7 MB  87%  51 ms 0.42 MB  91%  1.50 s 5.96 MB  87%
+#   9      2.90 s  18.7 MB  87%  63 ms 0.42 MB  91%  1.75 s 5.96 MB  87%
+#   9+optimize=True 3.56 s 18.4 MB 86%   67 ms 0.42 MB 91%
+#
+# zlib levels 1-3 use its fast (no lazy matching) deflate, 4-9 the lazy one,
+# so sizes come in two plateaus.  Pillow's default (6, optimize=False) is
+# 3-5x slower than level 1 for files about 13 % smaller (level 1 files are
+# ~15 % bigger).  Level 4 gives level 6's size at about twice its speed.
+# Default: 1, the fastest useful level, since the encoder otherwise dominates
+# the run time; pass compress_level=4 when size matters, 9 only for archiving.
+DEFAULT_PNG_COMPRESS_LEVEL = 1
+DEFAULT_JPEG_QUALITY = 90
+DEFAULT_WEBP_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class SaveOption:
+    """An encoder setting: the formats it applies to (each with its default) and its range."""
+
+    defaults: Mapping[str, int]
+    minimum: int
+    maximum: int
+
+    def check(self, name: str, value: Any) -> int | None:
+        """``value`` as an int in range (None: the format's default)."""
+        if value is None:
+            return None
+        what = name.replace("_", " ")
+        return check_int(value, what, minimum=self.minimum, maximum=self.maximum)
+
+
+#: Per-format save options, by the keyword :func:`write_image` and Pillow's ``save`` take.
+#: A new encoder setting is one entry here (and one in ``imgkernel.cli.params``).
+SAVE_OPTIONS: dict[str, SaveOption] = {
+    "compress_level": SaveOption({"PNG": DEFAULT_PNG_COMPRESS_LEVEL}, 0, 9),
+    "quality": SaveOption({"JPEG": DEFAULT_JPEG_QUALITY, "WEBP": DEFAULT_WEBP_QUALITY}, 1, 100),
+}
+
+_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def check_save_options(options: Mapping[str, Any]) -> dict[str, int | None]:
+    """Validate ``options`` against :data:`SAVE_OPTIONS` (unknown names are a TypeError).
+
+    >>> check_save_options({"quality": 80, "compress_level": None})
+    {'quality': 80, 'compress_level': None}
+    >>> check_save_options({"quality": 0})
+    Traceback (most recent call last):
+    ...
+    imgkernel.errors.UsageError: quality must be at least 1, got 0
+    """
+    unknown = sorted(set(options) - set(SAVE_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown save option {unknown[0]!r} (known: {', '.join(SAVE_OPTIONS)})")
+    return {name: SAVE_OPTIONS[name].check(name, value) for name, value in options.items()}
+
+
+def pillow_options(fmt: str, options: Mapping[str, int | None]) -> dict[str, int]:
+    """The ``save()`` keywords for ``fmt``: the options that apply to it, else their defaults.
+
+    >>> pillow_options("PNG", {"quality": 50}), pillow_options("JPEG", {"quality": 50})
+    ({'compress_level': 1}, {'quality': 50})
+    """
+    chosen: dict[str, int] = {}
+    for name, option in SAVE_OPTIONS.items():
+        if fmt in option.defaults:
+            value = options.get(name)
+            chosen[name] = option.defaults[fmt] if value is None else int(value)
+    return chosen
+
+
+def write_image(
+    target: str,
+    pixels: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    format: str | None = None,
+    **options: int | None,
+) -> None:
+    """Write ``pixels`` (plus an optional alpha plane) to ``target`` atomically.
+
+    ``target`` ``"-"`` writes to standard output (refused if it is a
+    terminal).  The format comes from ``format`` if given, else from the
+    target's extension (PNG for standard output).  ``options`` are the
+    :data:`SAVE_OPTIONS`: ``compress_level`` (0-9, default
+    :data:`DEFAULT_PNG_COMPRESS_LEVEL`) applies to PNG, ``quality`` (1-100,
+    default 90) to JPEG and WebP; each is ignored by other formats. See the
+    module docstring for what each format can store.
+    """
+    target = os.fspath(target)
+    save = check_save_options(options)
+    if format is not None:
+        fmt = normalize_format(format)
+    else:
+        named = format_from_name(target)
+        if named is None and target != "-":
+            raise UsageError(
+                f"{target}: cannot tell the image format from the name; add an extension "
+                "such as .png or choose a format"
+            )
+        fmt = named or "PNG"
+    shown = "standard output" if target == "-" else target
+    if target != "-":
+        check_target(target)
+    # Check and convert the data before creating any file.
+    arr = _prepare(shown, pixels, alpha, fmt)
+    deliver(target, lambda f: _encode(shown, f, arr, fmt, save), binary=is_binary_format(fmt))
+
+
+def write_text(target: str, text: str) -> None:
+    """Write UTF-8 text to ``target`` atomically (``"-"``: standard output)."""
+
+    def encode(f: IO[bytes]) -> None:
+        f.write(text.encode("utf-8"))
+
+    deliver(target, encode, binary=False)
+
+
+def write_array(target: str, array: np.ndarray) -> None:
+    """Save any numeric array as ``.npy`` to ``target`` atomically (``"-"``: stdout)."""
+    arr = np.asarray(array)
+    if arr.dtype.hasobject:
+        raise UsageError("cannot save an object array")
+    deliver(target, lambda f: np.save(f, arr, allow_pickle=False))
+
+
+def _layout(pixels: np.ndarray) -> int:
+    if pixels.ndim == 2:
+        return 1
+    if pixels.ndim == 3 and 1 <= pixels.shape[2] <= 4:
+        return int(pixels.shape[2])
+    raise UsageError(f"cannot save an array of shape {pixels.shape} as an image")
+
+
+def _prepare(shown: str, pixels: np.ndarray, alpha: np.ndarray | None, fmt: str) -> np.ndarray:
+    """Validate and convert to the array that will be encoded (channels incl. alpha)."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype.kind == "b":
+        pixels = pixels.astype(np.uint8) * np.uint8(255)
+    elif pixels.dtype == np.float64 or pixels.dtype == np.float16:
+        pixels = pixels.astype(np.float32)
+    if pixels.dtype not in (np.uint8, np.uint16, np.float32):
+        raise UsageError(
+            f"{shown}: cannot save {pixels.dtype} pixels; need uint8, uint16 or float32"
+        )
+    channels = _layout(pixels)
+    if channels == 1 and pixels.ndim == 3:
+        pixels = pixels[:, :, 0]
+    if alpha is not None:
+        if channels in (2, 4):
+            raise UsageError(f"{shown}: image already has {channels} channels; cannot add alpha")
+        pixels = attach_alpha(pixels, alpha)
+        channels += 1
+    if fmt == "NPY":
+        return pixels
+    if pixels.dtype == np.float32:
+        if fmt == "TIFF" and channels == 1:
+            return pixels
+        where = "grayscale .tif or .npy" if channels == 1 or fmt != "TIFF" else ".npy"
+        raise UsageError(
+            f"{shown}: {fmt} cannot store float32 {'' if channels == 1 else 'colour '}data; "
+            f"save as {where}, or map the values to 8/16-bit first"
+        )
+    has_alpha = channels in (2, 4)
+    if has_alpha and fmt in ("JPEG", "BMP", "PPM"):
+        pixels = pixels[:, :, :-1]
+        channels -= 1
+        if channels == 1:
+            pixels = pixels[:, :, 0]
+    if pixels.dtype == np.uint16:
+        keeps_16 = channels == 1 and fmt in ("PNG", "TIFF", "PPM")
+        if not keeps_16:
+            pixels = convert_plane(pixels, np.uint8)
+    if fmt == "WEBP" and channels in (1, 2):
+        # WebP has no grayscale: store gray as RGB (and gray+alpha as RGBA).
+        gray = pixels if channels == 1 else pixels[:, :, 0]
+        planes = [gray, gray, gray] + ([pixels[:, :, 1]] if channels == 2 else [])
+        pixels = np.stack(planes, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def _encode(
+    shown: str, f: IO[bytes], arr: np.ndarray, fmt: str, save: Mapping[str, int | None]
+) -> None:
+    """Encode an array already converted by :func:`_prepare`."""
+    if fmt == "NPY":
+        np.save(f, arr, allow_pickle=False)
+        return
+    from PIL import Image as PILImage
+
+    # Pillow picks the mode from the array: L, LA, RGB, RGBA (uint8), I;16, F.
+    img = PILImage.fromarray(arr)
+    expected = {np.dtype(np.float32): "F", np.dtype(np.uint16): "I;16"}.get(arr.dtype)
+    if img.mode != (expected or _PIL_MODES[_layout(arr)]):  # pragma: no cover - sanity check
+        raise AssertionError(f"unexpected Pillow mode {img.mode} for {arr.dtype} {arr.shape}")
+    try:
+        img.save(f, format=fmt, **pillow_options(fmt, save))
+    except OSError as exc:
+        if isinstance(exc, (PermissionError, FileNotFoundError)) or exc.errno is not None:
+            raise
+        raise ImgkernelError(f"{shown}: cannot encode this image as {fmt} ({exc})") from None

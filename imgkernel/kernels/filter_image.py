@@ -1,0 +1,127 @@
+"""Filtering image files with a kernel record: the glue between kernels and images.
+
+:func:`choose_kernel` finds the kernel (a library name, a matrix or a file),
+:func:`filter_image` filters one decoded image and maps the result for the
+output format (band by band where it can, so the whole float32 result never
+exists at once), and :func:`filter_files` does it for a batch of files.
+
+The kernels facade is imported inside the functions: this module may itself
+be imported by :mod:`imgkernel.kernels` without a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from imgkernel.errors import UsageError
+from imgkernel.images import (
+    Display,
+    Image,
+    OutputOptions,
+    is_text_output,
+    max_value_for,
+    run_images,
+    to_display,
+)
+
+if TYPE_CHECKING:
+    from imgkernel.kernels import Kernel
+
+
+def choose_kernel(
+    spec: str | None = None,
+    *,
+    matrix: str | None = None,
+    kernel_file: str | None = None,
+    libraries: Sequence[str] = (),
+) -> Kernel:
+    """The one kernel given: a library ``spec`` (``NAME[:key=value,...]``), a matrix or a file.
+
+    ``libraries`` are extra kernel libraries (.toml) for ``spec``.
+
+    >>> choose_kernel(matrix="1 2 1").weights.tolist()
+    [[0.25, 0.5, 0.25]]
+    >>> choose_kernel()
+    Traceback (most recent call last):
+    ...
+    imgkernel.errors.UsageError: give a KERNEL name, --matrix or --kernel-file
+    """
+    from imgkernel.kernels import kernel_from_matrix, load_kernel_file, load_library, parse_matrix
+
+    chosen = [s for s in (spec, matrix, kernel_file) if s is not None]
+    if not chosen:
+        raise UsageError("give a KERNEL name, --matrix or --kernel-file")
+    if len(chosen) > 1:
+        raise UsageError("give only one of KERNEL, --matrix and --kernel-file")
+    if matrix is not None:
+        return kernel_from_matrix(parse_matrix(matrix))
+    if kernel_file is not None:
+        return load_kernel_file(kernel_file)
+    return load_library(libraries).resolve(str(spec))
+
+
+def filter_files(
+    inputs: Sequence[str],
+    kernel: Kernel,
+    options: OutputOptions,
+    *,
+    display: Display | None = None,
+    **filter_options: Any,
+) -> None:
+    """Filter each input (see :func:`filter_image`) and write it as ``options`` say."""
+
+    def transform(image: Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None]:
+        return filter_image(image, kernel, out_format, display=display, **filter_options)
+
+    run_images(inputs, transform, options)
+
+
+def filter_image(
+    image: Image,
+    kernel: Kernel,
+    out_format: str,
+    *,
+    display: Display | None = None,
+    **options: Any,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Filter ``image`` with ``kernel``; return ``(pixels, alpha)`` ready to save as ``out_format``.
+
+    ``options`` go to :func:`~imgkernel.kernels.apply_kernel` (``stride``,
+    ``padding``, ``dilation``, ``border``, ``bias``, ``convolve``,
+    ``alpha_mode``, ``method``); the image supplies the alpha plane and full
+    scale. ``display`` maps the float result (the kernel's own mapping unless
+    one was asked for); an alpha plane follows the pixels' type. Unless the
+    mapping needs the whole result (``normalize``) or the output keeps floats
+    (``.npy``), the image is filtered and mapped band by band.
+
+    >>> from imgkernel.kernels import kernel_from_matrix
+    >>> image = Image(np.full((2, 3), 10, np.uint8), None, "PNG", "-")
+    >>> filter_image(image, kernel_from_matrix([[1, 1]], scale=1), "PNG")[0]
+    array([[20, 20, 20],
+           [20, 20, 20]], dtype=uint8)
+    """
+    from imgkernel.kernels import apply_kernel, iter_kernel_bands
+
+    if is_text_output(out_format):
+        raise UsageError(f"filter cannot write {out_format.lower()}; use an image format or npy")
+    options.update(alpha=image.alpha, max_value=image.max_value)
+    mapping = display or Display()
+
+    def shown(values: np.ndarray, alpha: np.ndarray | None) -> tuple:
+        pixels = mapping.pixels(values, image, out_format, kernel.display)
+        if alpha is not None and out_format.upper() != "NPY" and alpha.dtype != pixels.dtype:
+            alpha = to_display(
+                alpha, mode="clip", dtype=pixels.dtype, max_value=max_value_for(alpha.dtype)
+            )
+        return pixels, alpha
+
+    if out_format.upper() == "NPY" or mapping.effective_mode(image, kernel.display) == "normalize":
+        return shown(*apply_kernel(image.pixels, kernel, **options))
+    # Map band by band: the whole float32 result never exists at once.
+    bands = [shown(v, a) for _, v, a in iter_kernel_bands(image.pixels, kernel, **options)]
+    pixels = np.concatenate([p for p, _ in bands])
+    alphas = [a for _, a in bands if a is not None]
+    return pixels, (np.concatenate(alphas) if alphas else None)
