@@ -85,7 +85,7 @@ def filter_command(
       imgkernel filter emboss *.png -o out/{stem}-emboss.png
       imgkernel filter --matrix "1,0,-1;2,0,-2;1,0,-1" photo.png --abs -o gx.png
     """
-    from imgkernel.kernels.filter_image import choose_kernel, filter_files
+    from imgkernel.kernels import choose_kernel, filter_files
 
     if kernel_spec is not None and (matrix is not None or kernel_file is not None):
         # `filter --matrix ... photo.png`: the first positional is an input.

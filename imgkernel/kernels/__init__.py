@@ -4,12 +4,14 @@ Modules, bottom to top: ``checks`` (validation only kernels need), ``record``
 (the :class:`Kernel` record), ``generators`` (the registry of weight
 builders), ``matrix`` (matrices the user writes), ``definitions`` (tables of
 a kernels TOML file), ``library`` (named kernels and specs), ``files``
-(single kernel files), ``apply`` and ``describe`` (using a record).
+(single kernel files), ``apply`` and ``describe`` (using a record), ``filter_image`` (a record
+applied to image files: alpha, band by band, display mapping).
 """
 
 from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
 from imgkernel.kernels.describe import describe_kernel
 from imgkernel.kernels.files import load_kernel_file
+from imgkernel.kernels.filter_image import choose_kernel, filter_files, filter_image
 from imgkernel.kernels.library import load_library, parse_spec
 from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
 from imgkernel.kernels.record import Kernel
@@ -17,7 +19,10 @@ from imgkernel.kernels.record import Kernel
 __all__ = [
     "Kernel",
     "apply_kernel",
+    "choose_kernel",
     "describe_kernel",
+    "filter_files",
+    "filter_image",
     "iter_kernel_bands",
     "kernel_from_matrix",
     "load_kernel_file",

@@ -4,15 +4,12 @@
 :func:`filter_image` filters one decoded image and maps the result for the
 output format (band by band where it can, so the whole float32 result never
 exists at once), and :func:`filter_files` does it for a batch of files.
-
-The kernels facade is imported inside the functions: this module may itself
-be imported by :mod:`imgkernel.kernels` without a cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +23,11 @@ from imgkernel.images import (
     run_images,
     to_display,
 )
-
-if TYPE_CHECKING:
-    from imgkernel.kernels import Kernel
+from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
+from imgkernel.kernels.files import load_kernel_file
+from imgkernel.kernels.library import load_library
+from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
+from imgkernel.kernels.record import Kernel
 
 
 def choose_kernel(
@@ -49,8 +48,6 @@ def choose_kernel(
     ...
     imgkernel.errors.UsageError: give a KERNEL name, --matrix or --kernel-file
     """
-    from imgkernel.kernels import kernel_from_matrix, load_kernel_file, load_library, parse_matrix
-
     chosen = [s for s in (spec, matrix, kernel_file) if s is not None]
     if not chosen:
         raise UsageError("give a KERNEL name, --matrix or --kernel-file")
@@ -103,8 +100,6 @@ def filter_image(
     array([[20, 20, 20],
            [20, 20, 20]], dtype=uint8)
     """
-    from imgkernel.kernels import apply_kernel, iter_kernel_bands
-
     if is_text_output(out_format):
         raise UsageError(f"filter cannot write {out_format.lower()}; use an image format or npy")
     options.update(alpha=image.alpha, max_value=image.max_value)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from imgkernel.errors import UsageError, check_choice, check_float, check_int
-from imgkernel.images import DISPLAY_MODES
+from imgkernel.images import POINTWISE_DISPLAY_MODES
 from imgkernel.kernels.checks import quote
 
 __all__ = ["COMBINE_MODES", "KERNEL_DISPLAY_MODES", "Kernel"]
@@ -25,7 +25,7 @@ __all__ = ["COMBINE_MODES", "KERNEL_DISPLAY_MODES", "Kernel"]
 #: How a record's signed result may be shown by default: the shared display
 #: modes except ``normalize``, which depends on a whole image's range and is
 #: only ever asked for on the command line.
-KERNEL_DISPLAY_MODES = tuple(mode for mode in DISPLAY_MODES if mode != "normalize")
+KERNEL_DISPLAY_MODES = POINTWISE_DISPLAY_MODES
 
 #: ``single``: one 2-D kernel; ``magnitude``: the root of the summed squared
 #: responses of a stack of components.
