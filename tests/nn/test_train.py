@@ -11,36 +11,29 @@ from PIL import Image
 
 from imgkernel.core.pool import pool2d
 from imgkernel.errors import UsageError
-from imgkernel.nn.model import (
+from imgkernel.nn import Model, classify, load_model, save_model
+from imgkernel.nn.layers import (
     Dense,
     Dropout,
     Flatten,
     LeakyReLU,
     MaxPool,
-    Model,
     ReLU,
     Sigmoid,
     Softmax,
     Tanh,
-    classify,
-    load_model,
-    make_layer,
-    save_model,
-)
-from imgkernel.nn.train.loop import (
-    SGD,
-    Adam,
-    Network,
-    build_network,
     conv2d_backward,
     conv2d_forward,
-    fit,
-    load_arch,
+    make_layer,
     pool2d_backward,
     pool2d_forward,
-    softmax_cross_entropy,
-    train_folder,
 )
+from imgkernel.nn.train import fit, train_folder
+from imgkernel.nn.train.arch import build_network, load_arch
+from imgkernel.nn.train.loop import evaluate
+from imgkernel.nn.train.loss import softmax_cross_entropy
+from imgkernel.nn.train.network import Network
+from imgkernel.nn.train.optim import SGD, Adam
 
 # ----------------------------------------------------------------------------
 # finite differences
@@ -476,8 +469,6 @@ def test_ema_is_the_bias_corrected_average_of_the_trajectory():
         num = sum((1 - decay) * decay ** (t - i) * w[key] for i, w in enumerate(trajectory, 1))
         assert_close(net.params[key], num / (1 - decay**t), rtol=1e-12, atol=1e-14)
     # the last validation figures are those of the averaged weights
-    from imgkernel.nn.train.loop import evaluate
-
     assert hist[-1].val_loss == pytest.approx(evaluate(net, x, y)[0], rel=1e-12)
     # averaging does not change the training itself
     plain = make()
@@ -732,7 +723,7 @@ def test_digits_subset_trains_well_above_chance(tmp_path):
 def test_bundled_digits_model_classifies_samples():
     model = load_model("digits")
     assert model.labels == [str(i) for i in range(10)]
-    root = os.path.join(os.path.dirname(__file__), "..", "sample_images", "digits")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "sample_images", "digits")
     files = sorted(f for f in os.listdir(root) if f.endswith(".png"))
     assert len(files) == 10
     from imgkernel.images.io import read_image
