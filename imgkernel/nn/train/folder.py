@@ -17,8 +17,9 @@ from imgkernel.nn.model import Model
 from imgkernel.nn.predict import predict_proba
 from imgkernel.nn.spec import InputSpec
 from imgkernel.nn.train.arch import build_network, is_arch_file, load_arch
-from imgkernel.nn.train.data import load_image_folder, parse_size, stratified_split
+from imgkernel.nn.train.data import Dataset, load_image_folder, parse_size, stratified_split
 from imgkernel.nn.train.loop import BatchCallback, EpochCallback, EpochStats, fit_options
+from imgkernel.nn.train.network import Network
 from imgkernel.nn.train.options import TrainOptions
 
 
@@ -68,6 +69,28 @@ def _normalised(
     m32 = np.asarray(spec.mean, np.float32).reshape(1, -1, 1, 1)
     s32 = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
     return (x - m32) / s32, spec  # as prepare_image does
+
+
+def _start_info(
+    net: Network,
+    data: Dataset,
+    spec: InputSpec,
+    split: tuple[np.ndarray, np.ndarray],
+    batch_size: int,
+) -> dict[str, Any]:
+    """What ``on_start`` learns: the data, the split and the network."""
+    model0 = net.to_model(data.labels, spec)
+    return {
+        "labels": list(data.labels),
+        "train": int(len(split[0])),
+        "val": int(len(split[1])),
+        "input": spec.shape,
+        "color": spec.color,
+        "params": model0.param_count,
+        "summary": str(model0.summary()),
+        "batches": -(-len(split[0]) // batch_size),
+        "skipped": list(data.skipped),
+    }
 
 
 def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -121,20 +144,7 @@ def train_folder(
     """
     t0 = time.perf_counter()
     target = _check_target(output)
-    options = TrainOptions(
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        weight_decay=weight_decay,
-        seed=seed,
-        augment=augment,
-        rotate=rotate,
-        zoom=zoom,
-        schedule=schedule,
-        ema=ema,
-        label_smoothing=label_smoothing,
-    ).check()
+    options = TrainOptions.pick(locals()).check()  # the keyword arguments above
     fraction = check_float(val_split, "validation split", minimum=0, maximum=1, max_open=True)
     # Everything that can be checked without the images is checked before
     # reading a possibly large folder: the size and the architecture file.
@@ -147,20 +157,7 @@ def train_folder(
     x, spec = _normalised(data.x, train_idx, data.spec) if normalize else (data.x, data.spec)
     net = build_network(arch, spec.shape, len(data.labels), rng=rng)
     if on_start is not None:
-        model0 = net.to_model(data.labels, spec)
-        on_start(
-            {
-                "labels": list(data.labels),
-                "train": int(len(train_idx)),
-                "val": int(len(val_idx)),
-                "input": spec.shape,
-                "color": spec.color,
-                "params": model0.param_count,
-                "summary": str(model0.summary()),
-                "batches": -(-len(train_idx) // options.batch_size),
-                "skipped": list(data.skipped),
-            }
-        )
+        on_start(_start_info(net, data, spec, (train_idx, val_idx), options.batch_size))
     has_val = len(val_idx) > 0
     history = fit_options(
         net,

@@ -191,20 +191,7 @@ def fit(
     :func:`imgkernel.nn.train.loss.softmax_cross_entropy`. The options are
     checked by :meth:`TrainOptions.check`.
     """
-    options = TrainOptions(
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        weight_decay=weight_decay,
-        seed=seed,
-        augment=augment,
-        rotate=rotate,
-        zoom=zoom,
-        schedule=schedule,
-        ema=ema,
-        label_smoothing=label_smoothing,
-    ).check()
+    options = TrainOptions.pick(locals()).check()  # the keyword arguments above
     return fit_options(
         net, x, y, options, x_val, y_val, on_epoch, on_batch, single_thread_blas=single_thread_blas
     )

@@ -36,6 +36,11 @@ class TrainOptions:
     ema: float = 0.0
     label_smoothing: float = 0.0
 
+    @classmethod
+    def pick(cls, values: dict[str, Any]) -> TrainOptions:
+        """The options from a mapping holding (at least) one value per field, e.g. ``locals()``."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
     def check(self) -> TrainOptions:
         """These options validated and normalised."""
         checked: dict[str, Any] = {
