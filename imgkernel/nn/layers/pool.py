@@ -11,6 +11,7 @@ window's counted cells (ONNX semantics: padding, ``ceil_mode``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -47,7 +48,7 @@ class PoolCache:
     divisor: np.ndarray | None = None  # (oh, ow), avg
 
 
-def _taps(geometry: PoolGeometry):
+def _taps(geometry: PoolGeometry) -> Iterator[tuple[int, slice, slice]]:
     """(tap index, row slice, column slice) of every window tap in the padded input."""
     (kh, kw), (sh, sw), (dh, dw) = geometry.size, geometry.stride, geometry.dilation
     oh, ow = geometry.out_hw

@@ -43,7 +43,9 @@ def _str(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _pads(step: Step, k_hw: tuple[int, int], stride: Sequence[int], dilation: Sequence[int]):
+def _pads(
+    step: Step, k_hw: tuple[int, int], stride: Sequence[int], dilation: Sequence[int]
+) -> tuple[int, int, int, int]:
     """The node's ONNX auto_pad/pads as imgkernel padding (top, bottom, left, right)."""
     auto_pad = _str(step.attrs.get("auto_pad", "NOTSET"))
     pads = step.attrs.get("pads")
