@@ -31,7 +31,7 @@ import numpy as np
 
 from imgkernel.errors import UsageError
 from imgkernel.nn.layers import Conv2D, Layer, Shape
-from imgkernel.nn.layers.base import fmt_shape
+from imgkernel.nn.layers.attrs import fmt_shape
 from imgkernel.nn.spec import InputSpec
 
 __all__ = ["Conv2D", "InputSpec", "Model", "Summary", "SummaryRow"]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from imgkernel.errors import UsageError
-from imgkernel.nn.layers.base import fmt_shape
+from imgkernel.nn.layers.attrs import fmt_shape
 from imgkernel.nn.model import Model
 from imgkernel.nn.prepare import prepare_images
 

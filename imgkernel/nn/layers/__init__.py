@@ -3,7 +3,9 @@
 Importing this package registers every built-in type in :data:`LAYER_TYPES`
 (in this order: conv, activations, pooling, shape, dense, normalisation). A
 new type is one :class:`Layer` subclass with a ``type`` string, anywhere: see
-:mod:`imgkernel.nn.layers.base`.
+:mod:`imgkernel.nn.layers.base` (the base class and registry),
+:mod:`imgkernel.nn.layers.attrs` (attribute checks, shape helpers) and
+:mod:`imgkernel.nn.layers.build` (weights for layers built from an architecture).
 """
 
 # ruff: noqa: I001 - the import order is the registration order

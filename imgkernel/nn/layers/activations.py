@@ -12,18 +12,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from imgkernel.nn.layers.base import (
-    Backward,
-    Forward,
-    Layer,
-    LayerError,
-    Params,
-    Rng,
-    Shape,
-    axis_index,
-    float_attr,
-    int_attr,
-)
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
 
 
 class ReLU(Layer):
@@ -55,7 +45,7 @@ class LeakyReLU(Layer):
     INPLACE = True
 
     def configure(self, alpha: Any) -> None:
-        self.alpha = float_attr(alpha, "alpha")
+        self.alpha = attrs.number(alpha, "alpha")
         self._a = np.float32(self.alpha)
 
     def attributes(self) -> dict[str, Any]:
@@ -126,8 +116,8 @@ class Clip(Layer):
     INPLACE = True
 
     def configure(self, min: Any, max: Any) -> None:  # noqa: A002
-        self.min = None if min is None else float_attr(min, "min")
-        self.max = None if max is None else float_attr(max, "max")
+        self.min = None if min is None else attrs.number(min, "min")
+        self.max = None if max is None else attrs.number(max, "max")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise LayerError(f"clip min {self.min!r} is greater than max {self.max!r}")
 
@@ -168,13 +158,13 @@ class Softmax(Layer):
     ATTRS = {"axis": -1}
 
     def configure(self, axis: Any) -> None:
-        self.axis = int_attr(axis, "axis")
+        self.axis = attrs.integer(axis, "axis")
 
     def attributes(self) -> dict[str, Any]:
         return {"axis": self.axis}
 
     def output_shape(self, shape: Shape) -> Shape:
-        axis_index(self.axis, len(shape))
+        attrs.axis_index(self.axis, len(shape))
         return shape
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

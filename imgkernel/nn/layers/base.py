@@ -1,4 +1,4 @@
-"""The layer base class, the registry of layer types, and helpers for attributes and shapes.
+"""The layer base class and the registry of layer types.
 
 A layer is a named step of a sequential CNN. Its class holds everything about
 its kind: the attributes and weight arrays it takes (``ATTRS``, ``ARRAYS``),
@@ -12,21 +12,35 @@ architecture files know it at once.
 Array conventions (all of ``imgkernel.nn``): CNN tensors are ``(N, C, H, W)``
 float32 (float64 in gradient checks); conv weights ``(K, C/groups, kh, kw)``;
 dense weights ``(out, in)``. A :data:`Shape` is a tuple of dims where
-``None`` stands for the batch size (or any dim derived from it).
+``None`` stands for the batch size (or any dim derived from it). Attribute
+checks and shape helpers: :mod:`imgkernel.nn.layers.attrs`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from imgkernel.core.windows import as_pair, resolve_padding
-from imgkernel.errors import UsageError, check_bool, check_float, check_int
+from imgkernel.errors import UsageError
+from imgkernel.nn.layers.attrs import LayerError, Shape, weight_array
+from imgkernel.nn.layers.build import BuildContext
 
-Shape = tuple[int | None, ...]
+__all__ = [
+    "LAYER_TYPES",
+    "Backward",
+    "BuildContext",
+    "Forward",
+    "Layer",
+    "LayerError",
+    "Params",
+    "Rng",
+    "Shape",
+    "arch_types",
+    "make_layer",
+    "trainable_types",
+]
+
 #: A layer's weights by array key, as training holds them (``weight``, ``bias``, ...).
 Params = dict[str, np.ndarray]
 Rng = np.random.Generator | None
@@ -35,149 +49,8 @@ Forward = tuple[np.ndarray, Any]
 #: What :meth:`Layer.backward` returns: the input gradient (None if not needed) and
 #: the weight gradients by array key.
 Backward = tuple[np.ndarray | None, Params]
-
 #: Every layer class by its ``type`` string, in definition order.
 LAYER_TYPES: dict[str, type[Layer]] = {}
-
-
-class LayerError(UsageError):
-    """A bad layer attribute or shape; the model adds the layer's index and name."""
-
-
-# ----------------------------------------------------------------------------
-# attribute and shape helpers
-
-
-def int_attr(value: Any, what: str, minimum: int | None = None) -> int:
-    return check_int(value, what, minimum=minimum, error=LayerError)
-
-
-def float_attr(value: Any, what: str) -> float:
-    return check_float(value, what, error=LayerError)
-
-
-def bool_attr(value: Any, what: str) -> bool:
-    return check_bool(value, what, error=LayerError)
-
-
-def pair_attr(value: Any, what: str) -> tuple[int, int]:
-    try:
-        return as_pair(value, what)
-    except UsageError as exc:
-        raise LayerError(str(exc)) from None
-
-
-def padding_attr(value: Any) -> str | tuple[int, ...]:
-    """Normalise a padding spec: "same", "valid" or (top, bottom, left, right)."""
-    if isinstance(value, str):
-        name = value.strip().lower()
-        if name not in ("same", "valid"):
-            raise LayerError(f"padding must be 'same', 'valid' or integers, got {value!r}")
-        return name
-    try:
-        return resolve_padding(value, (1, 1), (1, 1))
-    except UsageError as exc:
-        raise LayerError(str(exc)) from None
-
-
-def simple(value: Any) -> Any:
-    """The cheapest equivalent form of a pair/padding for the library calls."""
-    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
-        return int(value[0])
-    return value
-
-
-def jsonable_padding(p: str | tuple[int, ...]) -> str | list[int]:
-    return p if isinstance(p, str) else list(p)
-
-
-def axis_index(axis: int, rank: int, what: str = "axis", *, inclusive: bool = False) -> int:
-    hi = rank if inclusive else rank - 1
-    if not -rank <= axis <= hi:
-        raise LayerError(f"{what} {axis} is out of range for a rank-{rank} input")
-    return axis + rank if axis < 0 else axis
-
-
-def prod(dims: Iterable[int | None]) -> int | None:
-    """Product of dims, None if any is None."""
-    total = 1
-    for d in dims:
-        if d is None:
-            return None
-        total *= d
-    return total
-
-
-def fmt_shape(shape: Shape) -> str:
-    """``N x 3 x 32 x 32``: the batch axis (None) shown as N."""
-    return " x ".join("N" if d is None else str(d) for d in shape)
-
-
-def spatial(shape: Shape, what: str) -> tuple[int, int]:
-    """(H, W) of an (N, C, H, W) shape, or a LayerError."""
-    if len(shape) != 4 or shape[2] is None or shape[3] is None:
-        raise LayerError(f"{what} needs an (N, C, H, W) input, got {fmt_shape(shape)}")
-    return int(shape[2]), int(shape[3])
-
-
-def weight_array(value: Any, what: str, ndim: int | None = None) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise LayerError(f"{what} must hold real numbers, got dtype {arr.dtype}")
-    if ndim is not None and arr.ndim != ndim:
-        raise LayerError(f"{what} must be {ndim}-D, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise LayerError(f"{what} contains NaN or infinite values")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-# ----------------------------------------------------------------------------
-# building layers from an architecture file
-
-
-class BuildContext:
-    """What an architecture entry may need to create its layer's weights.
-
-    ``init`` is "he" (normal, fan-in, gain sqrt 2) or "xavier" (uniform,
-    fan-in + fan-out); ``last_dense`` tells the last dense layer, whose
-    ``units`` default to the number of classes.
-    """
-
-    def __init__(
-        self, rng: np.random.Generator, n_classes: int, init: str, last_dense: bool
-    ) -> None:
-        self.rng, self.n_classes, self.init, self.last_dense = rng, n_classes, init, last_dense
-
-    def weight(self, shape: tuple[int, ...], groups: int = 1) -> np.ndarray:
-        return init_weight(self.rng, shape, self.init, groups)
-
-
-def init_weight(
-    rng: np.random.Generator, shape: tuple[int, ...], method: str, groups: int = 1
-) -> np.ndarray:
-    """He (normal, fan-in, gain sqrt 2) or Xavier (uniform, fan-in + fan-out) weights.
-
-    ``shape`` is (K, C/groups, kh, kw) for conv or (out, in) for dense.
-    """
-    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    fan_in = shape[1] * receptive
-    fan_out = shape[0] // groups * receptive
-    if method == "he":
-        std = math.sqrt(2.0 / fan_in)
-        return (rng.standard_normal(shape) * std).astype(np.float32)
-    if method == "xavier":
-        limit = math.sqrt(6.0 / (fan_in + fan_out))
-        return rng.uniform(-limit, limit, shape).astype(np.float32)
-    raise UsageError(f"unknown init {method!r}; choose he or xavier")
-
-
-def positive_int(value: Any, what: str, extra: str = "") -> int:
-    """An architecture count (``filters``, ``units``): a positive int, not a bool."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"'{what}' must be a positive integer{extra}, got {value!r}")
-    return value
 
 
 # ----------------------------------------------------------------------------

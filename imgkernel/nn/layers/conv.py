@@ -19,23 +19,9 @@ import numpy as np
 from imgkernel.core.conv import conv2d
 from imgkernel.core.windows import Border, output_size, pad, resolve_padding, window_view
 from imgkernel.errors import UsageError
-from imgkernel.nn.layers.base import (
-    Backward,
-    BuildContext,
-    Forward,
-    Layer,
-    LayerError,
-    Params,
-    Rng,
-    Shape,
-    int_attr,
-    jsonable_padding,
-    padding_attr,
-    pair_attr,
-    positive_int,
-    simple,
-    spatial,
-)
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
+from imgkernel.nn.layers.build import BuildContext, positive_int
 
 
 @dataclass
@@ -163,10 +149,10 @@ class Conv2D(Layer):
             raise LayerError(f"weight must be 4-D (K, C/groups, kh, kw), got shape {w.shape}")
         if min(w.shape) < 1:
             raise LayerError(f"weight shape {w.shape} has an empty axis")
-        self.stride = pair_attr(stride, "stride")
-        self.dilation = pair_attr(dilation, "dilation")
-        self.padding = padding_attr(padding)
-        self.groups = int_attr(groups, "groups", 1)
+        self.stride = attrs.pair(stride, "stride")
+        self.dilation = attrs.pair(dilation, "dilation")
+        self.padding = attrs.padding(padding)
+        self.groups = attrs.integer(groups, "groups", 1)
         if w.shape[0] % self.groups:
             raise LayerError(f"groups={self.groups} must divide the {w.shape[0]} filters")
         b = self.arrays.get("bias")
@@ -174,22 +160,22 @@ class Conv2D(Layer):
             raise LayerError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
         self.weight, self.bias = w, b
         self._kw = {
-            "stride": simple(self.stride),
-            "padding": simple(self.padding),
-            "dilation": simple(self.dilation),
+            "stride": attrs.simple(self.stride),
+            "padding": attrs.simple(self.padding),
+            "dilation": attrs.simple(self.dilation),
             "groups": self.groups,
         }
 
     def attributes(self) -> dict[str, Any]:
         return {
             "stride": list(self.stride),
-            "padding": jsonable_padding(self.padding),
+            "padding": attrs.jsonable_padding(self.padding),
             "dilation": list(self.dilation),
             "groups": self.groups,
         }
 
     def output_shape(self, shape: Shape) -> Shape:
-        h, w = spatial(shape, "conv2d")
+        h, w = attrs.spatial(shape, "conv2d")
         k, cg, kh, kw = self.weight.shape
         if shape[1] != cg * self.groups:
             raise LayerError(

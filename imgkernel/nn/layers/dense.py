@@ -7,19 +7,9 @@ from typing import Any
 import numpy as np
 
 from imgkernel.errors import UsageError
-from imgkernel.nn.layers.base import (
-    Backward,
-    BuildContext,
-    Forward,
-    Layer,
-    LayerError,
-    Params,
-    Rng,
-    Shape,
-    bool_attr,
-    fmt_shape,
-    positive_int,
-)
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
+from imgkernel.nn.layers.build import BuildContext, positive_int
 
 
 class Dense(Layer):
@@ -42,7 +32,7 @@ class Dense(Layer):
         b = self.arrays.get("bias")
         if b is not None and b.shape != (w.shape[0],):
             raise LayerError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
-        self.transpose_input = bool_attr(transpose_input, "transpose_input")
+        self.transpose_input = attrs.boolean(transpose_input, "transpose_input")
         self.weight, self.bias = w, b
         self._wt = np.ascontiguousarray(w.T)
 
@@ -53,7 +43,7 @@ class Dense(Layer):
         n_in = self.weight.shape[1]
         if self.transpose_input:
             if len(shape) != 2:
-                raise LayerError(f"transpose_input needs a 2-D input, got {fmt_shape(shape)}")
+                raise LayerError(f"transpose_input needs a 2-D input, got {attrs.fmt_shape(shape)}")
             shape = (shape[1], shape[0])
         if len(shape) < 1 or shape[-1] != n_in:
             got = (
@@ -62,7 +52,7 @@ class Dense(Layer):
                 else (shape[-1] if shape else "no")
             )
             raise LayerError(
-                f"weight expects {n_in} input features, got {got} ({fmt_shape(shape)})"
+                f"weight expects {n_in} input features, got {got} ({attrs.fmt_shape(shape)})"
             )
         return (*shape[:-1], self.weight.shape[0])
 

@@ -6,17 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from imgkernel.nn.layers.base import (
-    Backward,
-    Forward,
-    Layer,
-    LayerError,
-    Params,
-    Rng,
-    Shape,
-    float_attr,
-    fmt_shape,
-)
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
 
 
 class BatchNorm(Layer):
@@ -30,7 +21,7 @@ class BatchNorm(Layer):
     ARRAYS = ("scale", "bias", "mean", "var")
 
     def configure(self, epsilon: Any) -> None:
-        self.epsilon = float_attr(epsilon, "epsilon")
+        self.epsilon = attrs.number(epsilon, "epsilon")
         shapes = {k: a.shape for k, a in self.arrays.items()}
         if any(len(s) != 1 for s in shapes.values()) or len(set(shapes.values())) != 1:
             raise LayerError(f"scale, bias, mean and var must be 1-D of one length, got {shapes}")
@@ -47,7 +38,7 @@ class BatchNorm(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         c = self.multiplier.shape[0]
         if len(shape) < 2 or shape[1] != c:
-            raise LayerError(f"expects {c} channels on axis 1, got {fmt_shape(shape)}")
+            raise LayerError(f"expects {c} channels on axis 1, got {attrs.fmt_shape(shape)}")
         return shape
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -64,7 +55,7 @@ class Dropout(Layer):
     ARCH_KEYS = frozenset({"rate"})
 
     def configure(self, rate: Any) -> None:
-        self.rate = float_attr(rate, "rate")
+        self.rate = attrs.number(rate, "rate")
         if not 0 <= self.rate < 1:
             raise LayerError(f"dropout rate must be in [0, 1), got {self.rate!r}")
 

@@ -20,21 +20,8 @@ import numpy as np
 from imgkernel.core.pool import global_pool, pool2d
 from imgkernel.core.windows import Border, PoolGeometry, pad, pool_geometry
 from imgkernel.errors import UsageError
-from imgkernel.nn.layers.base import (
-    Backward,
-    Forward,
-    Layer,
-    LayerError,
-    Params,
-    Rng,
-    Shape,
-    bool_attr,
-    jsonable_padding,
-    padding_attr,
-    pair_attr,
-    simple,
-    spatial,
-)
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
 
 
 @dataclass
@@ -150,35 +137,35 @@ class _Pool(Layer):
     ) -> None:
         if size is None:
             raise LayerError("missing attribute 'size'")
-        self.size = pair_attr(size, "size")
-        self.stride = self.size if stride is None else pair_attr(stride, "stride")
-        self.padding = padding_attr(padding)
-        self.dilation = pair_attr(dilation, "dilation")
-        self.ceil_mode = bool_attr(ceil_mode, "ceil_mode")
-        self.count_include_pad = bool_attr(count_include_pad, "count_include_pad")
-        self._size = simple(self.size)
+        self.size = attrs.pair(size, "size")
+        self.stride = self.size if stride is None else attrs.pair(stride, "stride")
+        self.padding = attrs.padding(padding)
+        self.dilation = attrs.pair(dilation, "dilation")
+        self.ceil_mode = attrs.boolean(ceil_mode, "ceil_mode")
+        self.count_include_pad = attrs.boolean(count_include_pad, "count_include_pad")
+        self._size = attrs.simple(self.size)
         self._kw = {
             "mode": self.mode,
-            "padding": simple(self.padding),
-            "dilation": simple(self.dilation),
+            "padding": attrs.simple(self.padding),
+            "dilation": attrs.simple(self.dilation),
             "ceil_mode": self.ceil_mode,
             "count_include_pad": self.count_include_pad,
             "layout": "tensor",
         }
-        self._stride = simple(self.stride)
+        self._stride = attrs.simple(self.stride)
 
     def attributes(self) -> dict[str, Any]:
         return {
             "size": list(self.size),
             "stride": list(self.stride),
-            "padding": jsonable_padding(self.padding),
+            "padding": attrs.jsonable_padding(self.padding),
             "dilation": list(self.dilation),
             "ceil_mode": self.ceil_mode,
             "count_include_pad": self.count_include_pad,
         }
 
     def output_shape(self, shape: Shape) -> Shape:
-        hw = spatial(shape, self.type)
+        hw = attrs.spatial(shape, self.type)
         try:
             geometry = pool_geometry(
                 hw, self.size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode
@@ -231,7 +218,7 @@ class _GlobalPool(Layer):
     mode: ClassVar[str] = "avg"
 
     def output_shape(self, shape: Shape) -> Shape:
-        spatial(shape, self.type)
+        attrs.spatial(shape, self.type)
         return (shape[0], shape[1], 1, 1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

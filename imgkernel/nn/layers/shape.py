@@ -7,19 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from imgkernel.nn.layers.base import (
-    Backward,
-    Forward,
-    Layer,
-    LayerError,
-    Params,
-    Rng,
-    Shape,
-    axis_index,
-    fmt_shape,
-    int_attr,
-    prod,
-)
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
 
 
 class _Rearrange(Layer):
@@ -33,20 +22,20 @@ class _Rearrange(Layer):
 
 
 class Flatten(_Rearrange):
-    """To 2-D: (prod(shape[:axis]), prod(shape[axis:])) as ONNX ``Flatten``."""
+    """To 2-D: (attrs.prod(shape[:axis]), attrs.prod(shape[axis:])) as ONNX ``Flatten``."""
 
     type = "flatten"
     ATTRS = {"axis": 1}
 
     def configure(self, axis: Any) -> None:
-        self.axis = int_attr(axis, "axis")
+        self.axis = attrs.integer(axis, "axis")
 
     def attributes(self) -> dict[str, Any]:
         return {"axis": self.axis}
 
     def output_shape(self, shape: Shape) -> Shape:
-        a = axis_index(self.axis, len(shape), inclusive=True)
-        return (prod(shape[:a]), prod(shape[a:]))
+        a = attrs.axis_index(self.axis, len(shape), inclusive=True)
+        return (attrs.prod(shape[:a]), attrs.prod(shape[a:]))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         a = self.axis + x.ndim if self.axis < 0 else self.axis
@@ -63,7 +52,10 @@ class Reshape(_Rearrange):
     def configure(self, shape: Any) -> None:
         if not isinstance(shape, (list, tuple)) or len(shape) != 2:
             raise LayerError(f"shape must be a list of 2 integers, got {shape!r}")
-        self.shape = (int_attr(shape[0], "shape[0]", -1), int_attr(shape[1], "shape[1]", -1))
+        self.shape = (
+            attrs.integer(shape[0], "shape[0]", -1),
+            attrs.integer(shape[1], "shape[1]", -1),
+        )
         if self.shape.count(-1) > 1:
             raise LayerError("shape may hold at most one -1")
 
@@ -84,10 +76,10 @@ class Reshape(_Rearrange):
         # the batch axis (None) cancels out if it is copied by a 0
         in_none = sum(d is None for d in shape)
         out_none = sum(d is None for d in dims)
-        total = prod(d for d in shape if d is not None)
-        known = prod(d for d in dims if d is not None and d != -1)
+        total = attrs.prod(d for d in shape if d is not None)
+        known = attrs.prod(d for d in dims if d is not None and d != -1)
         assert total is not None and known is not None
-        cannot = LayerError(f"cannot reshape {fmt_shape(shape)} to {list(self.shape)}")
+        cannot = LayerError(f"cannot reshape {attrs.fmt_shape(shape)} to {list(self.shape)}")
         if -1 in dims:
             idx = dims.index(-1)
             if in_none > out_none:

@@ -18,7 +18,7 @@ import numpy as np
 
 from imgkernel.errors import UsageError, read_user_text
 from imgkernel.nn.layers import LAYER_TYPES, BuildContext, Layer, Shape, arch_types, make_layer
-from imgkernel.nn.layers.base import fmt_shape
+from imgkernel.nn.layers.attrs import fmt_shape
 from imgkernel.nn.train.network import Network
 
 #: Named architectures: ``default`` (a small CNN scaled by the input size),
