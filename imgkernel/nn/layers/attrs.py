@@ -24,18 +24,22 @@ class LayerError(UsageError):
 
 
 def integer(value: Any, what: str, minimum: int | None = None) -> int:
+    """An integer attribute (:func:`imgkernel.errors.check_int`)."""
     return check_int(value, what, minimum=minimum, error=LayerError)
 
 
 def number(value: Any, what: str) -> float:
+    """A finite number attribute (:func:`imgkernel.errors.check_float`)."""
     return check_float(value, what, error=LayerError)
 
 
 def boolean(value: Any, what: str) -> bool:
+    """A true/false attribute (:func:`imgkernel.errors.check_bool`)."""
     return check_bool(value, what, error=LayerError)
 
 
 def pair(value: Any, what: str) -> tuple[int, int]:
+    """``(h, w)`` from an integer or a pair (stride, dilation, size), each at least 1."""
     try:
         return as_pair(value, what)
     except UsageError as exc:
