@@ -1,4 +1,4 @@
-"""Benchmark: imgkernel.nn.model forward passes against torch (and onnxruntime if installed).
+"""Benchmark: imgkernel.nn model forward passes against torch (and onnxruntime if installed).
 
 Cases
 -----
@@ -29,16 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imgkernel.nn.model import (
-    Conv2D,
-    Dense,
-    Flatten,
-    InputSpec,
-    MaxPool,
-    Model,
-    ReLU,
-    Softmax,
-)
+from imgkernel.nn import Model
+from imgkernel.nn.layers import Conv2D, Dense, Flatten, MaxPool, ReLU, Softmax
+from imgkernel.nn.spec import InputSpec
 
 
 def lenet(rng: np.random.Generator) -> Model:
@@ -151,7 +144,7 @@ def time_processes(repeat: int) -> None:
     """Whole-process wall time: imgkernel classify vs the same job in a torch script."""
     from PIL import Image
 
-    from imgkernel.nn.model import save_model
+    from imgkernel.nn import save_model
 
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:

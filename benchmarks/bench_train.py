@@ -28,8 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imgkernel.nn.model import InputSpec, prepare_images  # noqa: E402
-from imgkernel.nn.train.loop import build_network, fit  # noqa: E402
+from imgkernel.nn import prepare_images  # noqa: E402
+from imgkernel.nn.spec import InputSpec  # noqa: E402
+from imgkernel.nn.train import fit  # noqa: E402
+from imgkernel.nn.train.arch import build_network  # noqa: E402
 
 
 def data(size: int, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:

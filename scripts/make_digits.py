@@ -1,13 +1,13 @@
-"""Regenerate the bundled ``digits`` model (imgkernel/models/digits.npz).
+"""Regenerate the bundled ``digits`` model (imgkernel/nn/models/digits.npz).
 
 scikit-learn's 8x8 handwritten digits (``sklearn.datasets.load_digits()``,
 shipped inside scikit-learn, no download) are written as 8-bit grey PNGs
 (value ``round(v * 255 / 16)``) in an image folder, one sub-folder per digit:
 the first 1,500 samples (data-set order) for training, the last 297 held out.
-The model is trained by :func:`imgkernel.nn.train.loop.train_folder` (the code behind
+The model is trained by :func:`imgkernel.nn.train.train_folder` (the code behind
 ``imgkernel train``) and evaluated by reading every held-out PNG with
 :func:`imgkernel.images.io.read_image` and classifying it with
-:func:`imgkernel.nn.model.classify`, as ``imgkernel classify`` does.
+:func:`imgkernel.nn.classify`, as ``imgkernel classify`` does.
 
 Usage::
 
@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from imgkernel.images.io import read_image  # noqa: E402
-from imgkernel.nn.model import classify, load_model  # noqa: E402
-from imgkernel.nn.train.loop import train_folder  # noqa: E402
+from imgkernel.nn import classify, load_model  # noqa: E402
+from imgkernel.nn.train import train_folder  # noqa: E402
 
 N_TRAIN = 1500
 

@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from imgkernel.errors import UsageError  # noqa: E402
-from imgkernel.nn.model import load_model, save_model  # noqa: E402
-from imgkernel.nn.onnx.convert import convert_onnx  # noqa: E402
+from imgkernel.nn import load_model, save_model  # noqa: E402
+from imgkernel.nn.onnx import convert_onnx  # noqa: E402
 
 RNG = np.random.default_rng(99)
 

@@ -1,0 +1,100 @@
+"""The fully connected layer: ``y = x @ weight.T + bias`` on the last axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from imgkernel.errors import UsageError
+from imgkernel.nn.layers import attrs
+from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
+from imgkernel.nn.layers.build import BuildContext, positive_int
+
+
+class Dense(Layer):
+    """Fully connected: ``y = x @ weight.T + bias`` on the last axis (PyTorch ``Linear``).
+
+    ``transpose_input`` (from ONNX ``Gemm`` with ``transA=1``) uses ``x.T`` for
+    a 2-D input instead.
+    """
+
+    type = "dense"
+    ATTRS = {"transpose_input": False}
+    ARRAYS = ("weight", "bias")
+    OPTIONAL = ("bias",)
+    ARCH_KEYS = frozenset({"units", "bias", "init"})
+
+    def configure(self, transpose_input: Any) -> None:
+        w = self.arrays["weight"]
+        if w.ndim != 2 or min(w.shape) < 1:
+            raise LayerError(f"weight must be 2-D (out, in), got shape {w.shape}")
+        b = self.arrays.get("bias")
+        if b is not None and b.shape != (w.shape[0],):
+            raise LayerError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
+        self.transpose_input = attrs.boolean(transpose_input, "transpose_input")
+        self.weight, self.bias = w, b
+        self._wt = np.ascontiguousarray(w.T)
+
+    def attributes(self) -> dict[str, Any]:
+        return {"transpose_input": self.transpose_input} if self.transpose_input else {}
+
+    def output_shape(self, shape: Shape) -> Shape:
+        n_in = self.weight.shape[1]
+        if self.transpose_input:
+            if len(shape) != 2:
+                raise LayerError(f"transpose_input needs a 2-D input, got {attrs.fmt_shape(shape)}")
+            shape = (shape[1], shape[0])
+        if len(shape) < 1 or shape[-1] != n_in:
+            got = (
+                "an unknown number of"
+                if shape and shape[-1] is None
+                else (shape[-1] if shape else "no")
+            )
+            raise LayerError(
+                f"weight expects {n_in} input features, got {got} ({attrs.fmt_shape(shape)})"
+            )
+        return (*shape[:-1], self.weight.shape[0])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.transpose_input:
+            x = x.T
+        y = x @ self._wt
+        if self.bias is not None:
+            y += self.bias
+        return y
+
+    def training_problem(self) -> str | None:
+        return "cannot train a transpose_input dense" if self.transpose_input else None
+
+    def forward_train(self, p: Params, x: np.ndarray, training: bool, rng: Rng) -> Forward:
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        y = x2 @ p["weight"].T
+        if "bias" in p:
+            y += p["bias"]
+        return y.reshape(*shape[:-1], -1), (x2, shape)
+
+    def backward(self, p: Params, cache: Any, dy: np.ndarray, need_input: bool) -> Backward:
+        x2, shape = cache
+        d2 = dy.reshape(-1, dy.shape[-1])
+        grads = {"weight": d2.T @ x2}
+        if "bias" in p:
+            grads["bias"] = d2.sum(axis=0)
+        dx = (d2 @ p["weight"]).reshape(shape) if need_input else None
+        return dx, grads
+
+    @classmethod
+    def from_arch(cls, name: str, spec: dict[str, Any], shape: Shape, ctx: BuildContext) -> Layer:
+        """``units`` (an int, or "classes": the default of the last dense) and ``bias`` (true)."""
+        if len(shape) != 2:
+            raise UsageError("dense needs a flat (N, features) input; add a flatten before it")
+        units = spec.pop("units", "classes" if ctx.last_dense else None)
+        if units == "classes":
+            units = ctx.n_classes
+        units = positive_int(units, "units", ' or "classes"')
+        bias = spec.pop("bias", True)
+        arrays = {"weight": ctx.weight((units, int(shape[1] or 0)))}
+        if bias:
+            arrays["bias"] = np.zeros(units, np.float32)
+        return cls(name, **arrays)
