@@ -6,7 +6,7 @@ shipped inside scikit-learn, no download) are written as 8-bit grey PNGs
 the first 1,500 samples (data-set order) for training, the last 297 held out.
 The model is trained by :func:`imgkernel.nn.train.train_folder` (the code behind
 ``imgkernel train``) and evaluated by reading every held-out PNG with
-:func:`imgkernel.images.io.read_image` and classifying it with
+:func:`imgkernel.images.read_image` and classifying it with
 :func:`imgkernel.nn.classify`, as ``imgkernel classify`` does.
 
 Usage::
@@ -41,7 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgkernel.images.io import read_image  # noqa: E402
+from imgkernel.images import read_image  # noqa: E402
 from imgkernel.nn import classify, load_model  # noqa: E402
 from imgkernel.nn.train import train_folder  # noqa: E402
 

@@ -33,7 +33,7 @@ _CORRUPT = (OSError, EOFError, zipfile.BadZipFile)
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` as an imgkernel ``.npz`` file, atomically.
 
-    Written by :func:`imgkernel.images.io.deliver`: a temporary file beside the target
+    Written by :func:`imgkernel.images.deliver`: a temporary file beside the target
     then ``os.replace``; a new file gets the umask's permissions, a replaced
     one keeps its own. A missing directory is a :class:`UsageError` naming
     ``path``; ``"-"`` writes to standard output (not to a terminal).

@@ -239,21 +239,3 @@ class Model:
             for layer in self.layers
             for key, arr in layer.parameters().items()
         }
-
-
-_MOVED = {
-    "classify": "imgkernel.nn.predict",
-    "predict_proba": "imgkernel.nn.predict",
-    "load_model": "imgkernel.nn.fileformat",
-    "save_model": "imgkernel.nn.fileformat",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Compatibility: these lived here before the nn package was split up;
-    # import them from imgkernel.nn instead.
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ def _spec_of(model: Any) -> InputSpec:
 
 
 def _to_float_image(image: Any) -> np.ndarray:
-    """(H, W, C) float32 in 0..255 from an array or an imgkernel.images.io Image."""
+    """(H, W, C) float32 in 0..255 from an array or an imgkernel.images.Image."""
     max_value = None
     if hasattr(image, "pixels"):
         max_value = getattr(image, "max_value", None)
@@ -117,7 +117,7 @@ def prepare_images(model: Any, images: Iterable[Any]) -> np.ndarray:
     """Images -> one (N, C, H, W) float32 batch following the model's input spec.
 
     Each image is an ``(H, W)``/``(H, W, C)`` array (uint8 0-255, uint16
-    0-65535 or float 0-1) or an :class:`imgkernel.images.io.Image`. Alpha is dropped,
+    0-65535 or float 0-1) or an :class:`imgkernel.images.Image`. Alpha is dropped,
     grey/colour converted to the spec's ``color`` (ITU-R 601 luma for L),
     resized with Pillow's bilinear filter per ``resize``, then
     ``(v * scale - mean) / std`` per channel, with ``v`` on a 0-255 scale.

@@ -11,14 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgkernel.cli import cli
-from imgkernel.nn.model import (
-    Conv2D,
-    InputSpec,
-    Model,
-    classify,
-    load_model,
-    save_model,
-)
+from imgkernel.nn import Model, classify, load_model, save_model
+from imgkernel.nn.layers import Conv2D
+from imgkernel.nn.spec import InputSpec
 
 CARDS = Path(__file__).resolve().parents[2] / "sample_images" / "cards"
 

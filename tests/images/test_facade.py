@@ -53,11 +53,3 @@ def test_imports_are_light(path: Path):
             if name.startswith("imgkernel"):
                 assert name.split(".")[1] in ("errors", "core", "images"), name
     assert "scipy" not in path.read_text()
-
-
-def test_old_io_module_names_still_import():
-    from imgkernel.images import io
-
-    assert io.read_image is images.read_image and io.to_display is images.to_display
-    for name in io.__all__:
-        assert hasattr(io, name), name

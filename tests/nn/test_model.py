@@ -126,7 +126,7 @@ def stripe_pngs(tmp_path: Path) -> dict[str, Path]:
 
 def read_png(path: Path) -> np.ndarray:
     try:
-        from imgkernel.images.io import read_image
+        from imgkernel.images import read_image
 
         return read_image(str(path)).pixels
     except ImportError:

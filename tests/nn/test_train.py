@@ -393,7 +393,7 @@ def test_bundled_digits_model_classifies_samples():
     root = os.path.join(os.path.dirname(__file__), "..", "..", "sample_images", "digits")
     files = sorted(f for f in os.listdir(root) if f.endswith(".png"))
     assert len(files) == 10
-    from imgkernel.images.io import read_image
+    from imgkernel.images import read_image
 
     images = [read_image(os.path.join(root, f)) for f in files]
     predicted = [r[0][0] for r in classify(model, images, top=1)]
