@@ -7,26 +7,29 @@ from typing import Any
 import click
 
 from imgkernel.cli.params import (
+    DIVISOR,
     FINITE,
     INPUTS,
     KERNEL_LIBRARIES,
     PAIR,
-    OffsetType,
     PaddingType,
+    display_options,
     output_options,
 )
-from imgkernel.images import Display, Offset, OutputOptions
+from imgkernel.images import Display, OutputOptions
 
 
 @click.command("filter")
 @click.argument("kernel_spec", metavar="KERNEL", required=False)
 @INPUTS
 @output_options()
-@click.option("--matrix", help="Kernel weights: rows split by ';', values by ',' or spaces.")
+@click.option(
+    "--matrix",
+    help="Kernel weights, used as written: rows split by ';', values by ',' or spaces.",
+)
 @click.option(
     "--kernel-file",
-    type=click.Path(dir_okay=False),
-    help="Kernel from a .toml, .npy or whitespace matrix file.",
+    help="Kernel from a .toml (FILE.toml:NAME for one of several), .npy or text matrix file.",
 )
 @KERNEL_LIBRARIES
 @click.option("--stride", type=PAIR, default="1", show_default=True, help="N or H,W.")
@@ -39,18 +42,20 @@ from imgkernel.images import Display, Offset, OutputOptions
     help="zero, constant[:V], reflect, symmetric, edge, wrap (or an alias: replicate, "
     "nearest, mirror, reflect101, circular, tile...).",
 )
-@click.option("--bias", type=FINITE, default=0.0, help="Added to every result (input units).")
+@click.option(
+    "--divisor",
+    type=DIVISOR,
+    help="Divide the weights by N, or by their sum ('sum', as GIMP and Pillow do). "
+    "Without it --matrix and --kernel-file weights are used as written.",
+)
+@click.option(
+    "--bias",
+    type=FINITE,
+    default=0.0,
+    help="Added to every result, in the input's units (levels for 8/16-bit, 0-1 for float).",
+)
 @click.option("--convolve", is_flag=True, help="Flip the kernel (true convolution).")
-@click.option("--clip", "display_mode", flag_value="clip", help="Clip to the output range.")
-@click.option("--abs", "display_mode", flag_value="abs", help="Show magnitudes |v|.")
-@click.option(
-    "--signed", "display_mode", flag_value="offset", help="Show signed values around mid-grey."
-)
-@click.option(
-    "--normalize", "display_mode", flag_value="normalize", help="Stretch to the full range."
-)
-@click.option("--scale", type=FINITE, default=None, help="Multiply results before display.")
-@click.option("--offset", type=OffsetType(), default=None, help="Add after scaling: a value or N%.")
+@display_options
 @click.option(
     "--alpha",
     "alpha_mode",
@@ -67,9 +72,8 @@ def filter_command(
     matrix: str | None,
     kernel_file: str | None,
     kernel_files: tuple[str, ...],
-    display_mode: str | None,
-    scale: float | None,
-    offset: Offset | None,
+    divisor: float | str | None,
+    display: Display,
     **options: Any,
 ) -> None:
     """Apply a named kernel (or --matrix / --kernel-file) to images.
@@ -77,7 +81,14 @@ def filter_command(
     KERNEL is a name with optional parameters, NAME[:key=value,...], e.g.
     sobel, gaussian:sigma=2.5, box:size=7, dilated:base=laplacian,rate=2.
     'imgkernel kernels' lists the names. Images are cross-correlated (as
-    OpenCV, GIMP and PyTorch do) unless --convolve is given.
+    OpenCV, GIMP and PyTorch do) unless --convolve is given. --matrix and
+    --kernel-file weights are used as written (as scipy, OpenCV and
+    PyTorch do); --divisor sum normalizes them.
+
+    Units: 8/16-bit images have full scale 255/65535, float (.npy) images
+    1.0; .npy output is float32 on full scale 1.0, so PNG -> .npy -> PNG
+    pipelines keep the picture. Without -o or --format the output keeps the
+    input's format.
 
     \b
       imgkernel filter sobel photo.png -o edges.png
@@ -91,7 +102,6 @@ def filter_command(
         # `filter --matrix ... photo.png`: the first positional is an input.
         inputs, kernel_spec = (kernel_spec, *inputs), None
     kernel = choose_kernel(
-        kernel_spec, matrix=matrix, kernel_file=kernel_file, libraries=kernel_files
+        kernel_spec, matrix=matrix, kernel_file=kernel_file, libraries=kernel_files, divisor=divisor
     )
-    display = Display(mode=display_mode, scale=scale, offset=offset)
     filter_files(inputs, kernel, out, display=display, **options)

@@ -16,10 +16,11 @@ from typing import Any
 import click
 
 from imgkernel.errors import UsageError, check_float
-from imgkernel.images import SAVE_OPTIONS, Offset, OutputOptions
+from imgkernel.images import LAYOUTS, SAVE_OPTIONS, Display, Offset, OutputOptions
 
 __all__ = [
     "FINITE",
+    "DIVISOR",
     "INPUTS",
     "KERNEL_LIBRARIES",
     "LAYER",
@@ -32,6 +33,7 @@ __all__ = [
     "OffsetType",
     "OutputOptions",
     "PaddingType",
+    "display_options",
     "output_options",
 ]
 
@@ -120,6 +122,22 @@ class FiniteFloat(_Number):
         return self.number(value, value, param, ctx)
 
 
+class DivisorType(_Number):
+    """A non-zero number, or ``sum`` for the absolute sum of the weights."""
+
+    name = "N|sum"
+    problem = "is not a non-zero number or 'sum'"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | str:
+        text = str(value).strip().lower()
+        if text in ("sum", "auto"):
+            return "sum"
+        number = self.number(text, value, param, ctx)
+        if number == 0:
+            self.fail(f"{value!r} {self.problem}", param, ctx)
+        return number
+
+
 class FloatList(click.ParamType):
     """Numbers separated by commas (or spaces), e.g. ``0.485,0.456,0.406``."""
 
@@ -151,6 +169,7 @@ class LayerType(click.ParamType):
 
 PAIR = IntPair(1)
 FINITE = FiniteFloat()
+DIVISOR = DivisorType()
 LAYER = LayerType()
 
 #: The input images of a command that maps images to images.
@@ -210,7 +229,58 @@ OUTPUT_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "(0: no limit).",
         ),
     ),
+    "layout": (
+        ("--layout",),
+        dict(
+            type=click.Choice(LAYOUTS, case_sensitive=False),
+            help="How a 3-D .npy input is laid out: hwc (H, W, C; the default) or chw "
+            "(C, H, W). 4-D arrays are (N, C, H, W); outputs keep the input's layout.",
+        ),
+    ),
+    "overwrite": (
+        ("--overwrite",),
+        dict(
+            is_flag=True,
+            help="Let an output replace one of the inputs (written after that input is read).",
+        ),
+    ),
 }
+
+#: The mutually exclusive display flags and the mode each asks for.
+DISPLAY_FLAGS = {
+    "clip": ("clip", "Clip to the output range."),
+    "abs": ("abs", "Show magnitudes |v|."),
+    "signed": ("offset", "Show signed values around mid-grey."),
+    "normalize": ("normalize", "Stretch to the full range."),
+}
+
+
+def display_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--clip/--abs/--signed/--normalize``, ``--scale`` and ``--offset`` to a command.
+
+    The command receives one ``display`` (:class:`~imgkernel.images.Display`);
+    two mappings at once (``--clip --abs``) are a usage error naming both.
+    """
+
+    @functools.wraps(command)
+    def bundled(*args: Any, **kwargs: Any) -> Any:
+        chosen = [flag for flag in DISPLAY_FLAGS if kwargs.pop(f"display_{flag}")]
+        if len(chosen) > 1:
+            named = " and ".join(f"--{flag}" for flag in chosen)
+            raise click.UsageError(f"{named} conflict: give one display mapping")
+        mode = DISPLAY_FLAGS[chosen[0]][0] if chosen else None
+        display = Display(mode=mode, scale=kwargs.pop("scale"), offset=kwargs.pop("offset"))
+        return command(*args, display=display, **kwargs)
+
+    bundled = click.option(
+        "--offset", type=OffsetType(), default=None, help="Add after scaling: a value or N%."
+    )(bundled)
+    bundled = click.option(
+        "--scale", type=FINITE, default=None, help="Multiply results before display."
+    )(bundled)
+    for flag, (_, text) in reversed(DISPLAY_FLAGS.items()):
+        bundled = click.option(f"--{flag}", f"display_{flag}", is_flag=True, help=text)(bundled)
+    return bundled
 
 
 def output_options(

@@ -3,7 +3,7 @@
 =================  ===========================================================
 module             what it holds
 =================  ===========================================================
-``image``          the :class:`Image` record, full scales, attaching alpha
+``image``          the :class:`Image` record, array layouts, the unit rule
 ``formats``        format names from file names, options and first bytes
 ``read``           :func:`read_image`, :func:`probe_image`, :func:`read_array`
 ``write``          :func:`write_image` and friends; the per-format save options
@@ -25,7 +25,14 @@ from imgkernel.images.display import (
     to_display,
 )
 from imgkernel.images.formats import format_from_name, is_text_output
-from imgkernel.images.image import Image, attach_alpha, max_value_for
+from imgkernel.images.image import (
+    LAYOUTS,
+    ArrayLayout,
+    Image,
+    attach_alpha,
+    max_value_for,
+    to_pixel_type,
+)
 from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
@@ -33,9 +40,11 @@ from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write
 
 __all__ = [
     "DISPLAY_MODES",
+    "LAYOUTS",
     "POINTWISE_DISPLAY_MODES",
     "POOL_MODES",
     "SAVE_OPTIONS",
+    "ArrayLayout",
     "Display",
     "Image",
     "Offset",
@@ -54,6 +63,7 @@ __all__ = [
     "read_image",
     "run_images",
     "to_display",
+    "to_pixel_type",
     "write_array",
     "write_image",
     "write_text",

@@ -15,7 +15,7 @@ import numpy as np
 
 from imgkernel.images.formats import format_from_name, is_text_output, requested_format
 from imgkernel.images.image import Image
-from imgkernel.images.outputs import expand_outputs
+from imgkernel.images.outputs import check_no_input_overwritten, expand_outputs
 from imgkernel.images.read import check_stdin_once, probe_image, read_image
 from imgkernel.images.write import write_image, write_text
 
@@ -31,7 +31,9 @@ class OutputOptions:
     ``output`` is a file, ``-`` or None (standard output), a directory ending
     in ``/`` or a template (see :func:`~imgkernel.images.outputs.expand_outputs`);
     ``format`` overrides the format the name implies; ``max_pixels`` replaces
-    the decompression-bomb limit for reading; ``save`` holds the encoder
+    the decompression-bomb limit for reading; ``layout`` (``hwc``/``chw``)
+    says how a 3-D ``.npy`` input is read; ``overwrite`` lets an output
+    replace an input (refused otherwise); ``save`` holds the encoder
     settings, by their names in :data:`~imgkernel.images.write.SAVE_OPTIONS`
     (None: the format's default).
     """
@@ -39,6 +41,8 @@ class OutputOptions:
     output: str | None = None
     format: str | None = None
     max_pixels: int | None = None
+    layout: str | None = None
+    overwrite: bool = False
     save: Mapping[str, int | None] = field(default_factory=dict)
 
     def target(self) -> str:
@@ -74,14 +78,17 @@ def run_images(inputs: Sequence[str], transform: Transform, options: OutputOptio
     else:
         default_ext = requested.lower() if requested else None
         targets = expand_outputs(sources, options.output, default_ext=default_ext)
+    check_no_input_overwritten(sources, targets, allowed=options.overwrite)
     for source in sources:
         probe_image(source)
     for source, target in zip(sources, targets, strict=True):
-        image = read_image(source, max_pixels=options.max_pixels)
+        image = read_image(source, max_pixels=options.max_pixels, layout=options.layout)
         out_format = options.format_for(target, image.format)
         result = transform(image, out_format)
         if isinstance(result, str):
             write_text(target, result + "\n")
             continue
         pixels, alpha = result
+        if out_format == "NPY" and image.layout is not None:
+            pixels = image.layout.restore(pixels)  # .npy in, .npy out: the same layout
         write_image(target, pixels, alpha=alpha, format=out_format, **options.save)

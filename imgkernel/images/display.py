@@ -2,9 +2,9 @@
 
 :func:`to_display` is the arithmetic; :class:`Display` is the policy, what a
 command's ``--clip/--abs/--signed/--normalize``, ``--scale`` and ``--offset``
-ask for, and what happens when they are not given (a kernel's own mapping for
-8/16-bit input; a stretch for float input, whose range is unknown; raw
-float32 values for ``.npy`` output).
+ask for, and what happens when they are not given (the kernel's own mapping;
+for ``.npy`` output the float32 values themselves, on full scale 1.0 by the
+unit rule of :mod:`imgkernel.images.image`).
 """
 
 from __future__ import annotations
@@ -76,14 +76,16 @@ def to_display(
         onto ``[0, max_value]``; a constant image gives all zeros.
 
     Finally the result is scaled from ``max_value`` to ``dtype``'s full
-    scale and, for integer dtypes, rounded half-to-even (``np.rint``) and
-    cast.  NaN becomes 0 and ±inf clip to the ends (ignored by
+    scale and, for integer dtypes, rounded half up (``floor(v + 0.5)``, as
+    Pillow does) and cast.  NaN becomes 0 and ±inf clip to the ends (ignored by
     ``normalize``'s min/max).  Work is done in float32 on chunks of rows, so
     no full-size float64 temporaries are made.
 
     >>> v = np.array([[-300.0, -128.0, -1.0, 0.0, 100.4, 127.0, 300.0]], dtype=np.float32)
     >>> to_display(v, mode="clip", dtype=np.uint8, max_value=255)
     array([[  0,   0,   0,   0, 100, 127, 255]], dtype=uint8)
+    >>> to_display(np.array([0.5, 1.5, 2.5]), mode="clip", dtype=np.uint8, max_value=255)
+    array([1, 2, 3], dtype=uint8)
     >>> to_display(v, mode="abs", dtype=np.uint8, max_value=255)
     array([[255, 128,   1,   0, 100, 127, 255]], dtype=uint8)
     >>> to_display(v, mode="offset", dtype=np.uint8, max_value=255)
@@ -137,7 +139,8 @@ def to_display(
                 v *= np.float32(out_max / max_value)
         np.clip(v, 0.0, out_max, out=v)
         if out_dtype.kind in "ui":
-            np.rint(v, out=v)
+            v += np.float32(0.5)  # round half up (v >= 0 here)
+            np.floor(v, out=v)
         out[rows] = v
     return out
 
@@ -180,8 +183,7 @@ class Display:
 
     ``mode`` is one of :data:`DISPLAY_MODES`; without it a default applies
     (a kernel's own). Any of the three counts as asking for a mapping, which
-    matters for float input (stretched unless asked) and ``.npy`` output
-    (raw values unless asked).
+    matters for ``.npy`` output (unmapped values unless asked).
     """
 
     mode: str | None = None
@@ -193,44 +195,45 @@ class Display:
         """Whether any mapping option was given."""
         return self.mode is not None or self.scale is not None or self.offset is not None
 
-    def effective_mode(self, image: Image, default: str) -> str:
-        """Float input has no known range: stretch it unless a mapping was asked for.
+    def mode_or(self, default: str) -> str:
+        """The mapping asked for, else ``default`` (the kernel's own).
 
-        >>> flat = Image(np.zeros((1, 1), np.float32), None, "NPY", "-")
-        >>> Display().effective_mode(flat, "abs"), Display(scale=2.0).effective_mode(flat, "abs")
-        ('normalize', 'abs')
+        >>> Display().mode_or("abs"), Display(mode="clip").mode_or("abs")
+        ('abs', 'clip')
         """
-        if image.pixels.dtype not in (np.uint8, np.uint16) and not self.asked:
-            return "normalize"
         return self.mode or default
 
     def pixels(self, values: np.ndarray, image: Image, out_format: str, default: str) -> np.ndarray:
-        """Map a float result of ``image`` to what ``out_format`` stores.
+        """Map a float result of ``image`` (in its units) to what ``out_format`` stores.
 
-        ``.npy`` keeps the raw float32 values unless a mapping was asked for.
-        Integer formats store the input's bit depth (8-bit for float input, whose
-        default mapping is ``normalize`` since its range is unknown).
+        ``.npy`` gets float32 on full scale 1.0: the values divided by the
+        input's full scale, or mapped (0..1) when a mapping was asked for.
+        Integer formats store the input's bit depth (8-bit for float input).
+
+        >>> flat = Image(np.zeros((1, 1), np.uint8), None, "PNG", "-")
+        >>> Display().pixels(np.array([[51.0, -51.0]]), flat, "NPY", "abs")
+        array([[ 0.2, -0.2]], dtype=float32)
+        >>> Display(mode="abs").pixels(np.array([[51.0, -51.0]]), flat, "PNG", "clip")
+        array([[51, 51]], dtype=uint8)
         """
         scale = 1.0 if self.scale is None else self.scale
         offset = 0.0 if self.offset is None else self.offset.of_full_scale(image.max_value)
         if out_format.upper() == "NPY":
             if not self.asked:
-                return values.astype(np.float32, copy=False)
-            mapped = to_display(
+                return np.asarray(values, dtype=np.float32) / np.float32(image.max_value)
+            return to_display(
                 values,
-                mode=self.mode or default,
+                mode=self.mode_or(default),
                 dtype=np.float32,
                 max_value=image.max_value,
                 scale=scale,
                 offset=offset,
             )
-            # to_display returns float on a 0..1 scale; .npy keeps the input's units
-            return mapped * np.float32(image.max_value)
         sixteen = image.pixels.dtype == np.uint16 and out_format.upper() in ("PNG", "TIFF")
         # to_display rescales from the input's full scale to the target's itself.
         return to_display(
             values,
-            mode=self.effective_mode(image, default),
+            mode=self.mode_or(default),
             dtype=np.uint16 if sixteen else np.uint8,
             max_value=image.max_value,
             scale=scale,

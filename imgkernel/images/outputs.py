@@ -129,3 +129,35 @@ def _check_outputs(inputs: list[str], outs: list[str], output: str) -> None:
         parent = os.path.dirname(dst)
         if parent and not os.path.isdir(parent):
             raise UsageError(f"{dst}: directory {parent} does not exist")
+
+
+def check_no_input_overwritten(inputs: list[str], outs: list[str], *, allowed: bool) -> None:
+    """Refuse an output that is one of the inputs (a same-name target, ``-o ./``, a template).
+
+    Compared by file identity where the output exists (hard links and
+    symbolic links included), else by resolved path. ``allowed``
+    (``--overwrite``) lets it through: the input is read whole before the
+    atomic write replaces it.
+    """
+    if allowed:
+        return
+    sources = [(src, _identity(src)) for src in inputs if src != "-"]
+    for dst in outs:
+        if dst == "-":
+            continue
+        target = _identity(dst)
+        for src, identity in sources:
+            if identity == target:
+                raise UsageError(
+                    f"{dst} is also an input ({src}); refusing to overwrite it "
+                    "(choose another -o, or pass --overwrite)"
+                )
+
+
+def _identity(path: str) -> tuple[int, int] | str:
+    """``(device, inode)`` of an existing file, else its resolved absolute path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino)

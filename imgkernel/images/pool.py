@@ -2,8 +2,11 @@
 
 The arithmetic is :func:`imgkernel.core.pool2d` / :func:`~imgkernel.core.global_pool`;
 this module fits it to image files: the alpha plane joins the channels, an
-8/16-bit image gives an 8/16-bit image (averages rounded), ``.npy`` keeps the
-floats, and ``--global`` results go out as a line of text or JSON.
+8/16-bit image gives an 8/16-bit image (averages rounded half up), float
+data goes to 8-bit images on full scale 1.0, ``.npy`` output holds max/min
+results in the input's type and averages as floats on full scale 1.0 (the
+unit rule of :mod:`imgkernel.images.image`), and ``--global`` results go out
+as a line of text or JSON.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import numpy as np
 from imgkernel.core import global_pool, pool2d
 from imgkernel.errors import UsageError
 from imgkernel.images.batch import OutputOptions, Result, run_images
+from imgkernel.images.display import to_display
 from imgkernel.images.formats import is_text_output
-from imgkernel.images.image import Image, attach_alpha
+from imgkernel.images.image import Image, attach_alpha, to_pixel_type
 
 POOL_MODES = ("max", "avg", "mean", "min")
 
@@ -51,9 +55,9 @@ def pool_image(
     :func:`imgkernel.core.pool2d` takes them.
 
     >>> image = Image(np.arange(16, dtype=np.uint8).reshape(4, 4), None, "PNG", "a.png")
-    >>> pool_image(image, "PNG", size=(2, 2), mode="avg")[0]
-    array([[ 2,  4],
-           [10, 12]], dtype=uint8)
+    >>> pool_image(image, "PNG", size=(2, 2), mode="avg")[0]  # 2.5 -> 3, half up
+    array([[ 3,  5],
+           [11, 13]], dtype=uint8)
     >>> pool_image(image, "JSON", mode="max", global_=True)
     '{"source": "a.png", "mode": "max", "gray": 15.0}'
     """
@@ -70,8 +74,10 @@ def pool_image(
             raise UsageError("txt/json output needs --global (one value per channel)")
         return _summary(image, pooled, mode, json_line=out_format.upper() == "JSON")
     if out_format.upper() == "NPY":
+        if pooled.dtype.kind == "f" and image.pixels.dtype.kind in "ui":
+            pooled = pooled / np.float32(image.max_value)  # the unit rule: floats on 0..1
         return pooled, None
-    pooled = _round_to(pooled, image.pixels.dtype)
+    pooled = _stored(pooled, image.pixels.dtype)
     if not has_alpha:
         return pooled, None
     alpha = pooled[:, :, -1]
@@ -92,12 +98,14 @@ def _check_window(
     return size
 
 
-def _round_to(pooled: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Integer input gives integer output: averages rounded, clipped to the type's range."""
-    if pooled.dtype == dtype or dtype.kind not in "ui":
+def _stored(pooled: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """What an image file stores: integer input stays integer (averages rounded half up,
+    as Pillow's ``reduce``); float input (full scale 1.0) becomes 8-bit."""
+    if pooled.dtype == dtype and dtype.kind in "ui":
         return pooled
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(pooled), info.min, info.max).astype(dtype)
+    if dtype.kind in "ui":
+        return to_pixel_type(pooled, dtype)
+    return to_display(pooled, mode="clip", dtype=np.uint8, max_value=1.0)
 
 
 def _summary(image: Image, pooled: np.ndarray, mode: str, *, json_line: bool) -> str:

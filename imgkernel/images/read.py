@@ -29,8 +29,10 @@ the picture), because the tag is not written back. Multi-frame GIF and TIFF
 files give their first frame. Colour profiles are ignored. Pillow itself
 decodes 16-bit *colour* PNGs to 8 bits; only 16-bit grayscale keeps its depth.
 
-``.npy`` files are loaded with ``allow_pickle=False``; the shape must be
-``(H, W)`` or ``(H, W, C)`` with C in 1..4 (C == 1 is squeezed to ``(H, W)``).
+``.npy`` files are loaded with ``allow_pickle=False``; the shape may be
+``(H, W)``, ``(H, W, C)`` with any number of channels (``(C, H, W)`` with
+``layout="chw"``) or ``(N, C, H, W)``; :class:`~imgkernel.images.image.ArrayLayout`
+views it as ``(H, W, C)`` pixels and puts results back in the same layout.
 uint8 and uint16 are kept; other integer arrays become uint8 if their values
 fit in 0..255, uint16 if they fit in 0..65535 and float32 otherwise; floats
 become float32; bool becomes uint8 0/255. The channels of an ``.npy`` array
@@ -54,9 +56,16 @@ from typing import IO, Any
 
 import numpy as np
 
-from imgkernel.errors import ImgkernelError, UsageError, check_int, open_user_file, os_error_message
+from imgkernel.errors import (
+    ImgkernelError,
+    UsageError,
+    check_choice,
+    check_int,
+    open_user_file,
+    os_error_message,
+)
 from imgkernel.images.formats import FORMATS, sniff_format
-from imgkernel.images.image import Image
+from imgkernel.images.image import LAYOUTS, ArrayLayout, Image
 
 NO_INPUT = "no input: give a file or pipe an image to standard input"
 
@@ -147,21 +156,31 @@ def probe_image(source: str) -> str:
         return _image_format(name, head)
 
 
-def read_image(source: str, *, split_alpha: bool = True, max_pixels: int | None = None) -> Image:
+def read_image(
+    source: str,
+    *,
+    split_alpha: bool = True,
+    max_pixels: int | None = None,
+    layout: str | None = None,
+) -> Image:
     """Read an image file (or standard input for ``"-"``) into an :class:`Image`.
 
     ``max_pixels`` replaces Pillow's decompression-bomb limit
     (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million pixels) for this call;
     0 means no limit.  Exceeding the limit is a :class:`UsageError`, as is
-    any missing, unreadable, truncated or non-image input.
+    any missing, unreadable, truncated or non-image input. ``layout``
+    (``hwc``, the default, or ``chw``) says how a 3-D ``.npy`` array is read.
     """
     source = os.fspath(source)
     if max_pixels is not None:
         check_int(max_pixels, "max pixels", minimum=0)
+    three_d = check_choice(layout or "hwc", "layout", LAYOUTS)
     with open_source(source) as (name, stream, head):
         fmt = _image_format(name, head)
         if fmt == "NPY":
-            return Image(_read_npy(name, stream, max_pixels), None, "NPY", source)
+            array = _read_npy(name, stream, max_pixels, three_d)
+            arrangement = ArrayLayout.of(array, three_d)
+            return Image(arrangement.pixels(array), None, "NPY", source, layout=arrangement)
         pixels, alpha = _read_pillow(
             name, stream, fmt, split_alpha=split_alpha, max_pixels=max_pixels
         )
@@ -194,7 +213,7 @@ def _too_many_pixels(name: str, detail: str) -> UsageError:
     )
 
 
-def _read_npy(name: str, stream: IO[bytes], max_pixels: int | None) -> np.ndarray:
+def _read_npy(name: str, stream: IO[bytes], max_pixels: int | None, three_d: str) -> np.ndarray:
     from numpy.lib import format as npformat
 
     try:
@@ -203,7 +222,7 @@ def _read_npy(name: str, stream: IO[bytes], max_pixels: int | None) -> np.ndarra
             shape, _, dtype = npformat.read_array_header_1_0(stream)
         else:
             shape, _, dtype = npformat.read_array_header_2_0(stream)
-        _check_npy_header(name, shape, dtype, max_pixels)
+        _check_npy_header(name, shape, dtype, max_pixels, three_d)
         stream.seek(0)
         arr = np.load(stream, allow_pickle=False)
     except UsageError:
@@ -217,19 +236,23 @@ def _read_npy(name: str, stream: IO[bytes], max_pixels: int | None) -> np.ndarra
     return _normalize_npy(arr)
 
 
-def _check_npy_header(name: str, shape: tuple, dtype: np.dtype, max_pixels: int | None) -> None:
-    if not (len(shape) == 2 or (len(shape) == 3 and 1 <= shape[2] <= 4)):
+def _check_npy_header(
+    name: str, shape: tuple, dtype: np.dtype, max_pixels: int | None, three_d: str
+) -> None:
+    if len(shape) not in (2, 3, 4):
         raise UsageError(
-            f"{name}: array shape {tuple(shape)} is not an image; expected (H, W) or (H, W, C) "
-            "with C = 1..4"
+            f"{name}: array shape {tuple(shape)} is not an image or feature map; expected "
+            "(H, W), (H, W, C), (C, H, W) with --layout chw, or (N, C, H, W)"
         )
-    if shape[0] == 0 or shape[1] == 0:
+    if 0 in shape:
         raise UsageError(f"{name}: array shape {tuple(shape)} is empty")
     if dtype.kind not in "buif" or dtype.hasobject:
         raise UsageError(f"{name}: array dtype {dtype} is not supported (need bool, int or float)")
+    spatial = 0 if len(shape) == 2 or (len(shape) == 3 and three_d == "hwc") else len(shape) - 2
+    height, width = shape[spatial], shape[spatial + 1]
     limit = _effective_limit(max_pixels)
-    if limit and shape[0] * shape[1] > limit:
-        raise _too_many_pixels(name, f"{shape[0]}x{shape[1]} pixels, limit {limit}")
+    if limit and height * width > limit:
+        raise _too_many_pixels(name, f"{height}x{width} pixels, limit {limit}")
 
 
 def _effective_limit(max_pixels: int | None) -> int | None:
@@ -241,8 +264,6 @@ def _effective_limit(max_pixels: int | None) -> int | None:
 
 
 def _normalize_npy(arr: np.ndarray) -> np.ndarray:
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
     kind = arr.dtype.kind
     if kind == "b":
         return arr.astype(np.uint8) * np.uint8(255)

@@ -177,12 +177,18 @@ def write_array(target: str, array: np.ndarray) -> None:
     deliver(target, lambda f: np.save(f, arr, allow_pickle=False))
 
 
-def _layout(pixels: np.ndarray) -> int:
+def _layout(pixels: np.ndarray, shown: str = "", fmt: str = "") -> int:
     if pixels.ndim == 2:
         return 1
     if pixels.ndim == 3 and 1 <= pixels.shape[2] <= 4:
         return int(pixels.shape[2])
-    raise UsageError(f"cannot save an array of shape {pixels.shape} as an image")
+    where = f"{shown}: " if shown else ""
+    if pixels.ndim == 3:
+        raise UsageError(
+            f"{where}{pixels.shape[2]} channels cannot be stored as {fmt or 'an image'} "
+            "(at most 4); write .npy instead (--format npy)"
+        )
+    raise UsageError(f"{where}cannot save an array of shape {pixels.shape} as an image")
 
 
 def _prepare(shown: str, pixels: np.ndarray, alpha: np.ndarray | None, fmt: str) -> np.ndarray:
@@ -196,7 +202,9 @@ def _prepare(shown: str, pixels: np.ndarray, alpha: np.ndarray | None, fmt: str)
         raise UsageError(
             f"{shown}: cannot save {pixels.dtype} pixels; need uint8, uint16 or float32"
         )
-    channels = _layout(pixels)
+    if fmt == "NPY" and (alpha is None or pixels.ndim not in (2, 3)):
+        return pixels  # any shape: feature maps keep their layout
+    channels = _layout(pixels, shown, fmt)
     if channels == 1 and pixels.ndim == 3:
         pixels = pixels[:, :, 0]
     if alpha is not None:

@@ -21,6 +21,7 @@ from imgkernel.core.windows import (
     resolve_padding,
 )
 from imgkernel.errors import UsageError, check_choice
+from imgkernel.images import to_pixel_type
 from imgkernel.kernels.record import Kernel
 
 __all__ = ["ALPHA_MODES", "apply_kernel", "iter_kernel_bands"]
@@ -238,7 +239,4 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
 
 
 def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
+    return to_pixel_type(values, dtype)

@@ -148,8 +148,7 @@ def _rows_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
                 raise UsageError(f"{where}: row {i} value {quote(v)} is not a finite number")
     m = np.array(rows, dtype=np.float64)
     check_shape(m.shape, where)
-    scale = table.get("scale", 1)
-    return {"kind": "rows", "rows": apply_scale(m, None if scale == "auto" else scale, where)}
+    return {"kind": "rows", "rows": apply_scale(m, table.get("scale", 1), where)}
 
 
 def _generator_fields(table: dict[str, Any], where: str) -> dict[str, Any]:

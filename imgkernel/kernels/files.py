@@ -23,25 +23,27 @@ __all__ = ["load_kernel_file"]
 
 
 def load_kernel_file(
-    path: str | Path, *, scale: float | None = None, offset: float = 0.0
+    path: str | Path, *, scale: float | str | None = None, offset: float = 0.0
 ) -> Kernel:
     """Load one kernel from a file.
 
     * ``.toml``: a single kernel table (``rows = ...`` at top level), or a file
-      of ``[kernels.NAME]`` tables, of which the first is used.  It may use
-      generators and refer to built-in kernels.  ``scale``/``offset`` are
-      ignored (the file has its own).
+      of ``[kernels.NAME]`` tables; a file with several names one of them as
+      ``FILE.toml:NAME``. It may use generators and refer to built-in kernels,
+      and declares its own ``scale`` (divisor, default 1) and ``offset``.
     * ``.npy``: a 2-D numeric array (loaded with ``allow_pickle=False``).
     * anything else: a text matrix for :func:`parse_matrix` (whitespace or
       CSV, one row per line).
 
-    For ``.npy`` and text, ``scale`` defaults to the absolute sum of the
-    weights (1 for zero-sum kernels) as in :func:`kernel_from_matrix`.
+    For ``.npy`` and text the weights are used as written unless ``scale``
+    (a divisor, or ``"sum"``) is given, as in :func:`kernel_from_matrix`.
     """
-    name = str(path)
-    suffix = Path(path).suffix.lower()
+    name, chosen = _split_choice(str(path))
+    suffix = Path(name).suffix.lower()
     if suffix == ".toml":
-        return _toml_kernel(name)
+        return _toml_kernel(name, chosen)
+    if chosen is not None:
+        raise UsageError(f"kernel file {quote(name, 0)}: only a .toml file holds named kernels")
     if suffix == ".npy":
         matrix = _npy_matrix(name)
     else:
@@ -53,12 +55,33 @@ def load_kernel_file(
     return kernel_from_matrix(matrix, name=name, scale=scale, offset=offset)
 
 
-def _toml_kernel(name: str) -> Kernel:
-    """The first kernel a TOML file defines, built against the built-in library."""
+def _split_choice(path: str) -> tuple[str, str | None]:
+    """``"k.toml:ridge"`` -> ``("k.toml", "ridge")``; a plain path (even with a colon) as is."""
+    head, sep, tail = path.rpartition(":")
+    if sep and head.lower().endswith(".toml") and tail and "/" not in tail:
+        return head, tail
+    return path, None
+
+
+def _toml_kernel(name: str, chosen: str | None) -> Kernel:
+    """The kernel a TOML file defines (``chosen`` when it has several), against the built-ins."""
     definitions = parse_definitions(read_user_text(name), name)
     if not definitions:
         raise UsageError(f"kernel file {quote(name, 0)} defines no kernel")
-    return library_of(definitions).resolve(next(iter(definitions)))
+    names = list(definitions)
+    if chosen is None and len(names) > 1:
+        listed = ", ".join(names)
+        raise UsageError(
+            f"kernel file {quote(name, 0)} defines {len(names)} kernels ({listed}); "
+            f"choose one as {name}:{names[0]}"
+        )
+    key = names[0] if chosen is None else chosen
+    if key not in definitions:
+        raise UsageError(
+            f"kernel file {quote(name, 0)} has no kernel {quote(key)} (it defines "
+            f"{', '.join(names)})"
+        )
+    return library_of(definitions).resolve(key)
 
 
 def _npy_matrix(name: str) -> np.ndarray:

@@ -26,7 +26,7 @@ from imgkernel.images import (
 from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
 from imgkernel.kernels.files import load_kernel_file
 from imgkernel.kernels.library import load_library
-from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
+from imgkernel.kernels.matrix import divisor_of, kernel_from_matrix, parse_matrix
 from imgkernel.kernels.record import Kernel
 
 
@@ -36,12 +36,17 @@ def choose_kernel(
     matrix: str | None = None,
     kernel_file: str | None = None,
     libraries: Sequence[str] = (),
+    divisor: float | str | None = None,
 ) -> Kernel:
     """The one kernel given: a library ``spec`` (``NAME[:key=value,...]``), a matrix or a file.
 
-    ``libraries`` are extra kernel libraries (.toml) for ``spec``.
+    ``libraries`` are extra kernel libraries (.toml) for ``spec``. Weights are
+    used as written (a library kernel as its table defines it); ``divisor``
+    divides them: a number, or ``"sum"`` for their absolute sum.
 
     >>> choose_kernel(matrix="1 2 1").weights.tolist()
+    [[1.0, 2.0, 1.0]]
+    >>> choose_kernel(matrix="1 2 1", divisor="sum").weights.tolist()
     [[0.25, 0.5, 0.25]]
     >>> choose_kernel()
     Traceback (most recent call last):
@@ -54,10 +59,14 @@ def choose_kernel(
     if len(chosen) > 1:
         raise UsageError("give only one of KERNEL, --matrix and --kernel-file")
     if matrix is not None:
-        return kernel_from_matrix(parse_matrix(matrix))
-    if kernel_file is not None:
-        return load_kernel_file(kernel_file)
-    return load_library(libraries).resolve(str(spec))
+        kernel = kernel_from_matrix(parse_matrix(matrix))
+    elif kernel_file is not None:
+        kernel = load_kernel_file(kernel_file)
+    else:
+        kernel = load_library(libraries).resolve(str(spec))
+    if divisor is None:
+        return kernel
+    return kernel.divided(divisor_of(kernel.weights, divisor, f"kernel {kernel.name!r}"))
 
 
 def filter_files(
@@ -113,7 +122,7 @@ def filter_image(
             )
         return pixels, alpha
 
-    if out_format.upper() == "NPY" or mapping.effective_mode(image, kernel.display) == "normalize":
+    if out_format.upper() == "NPY" or mapping.mode_or(kernel.display) == "normalize":
         return shown(*apply_kernel(image.pixels, kernel, **options))
     # Map band by band: the whole float32 result never exists at once.
     bands = [shown(v, a) for _, v, a in iter_kernel_bands(image.pixels, kernel, **options)]

@@ -2,8 +2,10 @@
 
 :func:`parse_matrix` reads the forms people type (``1,0,-1;2,0,-2``, rows on
 lines, ``1/9``, ``[[1, 2], [3, 4]]``); :func:`kernel_from_matrix` turns a
-matrix into a :class:`~imgkernel.kernels.record.Kernel`, dividing by the
-absolute sum unless told otherwise.
+matrix into a :class:`~imgkernel.kernels.record.Kernel` with the weights as
+written (as scipy, OpenCV's ``filter2D``, PyTorch and ImageMagick use them),
+divided only when a divisor is asked for: a number, or ``"sum"`` for the
+absolute sum (GIMP's and Pillow's convention).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from imgkernel.errors import UsageError
 from imgkernel.kernels.checks import check_offset, check_scale, check_shape, quote
 from imgkernel.kernels.record import Kernel
 
-__all__ = ["apply_scale", "auto_scale", "kernel_from_matrix", "parse_matrix"]
+__all__ = ["apply_scale", "auto_scale", "divisor_of", "kernel_from_matrix", "parse_matrix"]
 
 _FRACTION = re.compile(r"^([^/]+)/([^/]+)$")
 
@@ -117,9 +119,26 @@ def auto_scale(weights: np.ndarray) -> float:
     return abs(total)
 
 
+#: Divisor names that mean "the absolute sum of the weights" (:func:`auto_scale`).
+SUM_DIVISORS = ("sum", "auto")
+
+
+def divisor_of(weights: np.ndarray, divisor: Any, what: str) -> float:
+    """The number to divide ``weights`` by: ``divisor``, or :func:`auto_scale` for ``"sum"``.
+
+    >>> divisor_of(np.array([[1.0, 2.0, 1.0]]), "sum", "k"), divisor_of(np.ones((1, 2)), 3, "k")
+    (4.0, 3.0)
+    """
+    if isinstance(divisor, str) and divisor.strip().lower() in SUM_DIVISORS:
+        return auto_scale(weights)
+    return check_scale(divisor, what)
+
+
 def apply_scale(weights: np.ndarray, scale: Any, what: str) -> np.ndarray:
-    """``weights`` divided by ``scale``, or by :func:`auto_scale` if ``scale`` is None."""
-    return weights / (auto_scale(weights) if scale is None else check_scale(scale, what))
+    """``weights`` divided by ``scale`` (a number, or ``"sum"``; None: as written)."""
+    if scale is None:
+        return weights
+    return weights / divisor_of(weights, scale, what)
 
 
 def _as_matrix(matrix: Any, what: str) -> np.ndarray:
@@ -144,7 +163,7 @@ def kernel_from_matrix(
     matrix: Any,
     *,
     name: str = "matrix",
-    scale: float | None = None,
+    scale: float | str | None = None,
     offset: float = 0.0,
     display: str = "clip",
     description: str = "",
@@ -156,17 +175,20 @@ def kernel_from_matrix(
     matrix : array-like or str
         2-D numbers (a 1-D sequence is one row); text goes through
         :func:`parse_matrix`.
-    scale : float, optional
-        Divisor.  Default: the absolute sum of the weights, or 1 if they sum
-        to zero (so ``1 2 1 / 2 4 2 / 1 2 1`` blurs without brightening and
-        edge kernels stay as written).  Pass ``scale=1`` to use the numbers
-        as they are.
+    scale : float or "sum", optional
+        Divisor.  Default: none, the weights are used as written.  ``"sum"``
+        divides by the absolute sum of the weights (1 if they sum to zero), so
+        ``1 2 1 / 2 4 2 / 1 2 1`` blurs without brightening.
     offset : float
         Added after correlation, as a fraction of full scale in [-1, 1].
 
     Examples
     --------
-    >>> kernel_from_matrix("1 2 1; 2 4 2; 1 2 1").weights * 16
+    >>> kernel_from_matrix("1 0 1; 0 1 0; 1 0 1").weights
+    array([[1., 0., 1.],
+           [0., 1., 0.],
+           [1., 0., 1.]])
+    >>> kernel_from_matrix("1 2 1; 2 4 2; 1 2 1", scale="sum").weights * 16
     array([[1., 2., 1.],
            [2., 4., 2.],
            [1., 2., 1.]])

@@ -11,7 +11,7 @@ every one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,18 @@ got 'normalize'
         return all(
             abs(float(c.sum())) <= 1e-9 * max(1.0, float(np.abs(c).sum())) for c in self.components
         )
+
+    def divided(self, divisor: float) -> Kernel:
+        """This kernel with its weights divided by ``divisor`` (a non-zero finite number).
+
+        >>> Kernel("k", [[2.0, 4.0]]).divided(2).weights
+        array([[1., 2.]])
+        """
+        what = f"kernel {quote(self.name)}: divisor"
+        number = check_float(divisor, what)
+        if number == 0:
+            raise UsageError(f"{what} must not be 0")
+        return replace(self, weights=self.weights / number)
 
     def expanded(self) -> np.ndarray:
         """Dense weights with the dilation holes filled with zeros.

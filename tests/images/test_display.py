@@ -17,19 +17,20 @@ V = np.array([-300.0, -128.0, -1.0, 0.0, 0.5, 1.5, 100.4, 127.0, 254.6, 300.0], 
 
 def test_display_clip():
     out = to_display(V, mode="clip", dtype=np.uint8, max_value=255)
-    np.testing.assert_array_equal(out, [0, 0, 0, 0, 0, 2, 100, 127, 255, 255])
+    # half up, as Pillow rounds: 0.5 -> 1, 1.5 -> 2 (numpy's rint would give 0 and 2)
+    np.testing.assert_array_equal(out, [0, 0, 0, 0, 1, 2, 100, 127, 255, 255])
     assert out.dtype == np.uint8
 
 
 def test_display_abs():
     out = to_display(V, mode="abs", dtype=np.uint8, max_value=255)
-    np.testing.assert_array_equal(out, [255, 128, 1, 0, 0, 2, 100, 127, 255, 255])
+    np.testing.assert_array_equal(out, [255, 128, 1, 0, 1, 2, 100, 127, 255, 255])
 
 
 def test_display_offset():
     out = to_display(V, mode="offset", dtype=np.uint8, max_value=255)
-    # v + 128, clipped to 0..255
-    np.testing.assert_array_equal(out, [0, 0, 127, 128, 128, 130, 228, 255, 255, 255])
+    # v + 128, clipped to 0..255, half up: 128.5 -> 129
+    np.testing.assert_array_equal(out, [0, 0, 127, 128, 129, 130, 228, 255, 255, 255])
     out16 = to_display(
         np.array([-32768.0, 0.0, 32767.0]), mode="offset", dtype=np.uint16, max_value=65535
     )
@@ -51,7 +52,7 @@ def test_display_normalize():
 
 def test_display_scale_and_offset():
     v = np.array([-10.0, 0.0, 10.0])
-    # v*2 + 0.5*255 = -20+127.5, 127.5, 147.5 -> 107.5, 127.5, 147.5 -> rint half-even
+    # v*2 + 0.5*255 = -20+127.5, 127.5, 147.5 -> 107.5, 127.5, 147.5 -> half up
     out = to_display(v, mode="clip", dtype=np.uint8, max_value=255, scale=2.0, offset=0.5)
     np.testing.assert_array_equal(out, [108, 128, 148])
     out = to_display(v, mode="abs", dtype=np.uint8, max_value=255, offset=-0.1)
@@ -143,27 +144,37 @@ def test_display_asked_only_when_an_option_is_given():
 
 
 @pytest.mark.parametrize(
-    ("dtype", "display", "expected"),
+    ("display", "expected"),
     [
-        (np.uint8, Display(), "abs"),
-        (np.uint16, Display(), "abs"),
-        (np.float32, Display(), "normalize"),  # unknown range: stretched
-        (np.float32, Display(scale=2.0), "abs"),  # asked: the default mapping again
-        (np.float32, Display(mode="clip"), "clip"),
-        (np.uint8, Display(mode="offset"), "offset"),
+        (Display(), "abs"),  # the kernel's own mapping, whatever the input's type
+        (Display(scale=2.0), "abs"),
+        (Display(mode="clip"), "clip"),
+        (Display(mode="offset"), "offset"),
     ],
 )
-def test_display_effective_mode(dtype, display, expected):
-    assert display.effective_mode(image_of(dtype), "abs") == expected
+def test_display_mode_or_default(display, expected):
+    assert display.mode_or("abs") == expected
 
 
-def test_display_pixels_npy_keeps_raw_floats_unless_asked():
-    values = np.array([[-10.0, 300.0]], np.float64)
-    raw = Display().pixels(values, image_of(np.uint8), "npy", "abs")
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_display_pixels_npy_on_full_scale_one(dtype):
+    # The unit rule: .npy output is float on full scale 1.0, whatever the input type.
+    full = {np.uint8: 255.0, np.uint16: 65535.0, np.float32: 1.0}[dtype]
+    values = np.array([[-0.04, 1.2]], np.float64) * full
+    raw = Display().pixels(values, image_of(dtype), "npy", "abs")
     assert raw.dtype == np.float32
-    np.testing.assert_array_equal(raw, values)
-    mapped = Display(mode="clip").pixels(values, image_of(np.uint8), "NPY", "abs")
-    np.testing.assert_allclose(mapped, [[0.0, 255.0]])  # in the input's units
+    np.testing.assert_allclose(raw, [[-0.04, 1.2]], rtol=1e-6)
+    mapped = Display(mode="clip").pixels(values, image_of(dtype), "NPY", "abs")
+    np.testing.assert_allclose(mapped, [[0.0, 1.0]])
+
+
+def test_display_float_input_maps_like_8bit_input():
+    # A float image is on full scale 1.0: the same picture as its 8-bit twin.
+    eight = np.array([[-20.0, 0.0, 51.0, 127.5, 255.0, 300.0]])
+    for mode in ("clip", "abs", "offset"):
+        a = Display(mode=mode).pixels(eight, image_of(np.uint8), "PNG", "clip")
+        b = Display(mode=mode).pixels(eight / 255.0, image_of(np.float32), "PNG", "clip")
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, mode
 
 
 def test_display_pixels_bit_depth_follows_input_and_format():

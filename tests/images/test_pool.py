@@ -20,10 +20,13 @@ def gray16() -> Image:
 def test_average_rounds_back_to_the_input_type():
     pixels, alpha = pool_image(gray16(), "PNG", size=(2, 2), mode="avg")
     assert pixels.dtype == np.uint16 and alpha is None
-    expected = np.rint(pool2d(gray16().pixels.astype(np.float32), 2, mode="avg"))
+    # half up: 2502.5 -> 2503 (numpy's rint would give 2502)
+    expected = np.floor(pool2d(gray16().pixels.astype(np.float64), 2, mode="avg") + 0.5)
     np.testing.assert_array_equal(pixels, expected)
     floats, _ = pool_image(gray16(), "NPY", size=(2, 2), mode="avg")
     assert floats.dtype.kind == "f"
+    # the unit rule: float output on full scale 1.0
+    np.testing.assert_allclose(floats * 65535, expected - 0.5, rtol=1e-6)
 
 
 def test_alpha_is_pooled_like_a_channel():

@@ -236,10 +236,35 @@ def test_npy_bool_and_single_channel(tmp_path):
     assert img.pixels.dtype == np.uint8
     np.testing.assert_array_equal(img.pixels, [[255, 0]])
     np.save(tmp_path / "c1.npy", np.ones((2, 3, 1), np.uint8))
-    assert read_image(str(tmp_path / "c1.npy")).pixels.shape == (2, 3)
+    one = read_image(str(tmp_path / "c1.npy"))
+    assert one.pixels.shape == (2, 3, 1)  # a trailing channel of 1 stays
+    assert one.layout is not None and one.layout.restore(one.pixels).shape == (2, 3, 1)
 
 
-@pytest.mark.parametrize("shape", [(5,), (2, 3, 5), (2, 3, 4, 1), (0, 4), ()])
+@pytest.mark.parametrize(
+    ("shape", "layout", "pixels"),
+    [
+        ((4, 5, 64), None, (4, 5, 64)),  # feature maps of any depth, channels last
+        ((64, 4, 5), "chw", (4, 5, 64)),
+        ((2, 32, 4, 5), None, (4, 5, 64)),  # a CNN batch: N*C planes
+    ],
+)
+def test_npy_feature_maps_any_depth(tmp_path, shape, layout, pixels):
+    array = np.random.default_rng(0).random(shape, dtype=np.float32)
+    np.save(tmp_path / "m.npy", array)
+    img = read_image(str(tmp_path / "m.npy"), layout=layout)
+    assert img.pixels.shape == pixels
+    assert img.layout is not None
+    np.testing.assert_array_equal(img.layout.restore(img.pixels), array)
+
+
+def test_npy_layout_is_checked(tmp_path):
+    np.save(tmp_path / "m.npy", np.zeros((3, 4, 5), np.float32))
+    with pytest.raises(UsageError, match="layout must be one of hwc, chw, got 'nhwc'"):
+        read_image(str(tmp_path / "m.npy"), layout="nhwc")
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4, 1, 1), (0, 4), (2, 0, 3), ()])
 def test_npy_bad_shape(tmp_path, shape):
     path = tmp_path / "bad.npy"
     np.save(path, np.zeros(shape, np.float32))

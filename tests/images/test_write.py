@@ -135,8 +135,10 @@ def test_float_colour_tiff_rejected(tmp_path):
 
 
 def test_write_bad_arrays(tmp_path):
-    with pytest.raises(UsageError, match="shape"):
+    with pytest.raises(UsageError, match="5 channels cannot be stored as PNG .*--format npy"):
         write_image(str(tmp_path / "x.png"), np.zeros((2, 2, 5), np.uint8))
+    with pytest.raises(UsageError, match="shape"):
+        write_image(str(tmp_path / "x.png"), np.zeros((2, 2, 3, 1), np.uint8))
     with pytest.raises(UsageError, match="int32"):
         write_image(str(tmp_path / "x.png"), np.zeros((2, 2), np.int32))
     with pytest.raises(UsageError, match="alpha"):

@@ -12,7 +12,8 @@ from imgkernel.kernels import load_kernel_file
 def test_load_kernel_file_formats(tmp_path):
     txt = tmp_path / "k.txt"
     txt.write_text("1 2 1\n2 4 2\n1 2 1\n")
-    assert load_kernel_file(txt).total == pytest.approx(1.0)
+    assert load_kernel_file(txt).total == pytest.approx(16.0)  # as written
+    assert load_kernel_file(txt, scale="sum").total == pytest.approx(1.0)
     csv = tmp_path / "k.csv"
     csv.write_text("-1,0,1\n-2,0,2\n-1,0,1\n")
     assert np.array_equal(load_kernel_file(csv).weights, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
@@ -28,8 +29,16 @@ def test_load_kernel_file_formats(tmp_path):
         "[kernels.first]\ngenerator = 'gaussian'\nparams = { sigma = 0.5 }\n"
         "[kernels.second]\nrows = [[1]]\n"
     )
-    assert load_kernel_file(many).name == "first"
-    assert load_kernel_file(many).total == pytest.approx(1.0)
+    # several kernels: the file names them and asks for one
+    with pytest.raises(UsageError, match=r"defines 2 kernels \(first, second\); choose one as"):
+        load_kernel_file(many)
+    assert load_kernel_file(f"{many}:first").name == "first"
+    assert load_kernel_file(f"{many}:first").total == pytest.approx(1.0)
+    assert np.array_equal(load_kernel_file(f"{many}:second").weights, [[1]])
+    with pytest.raises(UsageError, match="has no kernel 'third'"):
+        load_kernel_file(f"{many}:third")
+    with pytest.raises(UsageError, match="k.npy:x: no such file"):
+        load_kernel_file(f"{npy}:x")  # only a .toml path is split at its colon
 
 
 def test_load_kernel_file_errors(tmp_path):

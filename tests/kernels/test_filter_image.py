@@ -23,7 +23,17 @@ def gray(shape=(300, 40), dtype=np.uint8, alpha=None) -> Image:
 
 def test_choose_kernel_takes_exactly_one_source(tmp_path: Path) -> None:
     assert choose_kernel("sobel").name == load_library().resolve("sobel").name
-    np.testing.assert_allclose(choose_kernel(matrix="1 1; 1 1").weights, np.full((2, 2), 0.25))
+    np.testing.assert_allclose(choose_kernel(matrix="1 1; 1 1").weights, np.ones((2, 2)))
+    np.testing.assert_allclose(
+        choose_kernel(matrix="1 1; 1 1", divisor="sum").weights, np.full((2, 2), 0.25)
+    )
+    np.testing.assert_allclose(choose_kernel(matrix="2 4", divisor=2).weights, [[1, 2]])
+    sobel = load_library().resolve("sobel-x").weights
+    np.testing.assert_allclose(choose_kernel("sobel-x", divisor=8).weights, sobel / 8)
+    # a zero-sum kernel has no sum to divide by: it stays as written
+    np.testing.assert_allclose(choose_kernel("sobel-x", divisor="sum").weights, sobel)
+    with pytest.raises(UsageError, match="scale must not be 0, got 0"):
+        choose_kernel("sobel-x", divisor=0)
     np.save(tmp_path / "k.npy", np.eye(3))
     assert choose_kernel(kernel_file=str(tmp_path / "k.npy")).shape == (3, 3)
     with pytest.raises(UsageError, match="give a KERNEL name"):
@@ -50,9 +60,10 @@ def test_npy_keeps_floats_and_display_maps_them() -> None:
     raw, _ = filter_image(image, kernel, "NPY", stride=2)
     values, _ = apply_kernel(image.pixels, kernel, stride=2)
     assert raw.dtype == np.float32
-    np.testing.assert_array_equal(raw, values)
+    # the unit rule: an 8-bit source goes to float output divided by 255
+    np.testing.assert_allclose(raw, values / 255, rtol=1e-6)
     clipped, _ = filter_image(image, kernel, "npy", display=Display(mode="clip"), stride=2)
-    np.testing.assert_allclose(clipped, np.clip(values, 0, 255), atol=1e-3)
+    np.testing.assert_allclose(clipped, np.clip(values, 0, 255) / 255, atol=1e-6)
 
 
 def test_alpha_follows_the_pixels_type() -> None:

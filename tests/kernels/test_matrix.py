@@ -55,11 +55,13 @@ def test_parse_matrix_size_limit():
 
 def test_kernel_from_matrix_scale_and_offset():
     k = kernel_from_matrix("1 2 1; 2 4 2; 1 2 1")
-    assert k.total == pytest.approx(1.0)
+    assert k.total == pytest.approx(16.0)  # weights as written
+    assert kernel_from_matrix("1 2 1; 2 4 2; 1 2 1", scale="sum").total == pytest.approx(1.0)
     assert np.array_equal(kernel_from_matrix([[1, 1]], scale=1).weights, [[1, 1]])
-    edge = kernel_from_matrix("-1 0 1")
+    assert np.array_equal(kernel_from_matrix([[1, 1]], scale=4).weights, [[0.25, 0.25]])
+    edge = kernel_from_matrix("-1 0 1", scale="sum")
     assert np.array_equal(edge.weights, [[-1, 0, 1]])  # zero-sum: not divided
-    neg = kernel_from_matrix("-1 -1")
+    neg = kernel_from_matrix("-1 -1", scale="sum")
     assert np.array_equal(neg.weights, [[-0.5, -0.5]])  # |sum|: sign kept
     assert kernel_from_matrix("1", offset=0.5).offset == 0.5
     with pytest.raises(UsageError, match="got 128"):
