@@ -49,6 +49,10 @@ class UsageError(ImgkernelError, ValueError):
     exit_code = 2
 
 
+class ImgkernelWarning(UserWarning):
+    """Something the user should know that did not stop the work (one line on stderr)."""
+
+
 # ---------------------------------------------------------------------------
 # argument checks
 

@@ -9,13 +9,16 @@ The commands live in one module per family and are added to :data:`cli` by
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import click
 import numpy as np
 
-from imgkernel.errors import ImgkernelError
+from imgkernel.errors import ImgkernelError, ImgkernelWarning
 
 PROG = "imgkernel"
 
@@ -26,16 +29,17 @@ class Group(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
             # Overflow to inf in float32 is clipped at display time; numpy's
-            # warnings would only add noise to stderr.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # warnings would only add noise to stderr. imgkernel's own
+            # warnings are one line each; other libraries' (Pillow's notes on
+            # odd EXIF data, say) are not the user's business.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), one_line_warnings():
                 return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             fail("aborted", 130, prefix="")
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx else PROG
-            fail(exc.format_message(), 2, where=where)
+            fail(exc.format_message(), 2)
         except click.ClickException as exc:
             fail(exc.format_message(), exc.exit_code)
         except ImgkernelError as exc:
@@ -61,6 +65,21 @@ def fail(message: str, status: int, *, where: str = PROG, prefix: str = "error: 
 def warn(message: str) -> None:
     """Print ``imgkernel: warning: message`` on stderr."""
     click.echo(f"{PROG}: warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show :class:`~imgkernel.errors.ImgkernelWarning` as one line each; drop other warnings."""
+
+    def show(message: Any, category: type, *_: Any, **__: Any) -> None:
+        if issubclass(category, ImgkernelWarning):
+            warn(str(message))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", ImgkernelWarning)
+        warnings.showwarning = show
+        yield
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

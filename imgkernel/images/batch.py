@@ -8,16 +8,18 @@ happens here, the same way for every such command.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from imgkernel.errors import ImgkernelWarning, UsageError
 from imgkernel.images.formats import format_from_name, is_text_output, requested_format
 from imgkernel.images.image import Image
 from imgkernel.images.outputs import check_no_input_overwritten, expand_outputs
 from imgkernel.images.read import check_stdin_once, probe_image, read_image
-from imgkernel.images.write import write_image, write_text
+from imgkernel.images.write import MULTI_FRAME_FORMATS, write_frames, write_image, write_text
 
 #: What a transform returns: ``(pixels, alpha)`` ready to save, or one line of text.
 Result = tuple[np.ndarray, np.ndarray | None] | str
@@ -82,13 +84,48 @@ def run_images(inputs: Sequence[str], transform: Transform, options: OutputOptio
     for source in sources:
         probe_image(source)
     for source, target in zip(sources, targets, strict=True):
-        image = read_image(source, max_pixels=options.max_pixels, layout=options.layout)
+        image = read_image(
+            source, max_pixels=options.max_pixels, layout=options.layout, frames=True
+        )
         out_format = options.format_for(target, image.format)
-        result = transform(image, out_format)
-        if isinstance(result, str):
-            write_text(target, result + "\n")
+        if image.frames > 1 and out_format in MULTI_FRAME_FORMATS:
+            _write_all_frames(image, target, out_format, transform, options)
             continue
-        pixels, alpha = result
-        if out_format == "NPY" and image.layout is not None:
-            pixels = image.layout.restore(pixels)  # .npy in, .npy out: the same layout
-        write_image(target, pixels, alpha=alpha, format=out_format, **options.save)
+        if image.frames > 1:
+            warnings.warn(
+                f"{image.display_name} has {image.frames} frames; only the first was used "
+                "(write GIF, TIFF, WebP or PNG to keep them all)",
+                ImgkernelWarning,
+                stacklevel=2,
+            )
+        _write_one(image, target, out_format, transform(image, out_format), options)
+
+
+def _write_one(
+    image: Image, target: str, out_format: str, result: Result, options: OutputOptions
+) -> None:
+    if isinstance(result, str):
+        write_text(target, result + "\n")
+        return
+    pixels, alpha = result
+    if out_format == "NPY" and image.layout is not None:
+        pixels = image.layout.restore(pixels)  # .npy in, .npy out: the same layout
+    write_image(target, pixels, alpha=alpha, format=out_format, **options.save)
+
+
+def _write_all_frames(
+    image: Image, target: str, out_format: str, transform: Transform, options: OutputOptions
+) -> None:
+    """Transform every frame of an animation or multi-page file into one output file."""
+    results = [transform(frame, out_format) for frame in (image, *image.more_frames)]
+    if any(isinstance(result, str) for result in results):  # pragma: no cover - text formats
+        raise UsageError("text output has one line per image, not per frame")
+    frames = [result for result in results if not isinstance(result, str)]
+    write_frames(
+        target,
+        frames,
+        format=out_format,
+        duration=image.info.get("duration"),
+        loop=image.info.get("loop"),
+        **options.save,
+    )

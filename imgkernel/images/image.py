@@ -16,7 +16,7 @@ rounded half up (:func:`to_pixel_type`), as Pillow does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -112,7 +112,9 @@ class Image:
     ``source`` is the path as given, or ``"-"`` for standard input;
     ``layout`` says how an ``.npy`` array's axes became ``pixels`` (None for
     image files); ``frames`` counts the frames of an animated or multi-page
-    file (``pixels`` holds the first).
+    file (``pixels`` holds the first; ``more_frames`` the others when they
+    were read), and ``info`` keeps what a re-encoding needs (frame duration,
+    loop count).
     """
 
     pixels: np.ndarray
@@ -121,6 +123,8 @@ class Image:
     source: str
     layout: ArrayLayout | None = None
     frames: int = 1
+    more_frames: tuple[Image, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def max_value(self) -> float:

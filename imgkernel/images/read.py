@@ -25,9 +25,10 @@ Pillow mode                   pixels
 ============================  ==========================================
 
 An EXIF orientation tag is applied (the pixels come out the way viewers show
-the picture), because the tag is not written back. Multi-frame GIF and TIFF
-files give their first frame. Colour profiles are ignored. Pillow itself
-decodes 16-bit *colour* PNGs to 8 bits; only 16-bit grayscale keeps its depth.
+the picture), because the tag is not written back. Multi-frame GIF, TIFF,
+WebP and APNG files give their first frame, or every frame when asked.
+Colour profiles are ignored. Pillow itself decodes 16-bit *colour* PNGs to
+8 bits; only 16-bit grayscale keeps its depth.
 
 ``.npy`` files are loaded with ``allow_pickle=False``; the shape may be
 ``(H, W)``, ``(H, W, C)`` with any number of channels (``(C, H, W)`` with
@@ -162,6 +163,7 @@ def read_image(
     split_alpha: bool = True,
     max_pixels: int | None = None,
     layout: str | None = None,
+    frames: bool = False,
 ) -> Image:
     """Read an image file (or standard input for ``"-"``) into an :class:`Image`.
 
@@ -170,6 +172,9 @@ def read_image(
     0 means no limit.  Exceeding the limit is a :class:`UsageError`, as is
     any missing, unreadable, truncated or non-image input. ``layout``
     (``hwc``, the default, or ``chw``) says how a 3-D ``.npy`` array is read.
+    An animated or multi-page file gives its first frame, with ``frames``
+    holding the count; ``frames=True`` also decodes the others into
+    ``more_frames``.
     """
     source = os.fspath(source)
     if max_pixels is not None:
@@ -181,10 +186,15 @@ def read_image(
             array = _read_npy(name, stream, max_pixels, three_d)
             arrangement = ArrayLayout.of(array, three_d)
             return Image(arrangement.pixels(array), None, "NPY", source, layout=arrangement)
-        pixels, alpha = _read_pillow(
-            name, stream, fmt, split_alpha=split_alpha, max_pixels=max_pixels
+        decoded = _read_pillow(
+            name, stream, fmt, split_alpha=split_alpha, max_pixels=max_pixels, all_frames=frames
         )
-    return Image(pixels=pixels, alpha=alpha, format=fmt, source=source)
+    images = [
+        Image(pixels, alpha, fmt, source, frames=info["frames"], info=info)
+        for pixels, alpha, info in decoded
+    ]
+    images[0].more_frames = tuple(images[1:])
+    return images[0]
 
 
 def read_array(source: str) -> np.ndarray:
@@ -299,16 +309,22 @@ def _pixel_limit(max_pixels: int | None) -> Iterator[None]:
 
 
 def _read_pillow(
-    name: str, stream: IO[bytes], fmt: str, *, split_alpha: bool, max_pixels: int | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+    name: str,
+    stream: IO[bytes],
+    fmt: str,
+    *,
+    split_alpha: bool,
+    max_pixels: int | None,
+    all_frames: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray | None, dict[str, Any]]]:
+    """``(pixels, alpha, info)`` of the first frame, or of every frame with ``all_frames``."""
     from PIL import Image as PILImage
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
         with _pixel_limit(max_pixels), PILImage.open(stream, formats=_PILLOW_FORMATS[fmt]) as img:
-            img.load()  # force the full decode so truncation is reported here
-            ImageOps.exif_transpose(img, in_place=True)  # no copy without an EXIF rotation
-            return _pillow_to_arrays(name, img, split_alpha=split_alpha)
+            count = getattr(img, "n_frames", 1) if all_frames else 1
+            return [_decoded_frame(name, img, index, split_alpha) for index in range(count)]
     except UsageError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
@@ -324,6 +340,23 @@ def _read_pillow(
     except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error, zlib.error...
         detail = str(exc) or type(exc).__name__
         raise UsageError(f"{name}: truncated or corrupt image ({detail})") from None
+
+
+def _decoded_frame(
+    name: str, img: Any, index: int, split_alpha: bool
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Frame ``index`` of an open Pillow image, decoded, EXIF-rotated, as arrays."""
+    from PIL import ImageOps
+
+    if index:
+        img.seek(index)
+    img.load()  # force the full decode so truncation is reported here
+    info = {"frames": getattr(img, "n_frames", 1), "duration": img.info.get("duration")}
+    info["loop"] = img.info.get("loop")
+    frame = img if index == 0 else img.copy()
+    ImageOps.exif_transpose(frame, in_place=True)  # no copy without an EXIF rotation
+    pixels, alpha = _pillow_to_arrays(name, frame, split_alpha=split_alpha)
+    return pixels, alpha, info
 
 
 def _pillow_to_arrays(

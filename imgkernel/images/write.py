@@ -26,7 +26,7 @@ alpha plane is discarded (no compositing onto a background, no warning).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -140,8 +140,55 @@ def write_image(
     default 90) to JPEG and WebP; each is ignored by other formats. See the
     module docstring for what each format can store.
     """
-    target = os.fspath(target)
+    target, fmt, shown = _resolve_target(target, format)
     save = check_save_options(options)
+    # Check and convert the data before creating any file.
+    arr = _prepare(shown, pixels, alpha, fmt)
+    deliver(target, lambda f: _encode(shown, f, arr, fmt, save), binary=is_binary_format(fmt))
+
+
+#: Formats that hold several frames (an animation or pages): Pillow's ``save_all``.
+MULTI_FRAME_FORMATS = ("GIF", "TIFF", "WEBP", "PNG")
+
+
+def write_frames(
+    target: str,
+    frames: Sequence[tuple[np.ndarray, np.ndarray | None]],
+    *,
+    format: str | None = None,
+    duration: Any = None,
+    loop: int | None = None,
+    **options: int | None,
+) -> None:
+    """Write ``(pixels, alpha)`` frames as one animated or multi-page file, atomically.
+
+    GIF, TIFF, WebP and PNG (APNG) hold several frames; ``duration`` (ms,
+    one number or one per frame) and ``loop`` are kept for animations.
+    """
+    target, fmt, shown = _resolve_target(target, format)
+    if fmt not in MULTI_FRAME_FORMATS:
+        raise UsageError(f"{shown}: {fmt} cannot hold several frames")
+    save = check_save_options(options)
+    arrays = [_prepare(shown, pixels, alpha, fmt) for pixels, alpha in frames]
+    extra: dict[str, Any] = {"save_all": True}
+    if duration is not None and fmt != "TIFF":
+        extra["duration"] = duration
+    if loop is not None and fmt in ("GIF", "WEBP", "PNG"):
+        extra["loop"] = loop
+
+    def encode(f: IO[bytes]) -> None:
+        from PIL import Image as PILImage
+
+        first, *rest = (PILImage.fromarray(arr) for arr in arrays)
+        options_for = {**pillow_options(fmt, save), **extra}
+        first.save(f, format=fmt, append_images=rest, **options_for)
+
+    deliver(target, encode, binary=True)
+
+
+def _resolve_target(target: str, format: str | None) -> tuple[str, str, str]:
+    """``(target, format, name for messages)``; the format from ``format`` or the name."""
+    target = os.fspath(target)
     if format is not None:
         fmt = normalize_format(format)
     else:
@@ -152,12 +199,9 @@ def write_image(
                 "such as .png or choose a format"
             )
         fmt = named or "PNG"
-    shown = "standard output" if target == "-" else target
     if target != "-":
         check_target(target)
-    # Check and convert the data before creating any file.
-    arr = _prepare(shown, pixels, alpha, fmt)
-    deliver(target, lambda f: _encode(shown, f, arr, fmt, save), binary=is_binary_format(fmt))
+    return target, fmt, "standard output" if target == "-" else target
 
 
 def write_text(target: str, text: str) -> None:

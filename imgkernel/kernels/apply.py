@@ -80,11 +80,17 @@ def apply_kernel(
     image = pixels
     if alpha is not None and alpha_mode == "premultiply":
         image = _premultiplied(pixels, alpha, kernel, max_value)
-    values = _response(image, kernel, options)
+    offset = kernel.offset * max_value
+    if _pillow_applies(image, kernel, method):
+        # Pillow adds its offset in whole 8/16-bit levels (128 for mid-grey).
+        values = _pillow_response(image, kernel, options, np.floor(offset + 0.5))
+        offset = 0.0
+    else:
+        values = _response(image, kernel, options)
     out_alpha = None
     if alpha is not None:
         out_alpha = _alpha_out(values, alpha, alpha_mode, kernel, options, max_value)
-    extra = np.float32(bias + kernel.offset * max_value)
+    extra = np.float32(bias + offset)
     if extra:
         values += extra
     return values, out_alpha
@@ -102,6 +108,54 @@ def _response(image: np.ndarray, kernel: Kernel, options: dict[str, Any]) -> np.
         total = response if total is None else np.add(total, response, out=total)
     assert total is not None
     return np.sqrt(total, out=total)
+
+
+def _pillow_applies(image: np.ndarray, kernel: Kernel, method: str) -> bool:
+    """Pillow's arithmetic for its own kernels on 8/16-bit data (what it filters)."""
+    return (
+        kernel.arithmetic == "pillow"
+        and kernel.combine == "single"
+        and image.dtype.kind in "ui"
+        and method == "auto"
+    )
+
+
+def _pillow_response(
+    image: np.ndarray, kernel: Kernel, options: dict[str, Any], offset: float
+) -> np.ndarray:
+    """The response as ``PIL.ImageFilter`` computes it, offset included, in float32.
+
+    Pillow (``libImaging/Filter.c``) starts each sum at ``offset + 0.5``,
+    adds the kernel rows bottom to top, each row's taps summed left to right
+    with float32 weights ``w / scale``, and truncates. Summing in that order
+    reproduces its float32 rounding, so where the exact value is a tie
+    (``x.5``) the 8-bit result rounds as Pillow's does. The returned value is
+    that sum minus the 0.5 (exact in float32), which the display's half-up
+    rounding turns back into Pillow's pixel.
+    """
+    weights = kernel.weights[::-1, ::-1] if options["convolve"] else kernel.weights
+    w32 = weights.astype(np.float32)
+    kh, kw = w32.shape
+    step = as_pair(options["stride"], "stride")
+    rate = as_pair(options["dilation"], "dilation")
+    height, width = image.shape[:2]
+    pads = resolve_padding(options["padding"], (height, width), (kh, kw), step, rate)
+    check_fits((height, width), (kh, kw), pads, rate)
+    padded = pad(image, pads, parse_border(options["border"]), axes=(0, 1), dtype=np.float32)
+    out_h = output_size(padded.shape[0], kh, step[0], rate[0])
+    out_w = output_size(padded.shape[1], kw, step[1], rate[1])
+    start = np.float32(offset) + np.float32(0.5)
+    total = np.full((out_h, out_w) + image.shape[2:], start, dtype=np.float32)
+    for i in reversed(range(kh)):
+        rows = slice(i * rate[0], i * rate[0] + step[0] * (out_h - 1) + 1, step[0])
+        row_sum: np.ndarray | None = None
+        for j in range(kw):
+            cols = slice(j * rate[1], j * rate[1] + step[1] * (out_w - 1) + 1, step[1])
+            term = padded[rows, cols] * w32[i, j]
+            row_sum = term if row_sum is None else np.add(row_sum, term, out=row_sum)
+        total += row_sum
+    total -= np.float32(0.5)
+    return total
 
 
 def _premultiplied(

@@ -37,7 +37,7 @@ from imgkernel.kernels.checks import (
 )
 from imgkernel.kernels.generators import GENERATORS, find_generator
 from imgkernel.kernels.matrix import apply_scale
-from imgkernel.kernels.record import KERNEL_DISPLAY_MODES
+from imgkernel.kernels.record import ARITHMETIC_MODES, KERNEL_DISPLAY_MODES
 
 __all__ = [
     "KernelDefinition",
@@ -57,6 +57,7 @@ class KernelDefinition:
     display: str | None = None
     rows: np.ndarray | None = None  # already divided by scale
     offset: float = 0.0
+    arithmetic: str = "core"
     generator: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     components: tuple[str, ...] = ()
@@ -84,11 +85,20 @@ _KIND_KEYS = ("rows", "generator", "combine", "alias")
 #: Keys each kind refuses (they belong to another kind).
 _STRAY_KEYS = {
     "rows": {"generator", "params", "components"},
-    "generator": {"scale", "components"},
-    "combine": {"scale", "params"},
-    "alias": {"scale", "params", "components", "offset"},
+    "generator": {"scale", "components", "arithmetic"},
+    "combine": {"scale", "params", "arithmetic"},
+    "alias": {"scale", "params", "components", "offset", "arithmetic"},
 }
-_TABLE_KEYS = {*_KIND_KEYS, "description", "display", "scale", "offset", "params", "components"}
+_TABLE_KEYS = {
+    *_KIND_KEYS,
+    "description",
+    "display",
+    "scale",
+    "offset",
+    "params",
+    "components",
+    "arithmetic",
+}
 
 
 def parse_definition(name: str, table: object, source: str) -> KernelDefinition:
@@ -107,6 +117,9 @@ def parse_definition(name: str, table: object, source: str) -> KernelDefinition:
         description=" ".join(description.split()),
         display=display,
         offset=check_offset(table.get("offset", 0.0), where),
+        arithmetic=check_choice(
+            table.get("arithmetic", "core"), f"{where}: arithmetic", ARITHMETIC_MODES
+        ),
         source=source,
         **fields,
     )

@@ -214,7 +214,9 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
         if d.kind == "magnitude":
             return self._build_magnitude(d, stack)
         assert d.rows is not None
-        return Kernel(d.name, d.rows, d.offset, d.description, d.display or "clip")
+        return Kernel(
+            d.name, d.rows, d.offset, d.description, d.display or "clip", arithmetic=d.arithmetic
+        )
 
     def _build_magnitude(self, d: KernelDefinition, stack: tuple[str, ...]) -> Kernel:
         """The components' stack: they must be single kernels of one shape and dilation."""

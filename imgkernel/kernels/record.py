@@ -20,7 +20,7 @@ from imgkernel.errors import UsageError, check_choice, check_float, check_int
 from imgkernel.images import POINTWISE_DISPLAY_MODES
 from imgkernel.kernels.checks import quote
 
-__all__ = ["COMBINE_MODES", "KERNEL_DISPLAY_MODES", "Kernel"]
+__all__ = ["ARITHMETIC_MODES", "COMBINE_MODES", "KERNEL_DISPLAY_MODES", "Kernel"]
 
 #: How a record's signed result may be shown by default: the shared display
 #: modes except ``normalize``, which depends on a whole image's range and is
@@ -30,6 +30,9 @@ KERNEL_DISPLAY_MODES = POINTWISE_DISPLAY_MODES
 #: ``single``: one 2-D kernel; ``magnitude``: the root of the summed squared
 #: responses of a stack of components.
 COMBINE_MODES = ("single", "magnitude")
+#: ``core``: the convolution core's fastest path; ``pillow``: Pillow's float32
+#: order of operations, so 8-bit results equal ``PIL.ImageFilter``'s pixel for pixel.
+ARITHMETIC_MODES = ("core", "pillow")
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +59,11 @@ class Kernel:
         :meth:`expanded` for the equivalent dense matrix.
     combine : {"single", "magnitude"}
         ``"magnitude"``: the output is ``sqrt(sum_i (image ⋆ weights[i])**2)``.
+    arithmetic : {"core", "pillow"}
+        ``"pillow"`` (Pillow's built-in filters) sums the taps in float32 in
+        Pillow's order, with the offset and the rounding half first, so a
+        result rounded to 8 bits ties where Pillow's does (see
+        :func:`imgkernel.kernels.apply.apply_kernel`).
 
     Examples
     --------
@@ -82,6 +90,7 @@ got 'normalize'
     display: str = "clip"
     dilation: tuple[int, int] = (1, 1)
     combine: str = "single"
+    arithmetic: str = "core"
 
     def __post_init__(self) -> None:
         what = f"kernel {quote(self.name)}"
@@ -92,6 +101,7 @@ got 'normalize'
             "offset": check_float(self.offset, f"{what}: offset"),
             "dilation": _checked_dilation(self.dilation, what),
             "combine": combine,
+            "arithmetic": check_choice(self.arithmetic, f"{what}: arithmetic", ARITHMETIC_MODES),
         }
         for key, value in checked.items():
             object.__setattr__(self, key, value)
@@ -167,6 +177,7 @@ got 'normalize'
             and self.display == other.display
             and self.dilation == other.dilation
             and self.combine == other.combine
+            and self.arithmetic == other.arithmetic
             and self.weights.shape == other.weights.shape
             and bool(np.array_equal(self.weights, other.weights))
         )

@@ -160,10 +160,10 @@ def test_library_errors_become_one_line_and_a_status(
     assert result.stderr.strip().splitlines() == [line]
 
 
-def test_click_usage_errors_name_the_command() -> None:
+def test_click_usage_errors_use_the_one_prefix() -> None:
     result = CliRunner().invoke(cli, ["pool", "--mode", "median"], prog_name="imgkernel")
     assert result.exit_code == 2
-    assert result.stderr.startswith("imgkernel pool: error: Invalid value for '--mode'")
+    assert result.stderr.startswith("imgkernel: error: Invalid value for '--mode'")  # one prefix
 
 
 def test_command_modules_import_only_app_and_params() -> None:

@@ -64,6 +64,12 @@ def test_offset_is_a_fraction_of_full_scale() -> None:
     image = np.full((5, 5), 100, dtype=np.uint16)
     emboss = LIBRARY.resolve("emboss")  # zero-sum: a flat image gives just the offset
     values, _ = apply_kernel(image, emboss, max_value=65535.0)
+    # Pillow's arithmetic adds mid-grey in whole levels: 32768 for 16-bit
+    np.testing.assert_allclose(values, 32768.0)
+    floats, _ = apply_kernel(image.astype(np.float32) / 65535, emboss, max_value=1.0)
+    np.testing.assert_allclose(floats, 0.5)
+    mine = kernel_from_matrix([[0, 0, 0], [0, 1, -1], [0, 0, 0]], offset=0.5)
+    values, _ = apply_kernel(image, mine, max_value=65535.0)
     np.testing.assert_allclose(values, 0.5 * 65535.0)
 
 
