@@ -34,10 +34,11 @@ Colour profiles are ignored. Pillow itself decodes 16-bit *colour* PNGs to
 ``(H, W)``, ``(H, W, C)`` with any number of channels (``(C, H, W)`` with
 ``layout="chw"``) or ``(N, C, H, W)``; :class:`~imgkernel.images.image.ArrayLayout`
 views it as ``(H, W, C)`` pixels and puts results back in the same layout.
-uint8 and uint16 are kept; other integer arrays become uint8 if their values
-fit in 0..255, uint16 if they fit in 0..65535 and float32 otherwise; floats
-become float32; bool becomes uint8 0/255. The channels of an ``.npy`` array
-are data, so no alpha is ever split off.
+uint8 and uint16 are kept (8/16-bit images, full scale 255/65535); every
+other number type (other integers, bool, floats) becomes float32 with its
+values unchanged, so full scale is 1.0: a binary ``[[1, 0], ...]`` array
+saved by numpy as int64 filters to the numbers a hand calculation gives. The
+channels of an ``.npy`` array are data, so no alpha is ever split off.
 
 A file is opened once (through :func:`imgkernel.errors.open_user_file`, the
 one place where an ``OSError`` becomes a message); standard input is read
@@ -274,20 +275,10 @@ def _effective_limit(max_pixels: int | None) -> int | None:
 
 
 def _normalize_npy(arr: np.ndarray) -> np.ndarray:
-    kind = arr.dtype.kind
-    if kind == "b":
-        return arr.astype(np.uint8) * np.uint8(255)
-    if kind == "f":
-        return np.ascontiguousarray(arr, dtype=np.float32)
-    if kind == "u" and arr.dtype.itemsize in (1, 2):  # uint8 / uint16, any byte order
+    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):  # uint8 / uint16, any byte order
         return np.ascontiguousarray(arr, dtype=np.uint8 if arr.dtype.itemsize == 1 else np.uint16)
-    # Other integer types: the smallest pixel type that holds the values.
-    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-    if lo >= 0 and hi <= 255:
-        return arr.astype(np.uint8)
-    if lo >= 0 and hi <= 65535:
-        return arr.astype(np.uint16)
-    return arr.astype(np.float32)
+    # Anything else is data, not an 8/16-bit picture: its values, as float32.
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 # ------------------------------------------------------------------------ Pillow

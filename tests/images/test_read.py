@@ -214,8 +214,10 @@ def test_npy_alpha_appended(tmp_path):
 @pytest.mark.parametrize(
     ("arr", "dtype"),
     [
-        (np.arange(6, dtype=np.int64).reshape(2, 3), np.uint8),
-        (np.arange(6, dtype=np.int32).reshape(2, 3) * 1000, np.uint16),
+        # only uint8/uint16 are 8/16-bit pictures; other numbers are data (float32)
+        (np.arange(6, dtype=np.int64).reshape(2, 3), np.float32),
+        (np.arange(6, dtype=np.int32).reshape(2, 3) * 1000, np.float32),
+        (np.arange(6, dtype=np.uint8).reshape(2, 3), np.uint8),
         (np.arange(6, dtype=np.int16).reshape(2, 3) - 3, np.float32),
         (np.arange(6, dtype=np.float64).reshape(2, 3) / 7, np.float32),
         (np.arange(6, dtype=np.float16).reshape(2, 3), np.float32),
@@ -233,8 +235,8 @@ def test_npy_dtypes(tmp_path, arr, dtype):
 def test_npy_bool_and_single_channel(tmp_path):
     np.save(tmp_path / "b.npy", np.array([[True, False]]))
     img = read_image(str(tmp_path / "b.npy"))
-    assert img.pixels.dtype == np.uint8
-    np.testing.assert_array_equal(img.pixels, [[255, 0]])
+    assert img.pixels.dtype == np.float32  # True is 1.0, full scale of a float image
+    np.testing.assert_array_equal(img.pixels, [[1.0, 0.0]])
     np.save(tmp_path / "c1.npy", np.ones((2, 3, 1), np.uint8))
     one = read_image(str(tmp_path / "c1.npy"))
     assert one.pixels.shape == (2, 3, 1)  # a trailing channel of 1 stays
