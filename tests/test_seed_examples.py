@@ -212,8 +212,7 @@ def test_seed001_feature_detector_map():
     assert_exact(f2d(FD_IMAGE.astype(np.uint8), FEATURE_DETECTOR), expected)
 
 
-@pytest.mark.skip(reason="pooling is a later issue; expected values kept for when it lands")
-def test_seed001_max_pooling_of_feature_map():  # pragma: no cover
+def test_seed001_max_pooling_of_feature_map():
     # 2x2 max pool, stride 2 over the (corrected) 5x5 feature map, partial
     # windows at the right/bottom edge kept (ceil mode; floor mode gives 2x2):
     # rows 0-1: max(0,1,0,1)=1, max(0,0,1,1)=1, max(0,0)=0
@@ -221,7 +220,16 @@ def test_seed001_max_pooling_of_feature_map():  # pragma: no cover
     # row 4:    max(0,0)=0,     max(1,2)=2,     max(1)=1
     # slide: 1 1 0 / 4 2 1 / 0 2 1 (also right with the slide's own map, since
     # the slipped cell's window holds a 2). And 256x256x64 -> 128x128x64.
-    raise NotImplementedError
+    feature_map = f2d(FD_IMAGE, FEATURE_DETECTOR)
+    assert_exact(
+        imgkernel.pool2d(feature_map, 2, ceil_mode=True), [[1, 1, 0], [4, 2, 1], [0, 2, 1]]
+    )
+    assert_exact(imgkernel.pool2d(feature_map, 2), [[1, 1], [4, 2]])
+    slide_map = feature_map.copy()
+    slide_map[2, 2] = 1  # the slide's slipped cell changes nothing here
+    assert_exact(imgkernel.pool2d(slide_map, 2, ceil_mode=True), [[1, 1, 0], [4, 2, 1], [0, 2, 1]])
+    maps = np.zeros((256, 256, 64), np.float32)
+    assert imgkernel.pool2d(maps, 2).shape == (128, 128, 64)
 
 
 def test_seed001_question_256x256x3_64_filters():

@@ -25,9 +25,14 @@ def kernels_command(ctx: click.Context, kernel_files: tuple[str, ...]) -> None:
 
 @kernels_command.command("show")
 @click.argument("spec", metavar="NAME[:key=value,...]")
+@KERNEL_LIBRARIES
 @click.pass_obj
-def kernels_show(kernel_files: tuple[str, ...], spec: str) -> None:
-    """Print a kernel's matrix and properties (sum, separable or not)."""
+def kernels_show(group_files: tuple[str, ...], spec: str, kernel_files: tuple[str, ...]) -> None:
+    """Print a kernel's matrix and properties (sum, separable or not).
+
+    --kernels may come before 'show' or after it, as for 'filter'.
+    """
     from imgkernel.kernels import describe_kernel, load_library
 
-    click.echo(describe_kernel(load_library(kernel_files).resolve(spec)))
+    libraries = (*(group_files or ()), *kernel_files)
+    click.echo(describe_kernel(load_library(libraries).resolve(spec)))
