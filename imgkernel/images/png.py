@@ -92,13 +92,14 @@ CHUNK_BYTES = 1 << 20
 _ADLER_BASE = 65521
 
 _FAST = (("isal", 1, 0), ("zlib-ng", 2, 0), ("zlib", 1, 0))
+_FILT = zlib.Z_FILTERED
 _LEVELS: dict[int, tuple[tuple[int, ...], tuple[tuple[str, int, int], ...]]] = {
     0: ((NONE,), (("zlib", 0, 0),)),
     1: ((NONE, SUB, UP), _FAST),
     2: ((NONE, SUB, UP, AVERAGE), _FAST),
     3: ((NONE, SUB, UP, AVERAGE, PAETH), _FAST),
-    4: ((NONE, SUB, UP, AVERAGE, PAETH), (("zlib-ng", 7, 1), ("zlib", 4, 1))),
-    7: ((NONE, SUB, UP, AVERAGE, PAETH), (("zlib-ng", 9, 1), ("zlib", 9, 1))),
+    4: ((NONE, SUB, UP, AVERAGE, PAETH), (("zlib-ng", 7, _FILT), ("zlib", 4, _FILT))),
+    7: ((NONE, SUB, UP, AVERAGE, PAETH), (("zlib-ng", 9, _FILT), ("zlib", 9, _FILT))),
 }
 _LEVELS[5] = _LEVELS[6] = _LEVELS[4]
 _LEVELS[8] = _LEVELS[9] = _LEVELS[7]
@@ -189,6 +190,7 @@ class _Setup:
     filters: tuple
     band_rows: int
     deflater: Deflater
+    checksums: Any  # module with adler32 and crc32
 
 
 class _Strip(NamedTuple):
@@ -202,7 +204,18 @@ def _encode_strip(rows: np.ndarray, above: np.ndarray, setup: _Setup, last: bool
     filtered = filter_rows(_as_bytes(rows), above, setup.bpp, setup.filters, setup.band_rows)
     flat = filtered.reshape(-1)
     data = setup.deflater.compress(flat, last)
-    return _Strip(data, _checksums().adler32(flat), flat.size)
+    return _Strip(data, setup.checksums.adler32(flat), flat.size)
+
+
+def _zlib_header(level: int) -> bytes:
+    """CMF 0x78 (deflate, 32 KiB window), then FLG: FLEVEL (informational) and check bits.
+
+    >>> [_zlib_header(level).hex() for level in (1, 4, 6, 9)]
+    ['7801', '785e', '789c', '78da']
+    """
+    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
+    flg = flevel << 6
+    return bytes([0x78, flg + 31 - (0x78 * 256 + flg) % 31])
 
 
 def _default_threads() -> int:
@@ -287,7 +300,9 @@ class PngWriter:
         self.dtype = np.dtype(np.uint8 if bit_depth == 8 else np.uint16)
         row_bytes = self.width * channels * bit_depth // 8
         bpp = channels * bit_depth // 8
-        self._setup = _Setup(bpp, chosen, max(1, BAND_BYTES // row_bytes), deflater)
+        band_rows = max(1, BAND_BYTES // row_bytes)
+        self._setup = _Setup(bpp, chosen, band_rows, deflater, _checksums())
+        self._header = _zlib_header(int(level))
         self._strip_rows = max(1, STRIP_BYTES // row_bytes)
         workers = _default_threads() if threads is None else max(1, int(threads))
         many = self.height > self._strip_rows and workers > 1
@@ -405,8 +420,7 @@ class PngWriter:
     def _emit(self, strip: _Strip) -> None:
         data = strip.data
         if self._emitted == 0:
-            # zlib header: deflate with a 32 KiB window; FLEVEL is informational only.
-            data = b"\x78\x01" + data
+            data = self._header + data
         self._emitted += 1
         self._adler = adler32_combine(self._adler, strip.adler, strip.size)
         if not self._queue and self._submitted == self.height:
@@ -416,7 +430,7 @@ class PngWriter:
             self._chunk(b"IDAT", view[start : start + CHUNK_BYTES])
 
     def _chunk(self, kind: bytes, data: bytes | memoryview) -> None:
-        crc = _checksums().crc32(data, zlib.crc32(kind))
+        crc = self._setup.checksums.crc32(data, zlib.crc32(kind))
         self._file.write(struct.pack(">I", len(data)) + kind)
         self._file.write(data)
         self._file.write(struct.pack(">I", crc & 0xFFFFFFFF))
