@@ -13,45 +13,13 @@ Images: ``(H, W)`` gray, ``(H, W, C)`` with C = 1 (gray), 2 (gray+alpha),
 3 (RGB) or 4 (RGBA); ``uint8`` (8-bit) or ``uint16`` (16-bit, written
 big-endian as PNG requires).  No palette, no ancillary chunks, no interlace.
 
-Compress levels (fast -> small) and what they do; the library is the first
-of its column that imports (python-isal, zlib-ng, then the standard
-library's zlib, so the module works with the runtime dependencies alone):
-
-=====  ===========================  ==============================================
-level  filters tried per band       deflate (isal / zlib-ng / zlib)
-=====  ===========================  ==============================================
-0      None                         stored blocks, no compression (zlib level 0)
-1      None, Sub, Up                isal 1 / zlib-ng 2 / zlib 1
-2      + Average                    isal 1 / zlib-ng 2 / zlib 1
-3      + Paeth (all five)           isal 1 / zlib-ng 2 / zlib 1
-4-6    all five                     zlib-ng 7 / zlib 4, both with ``Z_FILTERED``
-7-9    all five                     zlib-ng 9 / zlib 9, both with ``Z_FILTERED``
-=====  ===========================  ==============================================
-
-Measured on the 4000x3000 RGB benchmark photo (Average-filtered, one core,
-seconds / MB; Pillow's level 6 writes 18.7 MB in 3-4 s):
-
-==================  ===========  ============  ==================  ===========
-isal 1 / 2 / 3      zlib-ng 1    zlib-ng 2, 6  zlib-ng 7, 9 +FILT  zlib 1 / 4F
-==================  ===========  ============  ==================  ===========
-0.14 s 19.8 / 20.1  0.24 s 29.7  0.43 s 20.0,  1.07 s 18.5,        0.43 s 21.0
-/ 20.0 MB                        0.54 s 19.8   3.9 s 18.5          1.6 s 18.4
-==================  ===========  ============  ==================  ===========
-
-ISA-L's levels 2-3 are no smaller than 1 on filtered rows, so levels 1-3 use
-isal 1 and spend their extra effort on filters; isal 0 is a weak matcher, not
-stored blocks.  ``Z_FILTERED`` (as Pillow uses) drops short matches in lazy
-deflate: 8-10 % smaller on noisy rows at no cost; ISA-L has no strategies,
-hence the switch of library at level 4.  1 MiB strips cost +-0.01 % against
-one serial stream, and priming each with the previous 32 KiB (as pigz does)
-gained nothing, so strips are independent.  Filters are chosen per band of
-about 256 KiB by libpng's heuristic (smallest sum of |signed bytes|) on every
-8th row, which matched a per-row choice to 0.05 %.
+Compress levels 0-9 go from fast to small; what each does, and the
+measurements behind it, are in :mod:`imgkernel.images.pngdeflate`.  Row
+filters are in :mod:`imgkernel.images.pngfilter`.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import struct
@@ -59,20 +27,28 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import ModuleType
 from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from imgkernel.images.pngfilter import AVERAGE, FILTER_NAMES, NONE, PAETH, SUB, UP, filter_rows
+from imgkernel.images.pngdeflate import (
+    Deflater,
+    Plan,
+    adler32_combine,
+    checksums,
+    plan_for,
+    zlib_header,
+)
+from imgkernel.images.pngfilter import FILTER_NAMES, filter_rows
 
 __all__ = [
     "DEFAULT_LEVEL",
     "FILTER_NAMES",
     "Deflater",
+    "Plan",
     "PngWriter",
     "adler32_combine",
-    "deflater_for",
+    "plan_for",
     "encode_png",
     "write_png",
 ]
@@ -89,90 +65,6 @@ STRIP_BYTES = 1 << 20
 BAND_BYTES = 1 << 18
 #: Largest IDAT payload written (decoders accept up to 2**31 - 1).
 CHUNK_BYTES = 1 << 20
-_ADLER_BASE = 65521
-
-_FAST = (("isal", 1, 0), ("zlib-ng", 2, 0), ("zlib", 1, 0))
-_FILT = zlib.Z_FILTERED
-_LEVELS: dict[int, tuple[tuple[int, ...], tuple[tuple[str, int, int], ...]]] = {
-    0: ((NONE,), (("zlib", 0, 0),)),
-    1: ((NONE, SUB, UP), _FAST),
-    2: ((NONE, SUB, UP, AVERAGE), _FAST),
-    3: ((NONE, SUB, UP, AVERAGE, PAETH), _FAST),
-    4: ((NONE, SUB, UP, AVERAGE, PAETH), (("zlib-ng", 7, _FILT), ("zlib", 4, _FILT))),
-    7: ((NONE, SUB, UP, AVERAGE, PAETH), (("zlib-ng", 9, _FILT), ("zlib", 9, _FILT))),
-}
-_LEVELS[5] = _LEVELS[6] = _LEVELS[4]
-_LEVELS[8] = _LEVELS[9] = _LEVELS[7]
-_MODULES = {"isal": "isal.isal_zlib", "zlib-ng": "zlib_ng.zlib_ng", "zlib": "zlib"}
-
-
-def _library(name: str) -> ModuleType | None:
-    """The deflate module for ``name``, or None when it does not import."""
-    try:
-        return importlib.import_module(_MODULES[name])
-    except ImportError:
-        return None
-
-
-def _checksums() -> ModuleType:
-    """The fastest importable module with ``adler32`` and ``crc32`` (ISA-L's: ~15x zlib's)."""
-    return _library("isal") or _library("zlib-ng") or zlib
-
-
-@dataclass(frozen=True)
-class Deflater:
-    """One deflate setting: which library, its level and its strategy."""
-
-    library: str
-    module: Any
-    level: int
-    strategy: int
-
-    def compress(self, data: Any, last: bool) -> bytes:
-        """Raw deflate of ``data``: a final block if ``last``, else a sync flush."""
-        z = self.module.compressobj(self.level, zlib.DEFLATED, -15, 8, self.strategy)
-        end = self.module.Z_FINISH if last else self.module.Z_SYNC_FLUSH
-        return bytes(z.compress(data) + z.flush(end))
-
-
-def deflater_for(level: int, filters: tuple[int, ...] | None = None) -> tuple[Deflater, tuple]:
-    """The deflater and candidate filters of a compress level (0-9).
-
-    >>> d, f = deflater_for(0)
-    >>> d.library, d.level, [FILTER_NAMES[i] for i in f]
-    ('zlib', 0, ['none'])
-    >>> deflater_for(6)[0].strategy == zlib.Z_FILTERED
-    True
-    """
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= 9:
-        raise ValueError(f"compress level must be an integer from 0 to 9, got {level!r}")
-    candidates, choices = _LEVELS[int(level)]
-    for name, lib_level, strategy in choices:
-        module = _library(name)
-        if module is not None:
-            chosen = filters if filters is not None else candidates
-            if not chosen or any(f not in range(5) for f in chosen):
-                raise ValueError(f"filters must be PNG filter types 0-4, got {filters!r}")
-            return Deflater(name, module, lib_level, strategy), tuple(chosen)
-    raise AssertionError("the standard library's zlib always imports")  # pragma: no cover
-
-
-def adler32_combine(adler1: int, adler2: int, length2: int) -> int:
-    """Adler-32 of ``A + B`` from ``adler32(A)``, ``adler32(B)`` and ``len(B)``.
-
-    The sum ``a`` is additive; ``b`` sums the running ``a`` over every byte,
-    so B's ``b`` gains A's ``a - 1`` once per byte of B (zlib's combine).
-
-    >>> adler32_combine(zlib.adler32(b"abc"), zlib.adler32(b"defg"), 4) == zlib.adler32(b"abcdefg")
-    True
-    """
-    a1, b1 = adler1 & 0xFFFF, adler1 >> 16
-    a2, b2 = adler2 & 0xFFFF, adler2 >> 16
-    a = (a1 + a2 - 1) % _ADLER_BASE
-    b = (b1 + b2 + length2 * (a1 - 1)) % _ADLER_BASE
-    return (b << 16) | a
-
-
 # ------------------------------------------------------------------ strips
 
 
@@ -187,9 +79,8 @@ class _Setup:
     """What every strip task needs to know, fixed for one image."""
 
     bpp: int
-    filters: tuple
     band_rows: int
-    deflater: Deflater
+    plan: Plan
     checksums: Any  # module with adler32 and crc32
 
 
@@ -201,21 +92,11 @@ class _Strip(NamedTuple):
 
 def _encode_strip(rows: np.ndarray, above: np.ndarray, setup: _Setup, last: bool) -> _Strip:
     """Filter and compress one strip of rows (runs on a worker thread)."""
-    filtered = filter_rows(_as_bytes(rows), above, setup.bpp, setup.filters, setup.band_rows)
+    plan = setup.plan
+    filtered = filter_rows(_as_bytes(rows), above, setup.bpp, plan.filters, setup.band_rows)
     flat = filtered.reshape(-1)
-    data = setup.deflater.compress(flat, last)
+    data = plan.compress(flat, last)
     return _Strip(data, setup.checksums.adler32(flat), flat.size)
-
-
-def _zlib_header(level: int) -> bytes:
-    """CMF 0x78 (deflate, 32 KiB window), then FLG: FLEVEL (informational) and check bits.
-
-    >>> [_zlib_header(level).hex() for level in (1, 4, 6, 9)]
-    ['7801', '785e', '789c', '78da']
-    """
-    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
-    flg = flevel << 6
-    return bytes([0x78, flg + 31 - (0x78 * 256 + flg) % 31])
 
 
 def _default_threads() -> int:
@@ -295,14 +176,14 @@ class PngWriter:
             raise ValueError(
                 f"need 1-4 channels and bit depth 8 or 16, got {channels}, {bit_depth}"
             )
-        deflater, chosen = deflater_for(level, filters)
+        plan = plan_for(level, filters)
         self.width, self.height, self.channels = int(width), int(height), channels
         self.dtype = np.dtype(np.uint8 if bit_depth == 8 else np.uint16)
         row_bytes = self.width * channels * bit_depth // 8
         bpp = channels * bit_depth // 8
         band_rows = max(1, BAND_BYTES // row_bytes)
-        self._setup = _Setup(bpp, chosen, band_rows, deflater, _checksums())
-        self._header = _zlib_header(int(level))
+        self._setup = _Setup(bpp, band_rows, plan, checksums())
+        self._header = zlib_header(int(level))
         self._strip_rows = max(1, STRIP_BYTES // row_bytes)
         workers = _default_threads() if threads is None else max(1, int(threads))
         many = self.height > self._strip_rows and workers > 1

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgkernel.images import png
-from imgkernel.images.png import PngWriter, adler32_combine, deflater_for, encode_png, write_png
+from imgkernel.images import png, pngdeflate
+from imgkernel.images.png import PngWriter, adler32_combine, encode_png, plan_for, write_png
 
 VIPS = shutil.which("vips")
 # /usr/bin/convert is ImageMagick itself; a `convert` earlier on PATH may be a stand-in.
@@ -218,7 +218,20 @@ def test_levels_go_from_fast_to_small():
     arr = make_image((120, 200, 3), np.uint8, "smooth")
     sizes = [len(encode_png(arr, level)) for level in range(10)]
     assert sizes == sorted(sizes, reverse=True)
-    assert sizes[0] > arr.nbytes > sizes[1] > sizes[3] > sizes[4]
+    assert sizes[0] > arr.nbytes > sizes[1] > sizes[2] >= sizes[3] >= sizes[9]
+
+
+def test_strips_keep_their_best_candidate():
+    """A tiled texture: lazy LZ77 (level 3) beats the fast one; noise: RLE beats LZ77."""
+    rng = np.random.default_rng(3)
+    tiled = np.tile(rng.integers(0, 256, (37, 23, 3), dtype=np.uint8), (8, 12, 1))
+    sizes = [len(encode_png(tiled, level)) for level in (1, 3, 9)]
+    assert sizes[0] > 2 * sizes[1] and sizes[2] <= sizes[1]
+    # What filtered noisy photo rows look like: small signed differences.
+    data = rng.normal(0, 3, 600_000).round().astype(np.int8).tobytes()
+    plan = plan_for(1)
+    assert len(plan.compress(data, True)) < 0.95 * len(plan.first.compress(data, True))
+    assert zlib.decompress(plan.compress(data, True), -15) == data
 
 
 def test_strips_in_flight_are_bounded(monkeypatch, small_strips):
@@ -361,8 +374,9 @@ def hide(monkeypatch, *modules: str) -> None:
 def test_fallback_chain_when_isal_is_missing(monkeypatch, tmp_path):
     pytest.importorskip("zlib_ng.zlib_ng")
     hide(monkeypatch, "isal", "isal.isal_zlib")
-    assert deflater_for(1)[0].library == "zlib-ng"
-    assert deflater_for(6)[0].library == "zlib-ng"
+    plan = plan_for(1)
+    assert (plan.first.library, plan.first.level, plan.rle.library) == ("zlib-ng", 2, "zlib-ng")
+    assert [d.library for d in plan_for(6).extra] == ["zlib-ng"]
     arr = make_image((64, 80, 3), np.uint8, "smooth")
     check_all_decoders(encode_png(arr, 1), arr, tmp_path)
 
@@ -370,16 +384,17 @@ def test_fallback_chain_when_isal_is_missing(monkeypatch, tmp_path):
 @pytest.mark.parametrize("level", [0, 1, 3, 4, 9])
 def test_stdlib_zlib_alone_is_enough(monkeypatch, level, tmp_path, small_strips):
     hide(monkeypatch, "isal", "isal.isal_zlib", "zlib_ng", "zlib_ng.zlib_ng")
-    deflater, _ = deflater_for(level)
-    assert deflater.library == "zlib"
-    assert png._checksums() is zlib
+    plan = plan_for(level)
+    libraries = {plan.first.library, *(d.library for d in plan.extra)}
+    assert libraries | ({plan.rle.library} if plan.rle else set()) == {"zlib"}
+    assert pngdeflate.checksums() is zlib
     arr = make_image((45, 37, 4), np.uint8, "smooth")
     check_all_decoders(encode_png(arr, level, threads=2), arr, tmp_path)
 
 
 def test_isal_is_preferred_when_installed():
     pytest.importorskip("isal.isal_zlib")
-    assert [deflater_for(level)[0].library for level in (0, 1, 2, 3)] == [
+    assert [plan_for(level).first.library for level in (0, 1, 2, 3)] == [
         "zlib",
         "isal",
         "isal",
