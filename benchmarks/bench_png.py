@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 CASES = [
     ("imgkernel", 0),
     ("imgkernel", 1),
-    ("imgkernel", 3),
+    ("imgkernel", 2),
     ("imgkernel", 6),
     ("imgkernel", 9),
     ("imgkernel 1 thread", 1),

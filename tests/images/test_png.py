@@ -232,6 +232,9 @@ def test_strips_keep_their_best_candidate():
     plan = plan_for(1)
     assert len(plan.compress(data, True)) < 0.95 * len(plan.first.compress(data, True))
     assert zlib.decompress(plan.compress(data, True), -15) == data
+    # Level 1 decides on a probe of the strip; repetitive bytes go to LZ77.
+    tiles = np.tile(rng.integers(0, 256, 997, dtype=np.uint8), 600).tobytes()
+    assert plan.compress(tiles, False) == plan.first.compress(tiles, False)
 
 
 def test_strips_in_flight_are_bounded(monkeypatch, small_strips):
