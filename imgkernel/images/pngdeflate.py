@@ -32,8 +32,10 @@ tiled texture  0.00   1.83  0.06  12.30  0.06  12.30  0.0  0.22  (13.8 MB raw)
 =============  ===========  ===========  ===========  =========  ===========
 
 Pillow level 6 (zlib 6, ``Z_FILTERED``): 6.2 s 16.07 MB and 4.0 s 18.65 MB
-on the two photos; this writer's level 2: 0.39 s 14.88 MB and 0.45 s 18.29
-MB.  ISA-L's levels 2-3 were no smaller than 1 on filtered rows, isal 0 much
+on the two photos; this writer, one thread: level 1 0.29 s 14.88 MB and
+0.28 s 18.29 MB, level 2 0.34 s 14.88 MB and 0.39 s 18.26 MB, level 6 0.46 s
+and 0.50 s for the same sizes, level 9 7.3 s 14.80 MB and 4.4 s 18.24 MB.
+ISA-L's levels 2-3 were no smaller than 1 on filtered rows, isal 0 much
 bigger; ISA-L has no RLE or Huffman-only strategy, hence zlib-ng for those.
 1 MiB strips cost +-0.01 % against one serial stream, and priming each with
 the previous 32 KiB (as pigz does) gained nothing, so strips are independent.
