@@ -48,8 +48,8 @@ __all__ = [
     "Plan",
     "PngWriter",
     "adler32_combine",
-    "plan_for",
     "encode_png",
+    "plan_for",
     "write_png",
 ]
 
@@ -65,6 +65,8 @@ STRIP_BYTES = 1 << 20
 BAND_BYTES = 1 << 18
 #: Largest IDAT payload written (decoders accept up to 2**31 - 1).
 CHUNK_BYTES = 1 << 20
+
+
 # ------------------------------------------------------------------ strips
 
 
@@ -133,7 +135,7 @@ class PngWriter:
     bit_depth
         8 (rows are uint8) or 16 (rows are uint16, any byte order).
     level
-        Compress level 0-9, fast -> small; see the module docstring.
+        Compress level 0-9, fast -> small; see :mod:`imgkernel.images.pngdeflate`.
     threads
         Worker threads (default: the usable cores, at most 8); 1 runs inline.
     filters
