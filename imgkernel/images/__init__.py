@@ -11,6 +11,8 @@ module             what it holds
 ``display``        :func:`to_display` and the :class:`Display` policy
 ``outputs``        output names for a batch: files, directories, templates
 ``batch``          :class:`OutputOptions` and :func:`run_images`
+``stream``         results as row bands, written as they come (:class:`Bands`)
+``png``            imgkernel's PNG writer (parallel deflate strips)
 ``pool``           pooling image files (:func:`pool_files`)
 =================  ===========================================================
 """
@@ -36,9 +38,13 @@ from imgkernel.images.image import (
 from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
+from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
 from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
 
 __all__ = [
+    "STREAMED_FORMATS",
+    "Bands",
+    "write_bands",
     "DISPLAY_MODES",
     "LAYOUTS",
     "POINTWISE_DISPLAY_MODES",

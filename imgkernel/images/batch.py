@@ -19,10 +19,18 @@ from imgkernel.images.formats import format_from_name, is_text_output, requested
 from imgkernel.images.image import Image
 from imgkernel.images.outputs import check_no_input_overwritten, expand_outputs
 from imgkernel.images.read import check_stdin_once, probe_image, read_image
-from imgkernel.images.write import MULTI_FRAME_FORMATS, write_frames, write_image, write_text
+from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
+from imgkernel.images.write import (
+    DEFAULT_PNG_COMPRESS_LEVEL,
+    MULTI_FRAME_FORMATS,
+    write_frames,
+    write_image,
+    write_text,
+)
 
-#: What a transform returns: ``(pixels, alpha)`` ready to save, or one line of text.
-Result = tuple[np.ndarray, np.ndarray | None] | str
+#: What a transform returns: ``(pixels, alpha)`` ready to save, the same as row
+#: bands (:class:`~imgkernel.images.stream.Bands`), or one line of text.
+Result = tuple[np.ndarray, np.ndarray | None] | Bands | str
 Transform = Callable[[Image, str], Result]
 
 
@@ -107,6 +115,14 @@ def _write_one(
     if isinstance(result, str):
         write_text(target, result + "\n")
         return
+    if isinstance(result, Bands):
+        if out_format in STREAMED_FORMATS:
+            level = options.save.get("compress_level")
+            write_bands(
+                target, result, level=DEFAULT_PNG_COMPRESS_LEVEL if level is None else level
+            )
+            return
+        result = result.whole()
     pixels, alpha = result
     if out_format == "NPY" and image.layout is not None:
         pixels = image.layout.restore(pixels)  # .npy in, .npy out: the same layout
@@ -120,7 +136,7 @@ def _write_all_frames(
     results = [transform(frame, out_format) for frame in (image, *image.more_frames)]
     if any(isinstance(result, str) for result in results):  # pragma: no cover - text formats
         raise UsageError("text output has one line per image, not per frame")
-    frames = [result for result in results if not isinstance(result, str)]
+    frames = [r.whole() if isinstance(r, Bands) else r for r in results if not isinstance(r, str)]
     write_frames(
         target,
         frames,

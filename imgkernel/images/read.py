@@ -68,6 +68,7 @@ from imgkernel.errors import (
 )
 from imgkernel.images.formats import FORMATS, sniff_format
 from imgkernel.images.image import LAYOUTS, ArrayLayout, Image
+from imgkernel.images.pngread import read_plain_png
 
 NO_INPUT = "no input: give a file or pipe an image to standard input"
 
@@ -187,6 +188,9 @@ def read_image(
             array = _read_npy(name, stream, max_pixels, three_d)
             arrangement = ArrayLayout.of(array, three_d)
             return Image(arrangement.pixels(array), None, "NPY", source, layout=arrangement)
+        plain = read_plain_png(stream, _effective_limit(max_pixels)) if fmt == "PNG" else None
+        if plain is not None:
+            return Image(*_split_alpha(plain, split_alpha), fmt, source)
         decoded = _read_pillow(
             name, stream, fmt, split_alpha=split_alpha, max_pixels=max_pixels, all_frames=frames
         )
@@ -266,12 +270,24 @@ def _check_npy_header(
         raise _too_many_pixels(name, f"{height}x{width} pixels, limit {limit}")
 
 
+#: Pillow's default decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
+PILLOW_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+
+
 def _effective_limit(max_pixels: int | None) -> int | None:
     if max_pixels is not None:
         return max_pixels or None
-    from PIL import Image as PILImage
+    pillow = sys.modules.get("PIL.Image")  # a caller may have changed Pillow's limit
+    return getattr(pillow, "MAX_IMAGE_PIXELS", PILLOW_MAX_PIXELS)
 
-    return PILImage.MAX_IMAGE_PIXELS
+
+def _split_alpha(array: np.ndarray, split: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gray+alpha or RGBA pixels as ``(colour, alpha)`` (unchanged when not ``split``)."""
+    if not split or array.ndim == 2 or array.shape[2] not in (2, 4):
+        return array, None
+    alpha = np.ascontiguousarray(array[:, :, -1])
+    colour = array[:, :, 0] if array.shape[2] == 2 else array[:, :, :3]
+    return np.ascontiguousarray(colour), alpha
 
 
 def _normalize_npy(arr: np.ndarray) -> np.ndarray:

@@ -36,31 +36,14 @@ from imgkernel.errors import ImgkernelError, UsageError, check_int
 from imgkernel.images.deliver import check_target, deliver
 from imgkernel.images.formats import format_from_name, is_binary_format, normalize_format
 from imgkernel.images.image import attach_alpha, convert_plane
+from imgkernel.images.png import write_png
 
-# PNG encoding speed versus size, measured with Pillow 13.0 / zlib on one core
-# of a shared machine (timings +-20 %; best of 2;
-# ``python sample_images/make_samples.py --bench-png`` reproduces the first two
-# columns).  "12 MP photo" is 4000x3000 RGB made from six real photos upscaled
-# (Lanczos) into tiles plus sigma-2 noise standing in for sensor noise;
-# "edges" is the gradient magnitude of it (gray, what an edge filter writes);
-# "astronaut" is the real 512x512 photo.  Sizes are relative to level 1.
-#
-#   level  12 MP photo, RGB     astronaut 512      12 MP edges, gray
-#   1      0.87 s  21.4 MB 100%  17 ms 0.47 MB 100%  0.33 s 6.85 MB 100%
-#   2      0.93 s  21.3 MB  99%  18 ms 0.46 MB 100%  0.35 s 6.81 MB 100%
-#   3      1.22 s  21.1 MB  99%  23 ms 0.46 MB  98%  0.44 s 6.70 MB  98%
-#   4      1.75 s  18.6 MB  87%  31 ms 0.42 MB  91%  0.61 s 5.91 MB  86%
-#   5      2.38 s  18.6 MB  87%  38 ms 0.42 MB  91%
-#   6      2.79 s  18.7 MB  87%  51 ms 0.42 MB  91%  1.50 s 5.96 MB  87%
-#   9      2.90 s  18.7 MB  87%  63 ms 0.42 MB  91%  1.75 s 5.96 MB  87%
-#   9+optimize=True 3.56 s 18.4 MB 86%   67 ms 0.42 MB 91%
-#
-# zlib levels 1-3 use its fast (no lazy matching) deflate, 4-9 the lazy one,
-# so sizes come in two plateaus.  Pillow's default (6, optimize=False) is
-# 3-5x slower than level 1 for files about 13 % smaller (level 1 files are
-# ~15 % bigger).  Level 4 gives level 6's size at about twice its speed.
-# Default: 1, the fastest useful level, since the encoder otherwise dominates
-# the run time; pass compress_level=4 when size matters, 9 only for archiving.
+# PNG is written by imgkernel's own encoder (images/png.py: numpy row filters,
+# 1 MiB strips deflated in parallel by python-isal / zlib-ng and joined into one
+# zlib stream). On a 12 MP photo, one core: level 1 0.29 CPU-s for 14.9 MB,
+# level 6 0.44 s for the same size, Pillow's zlib 1.03 s (level 1, 18.8 MB) and
+# 6.0 s (level 6, 16.1 MB); see benchmarks/bench_png.py and png.py's level table.
+# Default: 1, the fastest level that already filters every row.
 DEFAULT_PNG_COMPRESS_LEVEL = 1
 DEFAULT_JPEG_QUALITY = 90
 DEFAULT_WEBP_QUALITY = 90
@@ -221,7 +204,8 @@ def write_array(target: str, array: np.ndarray) -> None:
     deliver(target, lambda f: np.save(f, arr, allow_pickle=False))
 
 
-def _layout(pixels: np.ndarray, shown: str = "", fmt: str = "") -> int:
+def check_channels(pixels: np.ndarray, shown: str = "", fmt: str = "") -> int:
+    """The channel count of ``(H, W[, C])`` pixels an image format can store (1-4)."""
     if pixels.ndim == 2:
         return 1
     if pixels.ndim == 3 and 1 <= pixels.shape[2] <= 4:
@@ -248,7 +232,7 @@ def _prepare(shown: str, pixels: np.ndarray, alpha: np.ndarray | None, fmt: str)
         )
     if fmt == "NPY" and (alpha is None or pixels.ndim not in (2, 3)):
         return pixels  # any shape: feature maps keep their layout
-    channels = _layout(pixels, shown, fmt)
+    channels = check_channels(pixels, shown, fmt)
     if channels == 1 and pixels.ndim == 3:
         pixels = pixels[:, :, 0]
     if alpha is not None:
@@ -291,12 +275,18 @@ def _encode(
     if fmt == "NPY":
         np.save(f, arr, allow_pickle=False)
         return
+    if fmt == "PNG":
+        # imgkernel's own PNG writer: numpy row filters and parallel deflate strips
+        # (images/png.py), several times faster than Pillow's zlib encoder.
+        level = save.get("compress_level")
+        write_png(f, arr, DEFAULT_PNG_COMPRESS_LEVEL if level is None else int(level))
+        return
     from PIL import Image as PILImage
 
     # Pillow picks the mode from the array: L, LA, RGB, RGBA (uint8), I;16, F.
     img = PILImage.fromarray(arr)
     expected = {np.dtype(np.float32): "F", np.dtype(np.uint16): "I;16"}.get(arr.dtype)
-    if img.mode != (expected or _PIL_MODES[_layout(arr)]):  # pragma: no cover - sanity check
+    if img.mode != (expected or _PIL_MODES[check_channels(arr)]):  # pragma: no cover - sanity check
         raise AssertionError(f"unexpected Pillow mode {img.mode} for {arr.dtype} {arr.shape}")
     try:
         img.save(f, format=fmt, **pillow_options(fmt, save))

@@ -24,9 +24,14 @@ from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
 from imgkernel.kernels.record import Kernel
 
-__all__ = ["ALPHA_MODES", "apply_kernel", "iter_kernel_bands"]
+__all__ = ["ALPHA_MODES", "apply_kernel", "iter_kernel_bands", "output_height"]
 
 ALPHA_MODES = ("keep", "filter", "premultiply")
+
+#: Bytes of float32 results per band of :func:`iter_kernel_bands`. Measured on a
+#: 12 MP RGB photo, whole process: 256-row bands (12 MB) peaked at 172 MB, 4 MiB
+#: bands at 112 MB, 2 MiB at 100 MB (1 MiB no lower), no slower.
+BAND_BYTES = 2 << 20
 
 
 def apply_kernel(
@@ -193,7 +198,7 @@ def iter_kernel_bands(
     pixels: np.ndarray,
     kernel: Kernel,
     *,
-    band_rows: int = 256,
+    band_rows: int | None = None,
     alpha: np.ndarray | None = None,
     padding: Any = "same",
     stride: Any = 1,
@@ -234,6 +239,11 @@ def iter_kernel_bands(
         values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
         yield slice(0, values.shape[0]), values, out_alpha
         return
+    if band_rows is None:
+        # About BAND_BYTES of float32 results a band: a band's temporaries stay in
+        # cache-friendly sizes and peak memory does not grow with the image.
+        row_bytes = 4 * (width // step[1] + 1) * (pixels.size // (height * width))
+        band_rows = BAND_BYTES // max(row_bytes, 1)
     band_rows = max(1, int(band_rows))
     for o0 in range(0, out_h, band_rows):
         o1 = min(out_h, o0 + band_rows)
@@ -246,6 +256,30 @@ def iter_kernel_bands(
             band, kernel, alpha=band_alpha, padding=(0, 0, 0, 0), **common
         )
         yield slice(o0, o1), values, out_alpha
+
+
+def output_height(
+    height: int,
+    width: int,
+    kernel: Kernel,
+    *,
+    padding: Any = "same",
+    stride: Any = 1,
+    dilation: Any = 1,
+    **_: Any,
+) -> int:
+    """Rows of :func:`apply_kernel`'s result for an image of ``height`` x ``width``.
+
+    >>> from imgkernel.kernels import kernel_from_matrix
+    >>> output_height(7, 5, kernel_from_matrix(np.ones((3, 3))), stride=2, padding="valid")
+    3
+    """
+    step = as_pair(stride, "stride")
+    rate = as_pair(dilation, "dilation")
+    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    kh, kw = kernel.shape
+    pads = resolve_padding(padding, (height, width), (kh, kw), step, rate)
+    return output_size(height, kh, step[0], rate[0], pads[0], pads[1])
 
 
 def _holds(dtype: np.dtype, value: float) -> bool:

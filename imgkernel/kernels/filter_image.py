@@ -15,6 +15,8 @@ import numpy as np
 
 from imgkernel.errors import UsageError
 from imgkernel.images import (
+    STREAMED_FORMATS,
+    Bands,
     Display,
     Image,
     OutputOptions,
@@ -23,7 +25,7 @@ from imgkernel.images import (
     run_images,
     to_display,
 )
-from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
+from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands, output_height
 from imgkernel.kernels.files import load_kernel_file
 from imgkernel.kernels.library import load_library
 from imgkernel.kernels.matrix import divisor_of, kernel_from_matrix, parse_matrix
@@ -80,7 +82,9 @@ def filter_files(
     """Filter each input (see :func:`filter_image`) and write it as ``options`` say."""
 
     def transform(image: Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None]:
-        return filter_image(image, kernel, out_format, display=display, **filter_options)
+        return filter_image(
+            image, kernel, out_format, display=display, stream=True, **filter_options
+        )
 
     run_images(inputs, transform, options)
 
@@ -91,8 +95,9 @@ def filter_image(
     out_format: str,
     *,
     display: Display | None = None,
+    stream: bool = False,
     **options: Any,
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None] | Bands:
     """Filter ``image`` with ``kernel``; return ``(pixels, alpha)`` ready to save as ``out_format``.
 
     ``options`` go to :func:`~imgkernel.kernels.apply_kernel` (``stride``,
@@ -101,7 +106,9 @@ def filter_image(
     scale. ``display`` maps the float result (the kernel's own mapping unless
     one was asked for); an alpha plane follows the pixels' type. Unless the
     mapping needs the whole result (``normalize``) or the output keeps floats
-    (``.npy``), the image is filtered and mapped band by band.
+    (``.npy``), the image is filtered and mapped band by band; with ``stream``
+    and a format written row by row (PNG) the bands themselves are returned
+    (:class:`~imgkernel.images.Bands`), for the encoder to take one by one.
 
     >>> from imgkernel.kernels import kernel_from_matrix
     >>> image = Image(np.full((2, 3), 10, np.uint8), None, "PNG", "-")
@@ -124,8 +131,9 @@ def filter_image(
 
     if out_format.upper() == "NPY" or mapping.mode_or(kernel.display) == "normalize":
         return shown(*apply_kernel(image.pixels, kernel, **options))
-    # Map band by band: the whole float32 result never exists at once.
-    bands = [shown(v, a) for _, v, a in iter_kernel_bands(image.pixels, kernel, **options)]
-    pixels = np.concatenate([p for p, _ in bands])
-    alphas = [a for _, a in bands if a is not None]
-    return pixels, (np.concatenate(alphas) if alphas else None)
+    # Map band by band: the whole float32 result never exists at once, and a
+    # PNG encoder compresses each band while the next one is filtered.
+    height = output_height(image.pixels.shape[0], image.pixels.shape[1], kernel, **options)
+    bands = (shown(v, a) for _, v, a in iter_kernel_bands(image.pixels, kernel, **options))
+    result = Bands(height, bands)
+    return result if stream and out_format.upper() in STREAMED_FORMATS else result.whole()

@@ -74,7 +74,7 @@ def test_output_options_arrive_as_one_frozen_bundle(tmp_path: Path) -> None:
 def test_a_new_save_option_is_one_entry_here_and_one_in_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(SAVE_OPTIONS, "optimize", SaveOption({"PNG": 0}, 0, 1))
+    monkeypatch.setitem(SAVE_OPTIONS, "optimize", SaveOption({"JPEG": 0}, 0, 1))
     monkeypatch.setitem(
         OUTPUT_OPTIONS, "optimize", (("--optimize",), {"type": click.IntRange(0, 1)})
     )
@@ -91,11 +91,11 @@ def test_a_new_save_option_is_one_entry_here_and_one_in_write(
     PILImage.fromarray(np.zeros((4, 4), np.uint8)).save(source)
     saved.clear()
     seen: dict = {}
-    args = [str(source), "-o", str(tmp_path / "b.png"), "--optimize", "1"]
+    args = [str(source), "-o", str(tmp_path / "b.jpg"), "--optimize", "1"]
     result = CliRunner().invoke(probe_command(seen), args)
     assert result.exit_code == 0, result.output
     assert seen["out"].save["optimize"] == 1
-    assert saved == [{"compress_level": 1, "optimize": 1}]
+    assert saved == [{"quality": 90, "optimize": 1}]
 
 
 def test_output_option_overrides_are_checked() -> None:

@@ -15,7 +15,7 @@ from imgkernel.images import deliver, read_image, write_image, write_text
 
 
 def test_failing_encoder_is_atomic(tmp_path, monkeypatch):
-    target = tmp_path / "out.png"
+    target = tmp_path / "out.tif"  # encoded by Pillow
     target.write_bytes(b"precious")
 
     def boom(self, fp, format=None, **params):
@@ -24,6 +24,23 @@ def test_failing_encoder_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(PILImage.Image, "save", boom)
     with pytest.raises(ImgkernelError):
+        write_image(str(target), rand((4, 4)))
+    assert target.read_bytes() == b"precious"
+    assert listing(tmp_path) == ["out.tif"]
+
+
+def test_failing_png_writer_is_atomic(tmp_path, monkeypatch):
+    import imgkernel.images.write as write_module
+
+    target = tmp_path / "out.png"  # encoded by imgkernel's own PNG writer
+    target.write_bytes(b"precious")
+
+    def boom(f, array, level=1, **kwargs):
+        f.write(b"partial data")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(write_module, "write_png", boom)
+    with pytest.raises(ImgkernelError, match="out.png: cannot write"):
         write_image(str(target), rand((4, 4)))
     assert target.read_bytes() == b"precious"
     assert listing(tmp_path) == ["out.png"]

@@ -1,0 +1,98 @@
+"""The libspng fast path reads exactly what Pillow reads, and leaves every other PNG to Pillow."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image as PILImage
+
+from imgkernel.errors import UsageError
+from imgkernel.images import read_image
+from imgkernel.images.png import encode_png
+from imgkernel.images.pngread import plain_png_size, read_plain_png
+
+pytest.importorskip("pyspng")
+
+
+def pillow_png(array: np.ndarray, **save: object) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG", **save)
+    return buffer.getvalue()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    channels=st.sampled_from([None, 3, 4]),
+    writer=st.sampled_from(["pillow", "imgkernel"]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_path_equals_pillow(height, width, channels, writer, seed):
+    shape = (height, width) if channels is None else (height, width, channels)
+    array = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    data = pillow_png(array) if writer == "pillow" else encode_png(array)
+    assert plain_png_size(data) == (height, width)
+    fast = read_plain_png(io.BytesIO(data), None)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, np.asarray(PILImage.open(io.BytesIO(data))))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: pillow_png(a.astype(np.uint16) * 257),  # 16-bit
+        lambda a: pillow_png(np.stack([a, a], axis=2)),  # gray + alpha
+        lambda a: pillow_png(a, transparency=5),  # a colour key (tRNS)
+        lambda a: pillow_png(a, interlace=1) if False else encode_png(a)[:20],  # cut short
+        lambda a: _palette(a),
+        lambda a: _with_exif(a),
+    ],
+    ids=["16bit", "gray-alpha", "trns", "truncated", "palette", "exif"],
+)
+def test_other_pngs_go_to_pillow(make):
+    array = np.random.default_rng(0).integers(0, 256, (6, 7), dtype=np.uint8)
+    data = make(array)
+    assert read_plain_png(io.BytesIO(data), None) is None
+
+
+def _palette(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).convert("P").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _with_exif(array: np.ndarray) -> bytes:
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # rotated: Pillow's reader applies it, libspng would not
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG", exif=exif)
+    return buffer.getvalue()
+
+
+def test_exif_rotation_still_applied(tmp_path):
+    array = np.arange(42, dtype=np.uint8).reshape(6, 7)
+    path = tmp_path / "r.png"
+    path.write_bytes(_with_exif(array))
+    assert read_image(str(path)).pixels.shape == (7, 6)
+
+
+def test_limit_is_left_to_pillows_report(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(encode_png(np.zeros((40, 50), np.uint8)))
+    assert read_plain_png(io.BytesIO(path.read_bytes()), 1000) is None
+    with pytest.raises(UsageError, match="image too large"):
+        read_image(str(path), max_pixels=1000)
+
+
+def test_damaged_data_is_reported_once(tmp_path):
+    data = bytearray(encode_png(np.random.default_rng(1).integers(0, 256, (64, 64), np.uint8)))
+    data[-40:-20] = b"\0" * 20  # inside the image data
+    path = tmp_path / "bad.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(UsageError, match="bad.png"):
+        read_image(str(path))
