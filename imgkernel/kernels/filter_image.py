@@ -96,6 +96,7 @@ def filter_image(
     *,
     display: Display | None = None,
     stream: bool = False,
+    band_rows: int | None = None,
     **options: Any,
 ) -> tuple[np.ndarray, np.ndarray | None] | Bands:
     """Filter ``image`` with ``kernel``; return ``(pixels, alpha)`` ready to save as ``out_format``.
@@ -108,7 +109,8 @@ def filter_image(
     mapping needs the whole result (``normalize``) or the output keeps floats
     (``.npy``), the image is filtered and mapped band by band; with ``stream``
     and a format written row by row (PNG) the bands themselves are returned
-    (:class:`~imgkernel.images.Bands`), for the encoder to take one by one.
+    (:class:`~imgkernel.images.Bands`), for the encoder to take one by one;
+    ``band_rows`` sets their height (default: about 2 MiB of float results).
 
     >>> from imgkernel.kernels import kernel_from_matrix
     >>> image = Image(np.full((2, 3), 10, np.uint8), None, "PNG", "-")
@@ -134,6 +136,7 @@ def filter_image(
     # Map band by band: the whole float32 result never exists at once, and a
     # PNG encoder compresses each band while the next one is filtered.
     height = output_height(image.pixels.shape[0], image.pixels.shape[1], kernel, **options)
-    bands = (shown(v, a) for _, v, a in iter_kernel_bands(image.pixels, kernel, **options))
+    pieces = iter_kernel_bands(image.pixels, kernel, band_rows=band_rows, **options)
+    bands = (shown(v, a) for _, v, a in pieces)
     result = Bands(height, bands)
     return result if stream and out_format.upper() in STREAMED_FORMATS else result.whole()

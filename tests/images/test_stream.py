@@ -1,0 +1,110 @@
+"""Streamed PNG output equals the whole-image path, band sizes and geometry whatever they are."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image as PILImage
+
+from imgkernel.images import Bands, Display, Image, write_bands
+from imgkernel.images.png import encode_png
+from imgkernel.kernels import choose_kernel, filter_image
+
+BORDERS = ["zero", "constant:7", "reflect", "symmetric", "edge", "wrap"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(3, 30), st.integers(3, 30)),
+    colour=st.sampled_from([None, 3]),
+    deep=st.booleans(),
+    with_alpha=st.booleans(),
+    kernel=st.sampled_from(["sobel", "emboss", "gaussian:sigma=1", "box:size=4", "detail"]),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    padding=st.sampled_from(["same", "valid", "full", (1, 0, 2, 1)]),
+    border=st.sampled_from(BORDERS),
+    band_rows=st.integers(1, 7),
+    seed=st.integers(0, 2**16),
+)
+def test_streamed_png_equals_the_whole_image(
+    shape, colour, deep, with_alpha, kernel, stride, dilation, padding, border, band_rows, seed,
+    tmp_path_factory,
+):  # fmt: skip
+    rng = np.random.default_rng(seed)
+    dtype = np.uint16 if deep and colour is None and not with_alpha else np.uint8
+    full = shape if colour is None else (*shape, colour)
+    pixels = rng.integers(0, np.iinfo(dtype).max + 1, full, dtype=dtype)
+    alpha = rng.integers(0, 256, shape, dtype=np.uint8) if with_alpha else None
+    image = Image(pixels, alpha, "PNG", "x.png")
+    options = dict(stride=stride, dilation=dilation, padding=padding, border=border)
+    chosen = choose_kernel(kernel)
+    try:
+        whole, whole_alpha = filter_image(image, chosen, "PNG", **options)
+    except ValueError:  # the kernel does not fit this small image: nothing to stream
+        return
+    bands = filter_image(image, chosen, "PNG", stream=True, band_rows=band_rows, **options)
+    assert isinstance(bands, Bands) and bands.height == whole.shape[0]
+    target = tmp_path_factory.mktemp("s") / "out.png"
+    write_bands(str(target), bands, level=1)
+    decoded = np.asarray(PILImage.open(target))
+    expected = whole if whole_alpha is None else np.dstack([whole, whole_alpha])
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_npy_and_normalize_are_never_streamed():
+    image = Image(np.arange(100, dtype=np.uint8).reshape(10, 10), None, "PNG", "x.png")
+    kernel = choose_kernel("sobel")
+    assert not isinstance(filter_image(image, kernel, "NPY", stream=True), Bands)
+    shown = filter_image(image, kernel, "PNG", stream=True, display=Display(mode="normalize"))
+    assert not isinstance(shown, Bands)  # a stretch needs the whole result's range
+    assert not isinstance(filter_image(image, kernel, "JPEG", stream=True), Bands)
+
+
+def test_bands_of_many_channels_are_refused_before_writing(tmp_path: Path):
+    bands = Bands(2, iter([(np.zeros((2, 3, 5), np.uint8), None)]))
+    with pytest.raises(ValueError, match="5 channels cannot be stored as PNG"):
+        write_bands(str(tmp_path / "o.png"), bands, level=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+PEAK = """
+import resource, sys
+from imgkernel.cli import main
+sys.argv = ["imgkernel", "filter", "box:size=3", sys.argv[1], "-o", sys.argv[2]]
+try:
+    main()
+except SystemExit:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_kib(source: Path, target: Path) -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK, str(source), str(target)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
+def test_peak_memory_grows_with_the_decoded_image_only(tmp_path: Path):
+    # Two gray images, 16 MB and 64 MB decoded: the whole process's peak may
+    # grow by the decoded size (plus the file's bytes while decoding), not by
+    # the float results or a padded copy (3-4x the decoded size before).
+    peaks = {}
+    for side in (4000, 8000):
+        source = tmp_path / f"g{side}.png"
+        rows = np.linspace(0, 255, side, dtype=np.float32).astype(np.uint8)
+        source.write_bytes(encode_png(np.broadcast_to(rows, (side, side)).copy()))
+        peaks[side] = peak_kib(source, tmp_path / f"o{side}.png") / 1024
+        assert (tmp_path / f"o{side}.png").stat().st_size > 0
+    decoded_growth = (8000**2 - 4000**2) / 2**20
+    assert peaks[8000] - peaks[4000] <= 1.35 * decoded_growth, peaks
+    assert peaks[8000] <= 64 + 150 + 30, peaks  # decoded + 150 MB (+ the interpreter)
