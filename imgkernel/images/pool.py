@@ -19,11 +19,14 @@ from typing import Any
 import numpy as np
 
 from imgkernel.core import global_pool, pool2d
+from imgkernel.core.poolbands import iter_pool_bands
+from imgkernel.core.windows import pool_geometry
 from imgkernel.errors import UsageError
 from imgkernel.images.batch import OutputOptions, Result, run_images
 from imgkernel.images.display import to_display
 from imgkernel.images.formats import is_text_output
 from imgkernel.images.image import Image, attach_alpha, to_pixel_type
+from imgkernel.images.stream import STREAMED_FORMATS, Bands
 
 POOL_MODES = ("max", "avg", "mean", "min")
 
@@ -34,7 +37,7 @@ def pool_files(inputs: Sequence[str], options: OutputOptions, **pooling: Any) ->
     The window is checked before any input is read.
     """
     _check_window(pooling.get("size"), pooling.get("stride"), pooling.get("global_", False))
-    run_images(inputs, partial(pool_image, **pooling), options)
+    run_images(inputs, partial(pool_image, stream=True, **pooling), options)
 
 
 def pool_image(
@@ -45,6 +48,7 @@ def pool_image(
     stride: tuple[int, int] | None = None,
     mode: str = "max",
     global_: bool = False,
+    stream: bool = False,
     **window: Any,
 ) -> Result:
     """Pool one image for ``out_format``: ``(pixels, alpha)``, or a text line for txt/json.
@@ -52,7 +56,9 @@ def pool_image(
     ``global_`` pools the whole image to one value per channel; otherwise
     ``size`` is required. ``mode`` is max, avg (or mean) or min; ``window``:
     ``padding``, ``dilation``, ``ceil_mode``, ``count_include_pad`` as
-    :func:`imgkernel.core.pool2d` takes them.
+    :func:`imgkernel.core.pool2d` takes them. With ``stream`` and a format
+    written row by row (PNG), the result comes as :class:`Bands`, each pooled
+    from only the input rows it needs.
 
     >>> image = Image(np.arange(16, dtype=np.uint8).reshape(4, 4), None, "PNG", "a.png")
     >>> pool_image(image, "PNG", size=(2, 2), mode="avg")[0]  # 2.5 -> 3, half up
@@ -63,8 +69,13 @@ def pool_image(
     """
     size = _check_window(size, stride, global_)
     mode = "avg" if mode == "mean" else mode
-    has_alpha = image.alpha is not None
     pixels = attach_alpha(image.pixels, image.alpha)
+    if stream and size is not None and out_format.upper() in STREAMED_FORMATS:
+        height = pool_geometry(pixels.shape[:2], size, stride, **_geometry(window)).out_hw[0]
+        parts = iter_pool_bands(pixels, size, stride, mode=mode, **window)
+        return Bands(
+            height, (_split(image, _stored(band, image.pixels.dtype)) for _, band in parts)
+        )
     if size is None:
         pooled = global_pool(pixels, mode)
     else:
@@ -77,14 +88,23 @@ def pool_image(
         if pooled.dtype.kind == "f" and image.pixels.dtype.kind in "ui":
             pooled = pooled / np.float32(image.max_value)  # the unit rule: floats on 0..1
         return pooled, None
-    pooled = _stored(pooled, image.pixels.dtype)
-    if not has_alpha:
+    return _split(image, _stored(pooled, image.pixels.dtype))
+
+
+def _split(image: Image, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pooled alpha channel split off again (it was pooled like a colour)."""
+    if image.alpha is None:
         return pooled, None
     alpha = pooled[:, :, -1]
-    pooled = pooled[:, :, :-1]
-    if pooled.shape[2] == 1 and image.pixels.ndim == 2:
-        pooled = pooled[:, :, 0]
-    return pooled, alpha
+    colour = pooled[:, :, :-1]
+    if colour.shape[2] == 1 and image.pixels.ndim == 2:
+        colour = colour[:, :, 0]
+    return colour, alpha
+
+
+def _geometry(window: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of ``window`` that place the windows (not how they are reduced)."""
+    return {k: window[k] for k in ("padding", "dilation", "ceil_mode") if k in window}
 
 
 def _check_window(

@@ -469,3 +469,41 @@ def test_ceil_mode_keeps_one_window_on_inputs_shorter_than_it() -> None:
     torch = pytest.importorskip("torch")
     t = torch.nn.functional.max_pool2d(torch.from_numpy(x)[None, None], 2, ceil_mode=True)
     np.testing.assert_array_equal(pool2d(x, 2, ceil_mode=True), t[0, 0].numpy())
+
+
+# --------------------------------------------------------------------------- bands
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hw=st.tuples(st.integers(1, 23), st.integers(1, 9)),
+    channels=st.sampled_from([None, 1, 3]),
+    size=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 3))),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 2)),
+    pad=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)),
+    mode=st.sampled_from(["max", "avg", "min"]),
+    ceil_mode=st.booleans(),
+    include=st.booleans(),
+    band_rows=st.integers(1, 5),
+    seed=st.integers(0, 1000),
+)
+def test_pool_bands_equal_the_whole_image(
+    hw, channels, size, stride, dilation, pad, mode, ceil_mode, include, band_rows, seed
+):
+    from imgkernel.core.poolbands import iter_pool_bands
+
+    shape = hw if channels is None else (*hw, channels)
+    x = np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+    limits = (size[0], size[0], size[1], size[1])
+    pad = tuple(min(p, k - 1) for p, k in zip(pad, limits, strict=True))
+    options = dict(
+        padding=pad, dilation=dilation, ceil_mode=ceil_mode, mode=mode, count_include_pad=include
+    )
+    try:
+        whole = pool2d(x, size, stride, **options)
+    except UsageError:
+        return  # the window does not fit this image
+    bands = list(iter_pool_bands(x, size, stride, band_rows=band_rows, **options))
+    assert [b.start for b, _ in bands] == list(range(0, whole.shape[0], band_rows))
+    np.testing.assert_array_equal(np.concatenate([r for _, r in bands]), whole)

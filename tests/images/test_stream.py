@@ -77,7 +77,7 @@ def test_bands_of_many_channels_are_refused_before_writing(tmp_path: Path):
 PEAK = """
 import resource, sys
 from imgkernel.cli import main
-sys.argv = ["imgkernel", "filter", "box:size=3", sys.argv[1], "-o", sys.argv[2]]
+sys.argv = ["imgkernel", *sys.argv[3:], sys.argv[1], "-o", sys.argv[2]]
 try:
     main()
 except SystemExit:
@@ -86,15 +86,24 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_kib(source: Path, target: Path) -> int:
+def peak_kib(source: Path, target: Path, command: list[str]) -> int:
     proc = subprocess.run(
-        [sys.executable, "-c", PEAK, str(source), str(target)],
+        [sys.executable, "-c", PEAK, str(source), str(target), *command],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return int(proc.stdout.strip().splitlines()[-1])
 
 
-def test_peak_memory_grows_with_the_decoded_image_only(tmp_path: Path):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["filter", "box:size=3"],
+        ["filter", "emboss"],
+        ["pool", "--size", "2", "--mode", "avg"],
+        ["pool", "--size", "3", "--stride", "2", "--padding", "1", "--mode", "avg"],
+    ],
+)
+def test_peak_memory_grows_with_the_decoded_image_only(tmp_path: Path, command: list[str]):
     # Two gray images, 16 MB and 64 MB decoded: the whole process's peak may
     # grow by the decoded size (plus the file's bytes while decoding), not by
     # the float results or a padded copy (3-4x the decoded size before).
@@ -103,7 +112,7 @@ def test_peak_memory_grows_with_the_decoded_image_only(tmp_path: Path):
         source = tmp_path / f"g{side}.png"
         rows = np.linspace(0, 255, side, dtype=np.float32).astype(np.uint8)
         source.write_bytes(encode_png(np.broadcast_to(rows, (side, side)).copy()))
-        peaks[side] = peak_kib(source, tmp_path / f"o{side}.png") / 1024
+        peaks[side] = peak_kib(source, tmp_path / f"o{side}.png", command) / 1024
         assert (tmp_path / f"o{side}.png").stat().st_size > 0
     decoded_growth = (8000**2 - 4000**2) / 2**20
     assert peaks[8000] - peaks[4000] <= 1.35 * decoded_growth, peaks
