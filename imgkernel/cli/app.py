@@ -10,6 +10,7 @@ The commands live in one module per family and are added to :data:`cli` by
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -32,8 +33,18 @@ class Group(click.Group):
             # warnings would only add noise to stderr. imgkernel's own
             # warnings are one line each; other libraries' (Pillow's notes on
             # odd EXIF data, say) are not the user's business.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), one_line_warnings():
-                return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    with one_line_warnings():
+                        return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            finally:
+                # Text written with click.echo may still sit in the buffer: a reader
+                # that left shows here, not as a traceback at interpreter exit.
+                _flush_stdout()
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # `imgkernel` alone asks for help, as `git` does: to stdout, status 0.
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -45,8 +56,9 @@ class Group(click.Group):
         except ImgkernelError as exc:
             fail(str(exc), exc.exit_code)
         except BrokenPipeError:
-            # The reader went away (e.g. `| head`): nothing more to say.
-            sys.stderr.close()
+            # The reader went away (`| head`) after the command: stop quietly
+            # with status 1, as click does when it happens during the command.
+            _silence_stdout()
             sys.exit(1)
         except MemoryError:
             fail("out of memory (try a smaller image)", 1)
@@ -54,6 +66,21 @@ class Group(click.Group):
             fail(f"{exc.strerror or exc}: {exc.filename or ''}", 1)
         except KeyboardInterrupt:
             fail("interrupted", 130, prefix="")
+
+
+def _flush_stdout() -> None:
+    with contextlib.suppress(ValueError, AttributeError):  # closed or replaced stream
+        if sys.stdout is not None:
+            sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so the exit-time flush has nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 def fail(message: str, status: int, *, where: str = PROG, prefix: str = "error: ") -> NoReturn:
