@@ -1,0 +1,142 @@
+"""Issue 13 "Zero tracebacks": each class of bad input found by fuzzing, refused at its root.
+
+Every case is one line on stderr, the documented status and nothing written;
+the generated cases live in ``tests/fuzz``.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from imgkernel.cli import cli
+
+HUGE = [
+    ["filter", "sobel", "--dilation", "9223372036854775808", "{gray}"],
+    ["filter", "sobel", "--dilation", "4611686018427387904", "{gray}"],
+    ["filter", "sobel", "--padding", "9223372036854775807", "{gray}"],
+    ["filter", "gaussian", "--stride", "9223372036854775808", "{gray}"],
+    ["filter", "sobel", "--dilation", "99999999999", "{gray}"],
+    ["filter", "--matrix", "1 2 1", "--padding", "0,0,0,99999999999", "{gray}"],
+    ["pool", "--size", "4611686018427387904", "--padding", "same", "{gray}"],
+    ["pool", "--size", "2", "--dilation", "9223372036854775808", "{gray}"],
+]
+
+
+@pytest.mark.parametrize("args", HUGE, ids=lambda a: " ".join(a[:4]))
+def test_huge_geometry_is_a_usage_error(args: list[str], refused) -> None:
+    refused(args, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["filter", "sobel", "--dilation", "99999999999", "{gray}"], "memory"),
+        (["filter", "sobel", "--padding", "9223372036854775807", "{gray}"], "padded input"),
+        (["filter", "sobel", "--stride", "9223372036854775808", "{gray}"], "at most"),
+    ],
+)
+def test_unallocatable_sizes_say_so(args: list[str], fragment: str, refused) -> None:
+    refused(args, fragment)
+
+
+def test_huge_stride_takes_one_window(gray: Path, tmp_path: Path) -> None:
+    out = tmp_path / "one.npy"
+    for kernel in ("gaussian", "sobel"):
+        result = CliRunner().invoke(
+            cli, ["filter", kernel, str(gray), "--stride", "4611686018427387904", "-o", str(out)]
+        )
+        assert result.exit_code == 0, result.stderr
+        assert np.load(out).shape == (1, 1)
+
+
+def test_kernel_far_larger_than_the_image_is_refused_before_work(tmp_path: Path, refused) -> None:
+    np.save(tmp_path / "k.npy", np.ones((1001, 1001)))
+    refused(["filter", "--kernel-file", "{tmp}/k.npy", "{gray}"], "far larger than the 20x30")
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("gaussian:sigma=1e-300", "at least 0.01"),
+        ("log:sigma=5e-324", "at least 0.01"),
+        ("unsharp:sigma=1e-300", "at least 0.01"),
+        ("gaussian:sigma=1e308", "limit 1001"),
+        ("gaussian:sigma=1,truncate=1e308", "limit 1001"),
+        ("log:sigma=0.1", "no usable weights"),
+        ("log:sigma=1e300,size=5", "no usable weights"),
+    ],
+)
+def test_extreme_kernel_parameters(spec: str, fragment: str, refused) -> None:
+    refused(["kernels", "show", spec], fragment)
+
+
+def test_toml_kernel_with_a_tiny_sigma(tmp_path: Path, refused) -> None:
+    (tmp_path / "k.toml").write_text(
+        "[kernels.soft]\ngenerator = 'gaussian'\nparams = { sigma = 1e-300 }\n"
+    )
+    refused(["filter", "--kernel-file", "{tmp}/k.toml", "{gray}"], "sigma must be at least")
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "not a readable .npy"),
+        (b"PK\x03\x04" + bytes(60), "not a readable .npy"),
+        (_npy(np.ones((3, 3)))[:-5], "not a readable .npy"),
+        (_npy(np.array([[1, None]], dtype=object)), "not numeric"),
+        (_npy(np.ones((1002, 1))), "limit"),
+        (_npy(np.ones(3)), "2-d array"),
+    ],
+    ids=["empty", "zip", "truncated", "object", "too-large", "1-d"],
+)
+def test_bad_npy_kernel_files(data: bytes, fragment: str, tmp_path: Path, refused) -> None:
+    (tmp_path / "k.npy").write_bytes(data)
+    refused(["filter", "--kernel-file", "{tmp}/k.npy", "{gray}"], fragment)
+
+
+def test_no_arguments_prints_help_to_stdout() -> None:
+    result = CliRunner().invoke(cli, [], prog_name="imgkernel")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: imgkernel") and result.stderr == ""
+
+
+def test_reader_leaving_mid_image_is_a_quiet_failure(tmp_path: Path) -> None:
+    big = tmp_path / "big.npy"
+    np.save(big, np.zeros((800, 800, 3), np.float32))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgkernel", "filter", "box", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(1000)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait() in (1, 141)
+    assert err == b""
+
+
+def test_worker_threads_keep_the_callers_errstate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from imgkernel.core import filter2d, pool2d
+
+    monkeypatch.setenv("IMGKERNEL_THREADS", "2")
+    huge = np.full((600, 600), 3e38, np.float32)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("error")
+        filter2d(huge, np.ones((3, 3)), method="direct")
+        pool2d(huge, 3, mode="avg")
