@@ -10,7 +10,9 @@ The commands live in one module per family and are added to :data:`cli` by
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from typing import Any, NoReturn
 import click
 import numpy as np
 
-from imgkernel.errors import ImgkernelError, ImgkernelWarning
+from imgkernel.errors import ImgkernelError, ImgkernelWarning, UsageError
 
 PROG = "imgkernel"
 
@@ -28,6 +30,8 @@ class Group(click.Group):
     """Turns library errors into one line on stderr and an exit status."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        if sys.stdout is None:  # started with file descriptor 1 closed (`imgkernel ... >&-`)
+            sys.stdout = _ClosedStdout()
         try:
             # Overflow to inf in float32 is clipped at display time; numpy's
             # warnings would only add noise to stderr. imgkernel's own
@@ -66,6 +70,20 @@ class Group(click.Group):
             fail(f"{exc.strerror or exc}: {exc.filename or ''}", 1)
         except KeyboardInterrupt:
             fail("interrupted", 130, prefix="")
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Standard output of a process started without one: writing to it is a usage error."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        raise UsageError("standard output is closed; use -o FILE")
+
+    @property
+    def buffer(self) -> Any:
+        raise UsageError("standard output is closed; use -o FILE")
 
 
 def _flush_stdout() -> None:
@@ -123,5 +141,16 @@ def cli() -> None:
 
 
 def main() -> None:
-    """The console script: run :data:`cli` as ``imgkernel``."""
+    """The console script: run :data:`cli` as ``imgkernel``.
+
+    SIGTERM (``kill``, a CI timeout) unwinds like an exception, so a file
+    being written is removed rather than left half-written beside its
+    target, and the process exits with the status a killed one has (143).
+    """
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _terminated)
     cli.main(prog_name=PROG)
+
+
+def _terminated(signum: int, _frame: Any) -> NoReturn:
+    raise SystemExit(128 + signum)
