@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import signal
 import sys
@@ -39,7 +40,7 @@ class Group(click.Group):
             # odd EXIF data, say) are not the user's business.
             try:
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    with one_line_warnings():
+                    with one_line_warnings(), c_stderr_silenced():
                         return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
             finally:
                 # Text written with click.echo may still sit in the buffer: a reader
@@ -103,28 +104,86 @@ def _silence_stdout() -> None:
 
 def fail(message: str, status: int, *, where: str = PROG, prefix: str = "error: ") -> NoReturn:
     """Print ``where: error: message`` on stderr and exit with ``status``."""
-    click.echo(f"{where}: {prefix}{message}", err=True)
+    click.echo(one_line(f"{where}: {prefix}{message}"), err=True)
     sys.exit(status)
 
 
 def warn(message: str) -> None:
     """Print ``imgkernel: warning: message`` on stderr."""
-    click.echo(f"{PROG}: warning: {message}", err=True)
+    click.echo(one_line(f"{PROG}: warning: {message}"), err=True)
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters shown as escapes, so it stays one line.
+
+    A file name or a kernel spec may hold a newline or a vertical tab.
+
+    >>> one_line("a\nb.png: no such file\x0b")
+    'a\\nb.png: no such file\\x0b'
+    """
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message
+    )
+
+
+@contextlib.contextmanager
+def c_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null for the command.
+
+    libtiff prints ``Fax3SetupState: ...`` for a damaged TIFF straight to the
+    descriptor, beside imgkernel's one line; Python's ``sys.stderr`` keeps the
+    real stderr (a duplicate of the descriptor), so imgkernel's own warnings,
+    click's messages and tracebacks of genuine bugs still show.
+    """
+    stream = sys.stderr
+    try:
+        real = stream is not None and stream.fileno() == 2
+    except (AttributeError, ValueError, OSError):  # replaced (tests) or closed
+        real = False
+    if not real:
+        yield
+        return
+    stream.flush()
+    keep = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    encoding, errors = stream.encoding, stream.errors
+    sys.stderr = open(keep, "w", encoding=encoding, errors=errors, buffering=1, closefd=False)  # noqa: SIM115
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        sys.stderr = stream
+        os.dup2(keep, 2)
+        os.close(keep)
 
 
 @contextlib.contextmanager
 def one_line_warnings() -> Iterator[None]:
-    """Show :class:`~imgkernel.errors.ImgkernelWarning` as one line each; drop other warnings."""
+    """Show :class:`~imgkernel.errors.ImgkernelWarning` as one line each; drop other warnings.
+
+    Other libraries' log records go too: Pillow logs ``logger.error(...)`` about
+    damaged TIFF headers, and without a handler Python's last-resort handler
+    would print them on stderr beside imgkernel's one line.
+    """
 
     def show(message: Any, category: type, *_: Any, **__: Any) -> None:
         if issubclass(category, ImgkernelWarning):
             warn(str(message))
 
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", ImgkernelWarning)
         warnings.showwarning = show
-        yield
+        root.addHandler(quiet)  # a handler is found, so the last resort never prints
+        try:
+            yield
+        finally:
+            root.removeHandler(quiet)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -140,3 +140,79 @@ def test_worker_threads_keep_the_callers_errstate(monkeypatch: pytest.MonkeyPatc
         warnings.simplefilter("error")
         filter2d(huge, np.ones((3, 3)), method="direct")
         pool2d(huge, 3, mode="avg")
+
+
+def _tiff_with_samples_per_pixel(count: int) -> bytes:
+    """An RGB TIFF whose SamplesPerPixel tag (277) says ``count``: Pillow logs an error."""
+    import struct
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(buf, format="TIFF")
+    data = bytearray(buf.getvalue())
+    assert data[:2] == b"II"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for n in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * n
+        if struct.unpack_from("<H", data, entry)[0] == 277:
+            struct.pack_into("<H", data, entry + 8, count)
+    return bytes(data)
+
+
+def test_library_log_records_stay_off_stderr(tmp_path: Path) -> None:
+    """Pillow's ``logger.error`` about a damaged TIFF is not a second stderr line."""
+    import logging
+
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(_tiff_with_samples_per_pixel(2048))
+    root = logging.getLogger()
+    handlers, root.handlers = root.handlers, []  # as in a real process: no handler at all
+    try:
+        result = CliRunner().invoke(
+            cli, ["filter", "sobel", str(bad), "-o", str(tmp_path / "o.png")]
+        )
+    finally:
+        root.handlers = handlers
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"imgkernel: error: {bad}: not a valid TIFF image"]
+
+
+def test_c_library_chatter_stays_off_stderr(tmp_path: Path) -> None:
+    """libtiff writes "Fax3SetupState: ..." to file descriptor 2 itself: a real process."""
+    import struct
+
+    data = bytearray(_tiff_with_samples_per_pixel(3))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for n in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * n
+        if struct.unpack_from("<H", data, entry)[0] == 259:  # Compression: CCITT Group 3
+            struct.pack_into("<H", data, entry + 8, 3)
+    bad = tmp_path / "fax.tif"
+    bad.write_bytes(bytes(data))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imgkernel",
+            "filter",
+            "sobel",
+            str(bad),
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"imgkernel: error: {bad}: truncated or corrupt image (decoder error -2)"
+    ]
+
+
+@pytest.mark.parametrize("name", ["a\nb.png", "tab\x0bbed.png", "sep\u2028.png"])
+def test_control_characters_in_messages_are_escaped(name: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["filter", "sobel", str(tmp_path / name), "-o", "o.png"])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "no such file" in result.stderr

@@ -178,6 +178,22 @@ def damaged(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def lying_tiff(draw: st.DrawFn) -> bytes:
+    """A good TIFF with one directory entry's type, count or value replaced (sizes, samples
+    per pixel, strip offsets...): Pillow's header checks warn, log and raise."""
+    data = bytearray(good_files()[draw(st.sampled_from(["tiff", "tiff-float"]))])
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    count = struct.unpack_from("<H", data, ifd)[0]
+    for _ in range(draw(st.integers(1, 3))):
+        entry = ifd + 2 + 12 * draw(st.integers(0, count - 1))
+        field = draw(st.sampled_from([2, 4, 8]))  # type, count, value/offset
+        fmt = "<H" if field == 2 else "<I"
+        value = draw(st.sampled_from([0, 1, 2, 3, 5, 16, 255, 2048, 65535, 2**31 - 1, 2**32 - 1]))
+        struct.pack_into(fmt, data, entry + field, value & (0xFFFF if fmt == "<H" else 0xFFFFFFFF))
+    return bytes(data)
+
+
+@st.composite
 def archives(draw: st.DrawFn) -> bytes:
     """Zip (``.npz``) and gzip archives, whole or cut short."""
     buf = io.BytesIO()
@@ -202,6 +218,7 @@ bad_files = st.one_of(
     st.binary(max_size=512),
     st.builds(lambda m, b: m + b, st.sampled_from(_MAGIC), st.binary(max_size=256)),
     damaged(),
+    lying_tiff(),
     st.builds(
         lying_png,
         _SIZES,

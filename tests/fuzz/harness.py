@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -100,7 +101,14 @@ def workdir() -> Iterator[Path]:
 def invoke(argv: Sequence[str], *, stdin: bytes = b"", kind: str = "cli") -> Outcome:
     """Run the CLI in this process, as the console script would (prog name ``imgkernel``)."""
     CASES[kind] += 1
-    result = CliRunner().invoke(cli, list(argv), input=stdin, prog_name="imgkernel")
+    # As in a real process, the root logger has no handlers (pytest's capture would hide
+    # library log records that Python's last-resort handler prints on stderr).
+    root = logging.getLogger()
+    handlers, root.handlers = root.handlers, []
+    try:
+        result = CliRunner().invoke(cli, list(argv), input=stdin, prog_name="imgkernel")
+    finally:
+        root.handlers = handlers
     escaped = None
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         escaped = "".join(traceback.format_exception(*result.exc_info))  # type: ignore[misc]

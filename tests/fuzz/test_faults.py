@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzz.corpus import damaged, lying_tiff
 from fuzz.harness import CASES, FUZZ, PIPE_STATUSES, Outcome, check, snapshot, workdir
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -310,3 +311,18 @@ def test_concurrent_writers_one_target() -> None:
                 assert proc.stderr is not None and proc.stderr.read() == b""
             assert sorted(p.name for p in folder.iterdir()) == ["in.png", "out.png"], round_
             assert target.read_bytes() in singles
+
+
+@settings(FUZZ, max_examples=6)
+@given(data=st.one_of(lying_tiff(), damaged()))
+def test_damaged_files_in_a_real_process(data: bytes) -> None:
+    """What C decoders print to file descriptor 2 counts too (in-process runs cannot see it)."""
+    with workdir() as folder:
+        bad = folder / "bad.tif"
+        bad.write_bytes(data)
+        before = snapshot(folder)
+        outcome = spawn(
+            ["filter", "sobel", str(bad), "-o", str(folder / "out.png")],
+            kind="process damaged file",
+        )
+        check(outcome, folder, before, what=data[:40])
