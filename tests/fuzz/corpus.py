@@ -205,6 +205,30 @@ def archives(draw: st.DrawFn) -> bytes:
     return data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
 
 
+_TOML_VALUES = [
+    "1", "0", "-1", "2.5", "1e308", "-1e308", "5e-324", "1e-300", "nan", "inf", "-inf",
+    "9223372036854775807", "'sobel'", "'gaussian'", "'abs'", "'bogus'", "''", "true",
+    "[]", "[[]]", "[[1, 2], [3]]", "[[1, 0, -1]]", "[[nan]]", "{}", "{ sigma = 1e-300 }",
+    "{ sigma = 1e308 }", "{ size = 4 }", "{ base = 'me', rate = 2 }", "[1, 2]",
+    "['sobel-x', 'sobel-y']", "['me']", "'me'", "[[1e308, 1e308], [1e308, 1e308]]",
+]  # fmt: skip
+_TOML_KEYS = [
+    "rows", "generator", "params", "combine", "components", "alias", "scale", "offset",
+    "display", "description", "arithmetic", "dilation", "bogus",
+]  # fmt: skip
+
+
+@st.composite
+def toml_libraries(draw: st.DrawFn) -> bytes:
+    """Kernel tables with any keys and values: self-references, extremes, wrong types."""
+    lines = []
+    for name in draw(st.lists(st.sampled_from(["me", "soft", "Edge_X", "sobel", "1"]), max_size=3)):
+        lines.append(f"[kernels.{name}]")
+        for key in draw(st.lists(st.sampled_from(_TOML_KEYS), unique=True, min_size=1, max_size=4)):
+            lines.append(f"{key} = {draw(st.sampled_from(_TOML_VALUES))}")
+    return "\n".join(lines).encode()
+
+
 _MAGIC = [
     _PNG, b"\xff\xd8\xff", b"GIF89a", b"II*\x00", b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBP",
     b"\x93NUMPY\x01\x00", b"\x93NUMPY\x02\x00", b"\x93NUMPY\x03\x00", b"BM", b"P6\n",
@@ -237,4 +261,5 @@ bad_files = st.one_of(
     npy_arrays(),
     _NPY_LIES,
     archives(),
+    toml_libraries(),
 )  # fmt: skip
