@@ -27,7 +27,8 @@ Examples
 :func:`window_geometry` is the one check of a window against an input, for
 convolution, pooling and model layers alike: besides the rules above it
 refuses, before any work, a padded input or an output too large to ever be
-allocated (options such as ``--dilation 99999999999`` ask for those), and it
+allocated (options such as ``--dilation 99999999999`` ask for those) and a
+window far larger than its input whose padding alone would be large, and it
 tames strides and dilations that would overflow index arithmetic.
 """
 
@@ -52,6 +53,10 @@ from imgkernel.errors import UsageError
 
 #: Largest size, stride, dilation or pad accepted: numpy's largest index.
 MAX_INDEX = int(np.iinfo(np.intp).max)
+
+#: Bytes of padded input above which a window larger than its input is refused
+#: (:func:`window_geometry`): the padding would be nearly all of it.
+PADDING_BYTES_LIMIT = 1 << 28
 
 
 def as_pair(value: int | Sequence[int], what: str, *, minimum: int = 1) -> tuple[int, int]:
@@ -145,7 +150,7 @@ def memory_limit() -> int:
     return pages * page if pages > 0 and page > 0 else 1 << 40
 
 
-def _bytes(count: int) -> str:
+def byte_size(count: int) -> str:
     """``1.5 GiB``, ``2.1e+23 bytes``: a size for a one-line message."""
     if count >= 1 << 50:
         return f"{float(count):.3g} bytes" if count < 1 << 1000 else "over 1e+300 bytes"
@@ -170,8 +175,8 @@ def check_allocatable(shape: Sequence[int], itemsize: int, what: str, cause: str
         dims = "x".join(str(int(n)) for n in shape[:2])
         extra = f" x {math.prod(shape[2:])} channels" if math.prod(shape[2:]) > 1 else ""
         raise UsageError(
-            f"{cause} would make {what} {dims} pixels{extra} ({_bytes(count)}), more than this "
-            f"machine's {_bytes(limit)} of memory; use a smaller stride, dilation, padding "
+            f"{cause} would make {what} {dims} pixels{extra} ({byte_size(count)}), more than this "
+            f"machine's {byte_size(limit)} of memory; use a smaller stride, dilation, padding "
             "or kernel"
         )
 
@@ -224,8 +229,10 @@ def window_geometry(
     as a :class:`~imgkernel.errors.UsageError` naming the values: sizes,
     strides and dilations that are not integers >= 1, negative or unknown
     padding, a padded input or an output (``channels``/``out_channels`` of
-    ``itemsize`` bytes each) larger than memory could ever hold, and a window
-    that fits nowhere (``what`` names it, e.g. ``"the 3x3 kernel"``).
+    ``itemsize`` bytes each) larger than memory could ever hold, a window
+    that fits nowhere (``what`` names it, e.g. ``"the 3x3 kernel"``), and a
+    window taller or wider than the input whose padded input would take more
+    than :data:`PADDING_BYTES_LIMIT` bytes.
     Python integers of any size are fine: the arithmetic here is exact.
 
     >>> g = window_geometry((5, 5), 3, stride=2**62, padding="same")
@@ -255,9 +262,33 @@ def window_geometry(
         )
     outs = out_channels if out_channels is not None else channels
     check_allocatable((oh, ow, outs), itemsize, "the output", cause)
+    _check_mostly_padding((h, w), k2, d2, padded[0] * padded[1] * channels * itemsize, what)
     step = (min(s2[0], max(padded[0], 1)), min(s2[1], max(padded[1], 1)))
     rate = (d2[0] if k2[0] > 1 else 1, d2[1] if k2[1] > 1 else 1)
     return WindowGeometry((h, w), k2, step, rate, pads, (oh, ow))
+
+
+def _check_mostly_padding(
+    in_hw: tuple[int, int],
+    size: tuple[int, int],
+    dilation: tuple[int, int],
+    padded_bytes: int,
+    what: str | None,
+) -> None:
+    """Refuse a window wider or taller than the input whose padding alone is large.
+
+    ``gaussian --dilation 3000`` on a 24x32 image would pad it to gigabytes
+    to read one real pixel per window; a legitimately large padded input
+    belongs to a large image (or to padding asked for explicitly).
+    """
+    spans = [d * (k - 1) + 1 for d, k in zip(dilation, size, strict=True)]
+    if (spans[0] > in_hw[0] or spans[1] > in_hw[1]) and padded_bytes > PADDING_BYTES_LIMIT:
+        raise UsageError(
+            f"{what or f'the {size[0]}x{size[1]} window'} (dilation {dilation[0]},{dilation[1]}) "
+            f"spans {spans[0]}x{spans[1]} pixels, far larger than the {in_hw[0]}x{in_hw[1]} "
+            f"input: its padded input would take {byte_size(padded_bytes)}, nearly all of it "
+            "padding; use a smaller window or dilation"
+        )
 
 
 def _cause(

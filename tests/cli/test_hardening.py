@@ -59,6 +59,7 @@ def test_huge_stride_takes_one_window(gray: Path, tmp_path: Path) -> None:
 def test_kernel_far_larger_than_the_image_is_refused_before_work(tmp_path: Path, refused) -> None:
     np.save(tmp_path / "k.npy", np.ones((1001, 1001)))
     refused(["filter", "--kernel-file", "{tmp}/k.npy", "{gray}"], "far larger than the 20x30")
+    refused(["filter", "gaussian", "--dilation", "3000", "{gray}"], "far larger than the 20x30")
 
 
 @pytest.mark.parametrize(

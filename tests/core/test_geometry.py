@@ -64,3 +64,14 @@ def test_a_kernel_far_larger_than_the_input() -> None:
     # Larger than the image but cheap, or large but on a large image: fine.
     assert conv_geometry((24, 32), (101, 101)).out_hw == (24, 32)
     assert conv_geometry((2000, 2000), (1001, 1001), padding="valid").out_hw == (1000, 1000)
+
+
+def test_a_dilated_window_far_larger_than_the_input() -> None:
+    """gaussian --dilation 3000 on 24x32 would pad to gigabytes for one real pixel a window."""
+    with pytest.raises(UsageError, match="spans 24001x24001 pixels, far larger than the 24x32"):
+        window_geometry((24, 32), 9, dilation=3000, padding="same", channels=3)
+    with pytest.raises(UsageError, match="pooling window .* far larger than the 24x32"):
+        pool_geometry((24, 32), 20000, padding="same")
+    # Explicit padding of a small kernel, or a dilation within the image: as asked.
+    assert window_geometry((24, 32), 3, padding=3000).out_hw == (6022, 6030)
+    assert window_geometry((2000, 2000), 9, dilation=200, padding="same").out_hw == (2000, 2000)
