@@ -114,7 +114,7 @@ def warn(message: str) -> None:
 
 
 def one_line(message: str) -> str:
-    """``message`` with control characters shown as escapes, so it stays one line.
+    r"""``message`` with control characters shown as escapes, so it stays one line.
 
     A file name or a kernel spec may hold a newline or a vertical tab.
 
