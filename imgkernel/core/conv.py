@@ -35,14 +35,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from imgkernel.core.correlate import correlate_planes
-from imgkernel.core.windows import (
-    Border,
-    WindowGeometry,
-    pad,
-    parse_border,
-    window_geometry,
-    window_view,
-)
+from imgkernel.core.geometry import WindowGeometry, window_geometry
+from imgkernel.core.windows import Border, pad, parse_border, window_view
 from imgkernel.errors import UsageError
 
 Padding = str | int | Sequence[int]
@@ -164,7 +158,7 @@ def conv_geometry(
     out_channels: int | None = None,
     itemsize: int = 4,
 ) -> WindowGeometry:
-    """:func:`~imgkernel.core.windows.window_geometry` for a kernel, checked before any work.
+    """:func:`~imgkernel.core.geometry.window_geometry` for a kernel, checked before any work.
 
     Besides the window rules (it must fit the padded input; the padded input
     and the output must fit in memory), a kernel taller or wider than the

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from imgkernel.core.conv import conv_geometry, filter2d
-from imgkernel.core.windows import WindowGeometry, as_pair, pad, pad_rows, parse_border
+from imgkernel.core.geometry import WindowGeometry
+from imgkernel.core.windows import as_pair, pad, pad_rows, parse_border
 from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
 from imgkernel.kernels.record import Kernel
