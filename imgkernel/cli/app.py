@@ -10,6 +10,10 @@ The commands live in one module per family and are added to :data:`cli` by
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,7 +22,7 @@ from typing import Any, NoReturn
 import click
 import numpy as np
 
-from imgkernel.errors import ImgkernelError, ImgkernelWarning
+from imgkernel.errors import ImgkernelError, ImgkernelWarning, UsageError
 
 PROG = "imgkernel"
 
@@ -27,13 +31,25 @@ class Group(click.Group):
     """Turns library errors into one line on stderr and an exit status."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        if sys.stdout is None:  # started with file descriptor 1 closed (`imgkernel ... >&-`)
+            sys.stdout = _ClosedStdout()
         try:
             # Overflow to inf in float32 is clipped at display time; numpy's
             # warnings would only add noise to stderr. imgkernel's own
             # warnings are one line each; other libraries' (Pillow's notes on
             # odd EXIF data, say) are not the user's business.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), one_line_warnings():
-                return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    with one_line_warnings(), c_stderr_silenced():
+                        return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+            finally:
+                # Text written with click.echo may still sit in the buffer: a reader
+                # that left shows here, not as a traceback at interpreter exit.
+                _flush_stdout()
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # `imgkernel` alone asks for help, as `git` does: to stdout, status 0.
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -45,8 +61,9 @@ class Group(click.Group):
         except ImgkernelError as exc:
             fail(str(exc), exc.exit_code)
         except BrokenPipeError:
-            # The reader went away (e.g. `| head`): nothing more to say.
-            sys.stderr.close()
+            # The reader went away (`| head`) after the command: stop quietly
+            # with status 1, as click does when it happens during the command.
+            _silence_stdout()
             sys.exit(1)
         except MemoryError:
             fail("out of memory (try a smaller image)", 1)
@@ -56,30 +73,117 @@ class Group(click.Group):
             fail("interrupted", 130, prefix="")
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Standard output of a process started without one: writing to it is a usage error."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        raise UsageError("standard output is closed; use -o FILE")
+
+    @property
+    def buffer(self) -> Any:
+        raise UsageError("standard output is closed; use -o FILE")
+
+
+def _flush_stdout() -> None:
+    with contextlib.suppress(ValueError, AttributeError):  # closed or replaced stream
+        if sys.stdout is not None:
+            sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so the exit-time flush has nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+
 def fail(message: str, status: int, *, where: str = PROG, prefix: str = "error: ") -> NoReturn:
     """Print ``where: error: message`` on stderr and exit with ``status``."""
-    click.echo(f"{where}: {prefix}{message}", err=True)
+    click.echo(one_line(f"{where}: {prefix}{message}"), err=True)
     sys.exit(status)
 
 
 def warn(message: str) -> None:
     """Print ``imgkernel: warning: message`` on stderr."""
-    click.echo(f"{PROG}: warning: {message}", err=True)
+    click.echo(one_line(f"{PROG}: warning: {message}"), err=True)
+
+
+def one_line(message: str) -> str:
+    r"""``message`` with control characters shown as escapes, so it stays one line.
+
+    A file name or a kernel spec may hold a newline or a vertical tab.
+
+    >>> one_line("a\nb.png: no such file\x0b")
+    'a\\nb.png: no such file\\x0b'
+    """
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message
+    )
+
+
+@contextlib.contextmanager
+def c_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null for the command.
+
+    libtiff prints ``Fax3SetupState: ...`` for a damaged TIFF straight to the
+    descriptor, beside imgkernel's one line; Python's ``sys.stderr`` keeps the
+    real stderr (a duplicate of the descriptor), so imgkernel's own warnings,
+    click's messages and tracebacks of genuine bugs still show.
+    """
+    stream = sys.stderr
+    try:
+        real = stream is not None and stream.fileno() == 2
+    except (AttributeError, ValueError, OSError):  # replaced (tests) or closed
+        real = False
+    if not real:
+        yield
+        return
+    stream.flush()
+    keep = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    encoding, errors = stream.encoding, stream.errors
+    sys.stderr = open(keep, "w", encoding=encoding, errors=errors, buffering=1, closefd=False)  # noqa: SIM115
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        sys.stderr = stream
+        os.dup2(keep, 2)
+        os.close(keep)
 
 
 @contextlib.contextmanager
 def one_line_warnings() -> Iterator[None]:
-    """Show :class:`~imgkernel.errors.ImgkernelWarning` as one line each; drop other warnings."""
+    """Show :class:`~imgkernel.errors.ImgkernelWarning` as one line each; drop other warnings.
+
+    Other libraries' log records go too: Pillow logs ``logger.error(...)`` about
+    damaged TIFF headers, and without a handler Python's last-resort handler
+    would print them on stderr beside imgkernel's one line.
+    """
 
     def show(message: Any, category: type, *_: Any, **__: Any) -> None:
         if issubclass(category, ImgkernelWarning):
             warn(str(message))
 
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", ImgkernelWarning)
         warnings.showwarning = show
-        yield
+        root.addHandler(quiet)  # a handler is found, so the last resort never prints
+        try:
+            yield
+        finally:
+            root.removeHandler(quiet)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,5 +200,16 @@ def cli() -> None:
 
 
 def main() -> None:
-    """The console script: run :data:`cli` as ``imgkernel``."""
+    """The console script: run :data:`cli` as ``imgkernel``.
+
+    SIGTERM (``kill``, a CI timeout) unwinds like an exception, so a file
+    being written is removed rather than left half-written beside its
+    target, and the process exits with the status a killed one has (143).
+    """
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _terminated)
     cli.main(prog_name=PROG)
+
+
+def _terminated(signum: int, _frame: Any) -> NoReturn:
+    raise SystemExit(128 + signum)

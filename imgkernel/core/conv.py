@@ -35,21 +35,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from imgkernel.core.correlate import correlate_planes
-from imgkernel.core.windows import (
-    Border,
-    as_pair,
-    output_size,
-    pad,
-    parse_border,
-    resolve_padding,
-    window_view,
-)
+from imgkernel.core.geometry import WindowGeometry, window_geometry
+from imgkernel.core.windows import Border, pad, parse_border, window_view
 from imgkernel.errors import UsageError
 
 Padding = str | int | Sequence[int]
 
 #: Bytes of im2col columns built at once by :func:`conv2d`.
 IM2COL_BYTES = 1 << 26
+
+#: Multiply-adds above which a kernel larger than its input is refused
+#: (:func:`conv_geometry`): about a second of work, all but spent on padding.
+KERNEL_WORK_LIMIT = 1 << 27
 
 
 def _check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
@@ -120,12 +117,10 @@ def filter2d(
     k = _check_kernel(kernel)
     if convolve:
         k = k[::-1, ::-1]
-    stride2 = as_pair(stride, "stride")
-    dilation2 = as_pair(dilation, "dilation")
     brd = parse_border(border, cval)
-    pads = resolve_padding(padding, (x.shape[0], x.shape[1]), k.shape, stride2, dilation2)
     channels = x.shape[2] if x.ndim == 3 else 1
-    check_fits(x.shape[:2], k.shape, pads, dilation2)
+    geometry = conv_geometry(x.shape[:2], k.shape, stride, dilation, padding, channels=channels)
+    pads, stride2, dilation2 = geometry.pads, geometry.stride, geometry.dilation
     if method == "auto" and x.dtype.kind == "f" and not np.isfinite(x).all():
         # FFT and BLAS paths would smear a NaN/inf far beyond its windows.
         method = "direct"
@@ -152,22 +147,52 @@ def filter2d(
     return result if x.ndim == 3 else result[:, :, 0]
 
 
-def check_fits(
+def conv_geometry(
     in_hw: tuple[int, ...],
-    k_hw: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    dilation: tuple[int, int],
-) -> None:
-    """Raise a clear error when the kernel is larger than the padded input."""
-    ph = in_hw[0] + pads[0] + pads[1]
-    pw = in_hw[1] + pads[2] + pads[3]
-    span_h = dilation[0] * (k_hw[0] - 1) + 1
-    span_w = dilation[1] * (k_hw[1] - 1) + 1
-    if span_h > ph or span_w > pw:
+    k_hw: tuple[int, ...],
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+    padding: Padding = "same",
+    *,
+    channels: int = 1,
+    out_channels: int | None = None,
+    itemsize: int = 4,
+) -> WindowGeometry:
+    """:func:`~imgkernel.core.geometry.window_geometry` for a kernel, checked before any work.
+
+    Besides the window rules (it must fit the padded input; the padded input
+    and the output must fit in memory), a kernel taller or wider than the
+    input itself, whose windows read mostly padding, is refused when that
+    would take more than :data:`KERNEL_WORK_LIMIT` multiply-adds; the
+    message names both sizes.
+
+    >>> conv_geometry((24, 32), (1001, 1001)).out_hw  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    imgkernel.errors.UsageError: the 1001x1001 kernel is far larger than the 24x32 input...
+    """
+    kh, kw = int(k_hw[0]), int(k_hw[1])
+    geometry = window_geometry(
+        (int(in_hw[0]), int(in_hw[1])),
+        (kh, kw),
+        stride,
+        dilation,
+        padding,
+        channels=channels,
+        out_channels=out_channels,
+        itemsize=itemsize,
+        what=f"the {kh}x{kw} kernel",
+    )
+    h, w = geometry.in_hw
+    outputs = geometry.out_hw[0] * geometry.out_hw[1] * (out_channels or channels)
+    work = outputs * kh * kw
+    if (kh > h or kw > w) and work > KERNEL_WORK_LIMIT:
         raise UsageError(
-            f"kernel spans {span_h}x{span_w} pixels but the padded input is only {ph}x{pw}; "
-            "use more padding or a smaller kernel"
+            f"the {kh}x{kw} kernel is far larger than the {h}x{w} input: {float(work):.2g} "
+            "multiply-adds, nearly all of them on padding; use a kernel at most as large "
+            "as the image"
         )
+    return geometry
 
 
 def conv2d(
@@ -223,17 +248,23 @@ def conv2d(
     n, c, h, wd = arr.shape
     k, cg, kh, kw = w.shape
     dtype = np.float64 if (arr.dtype == np.float64 and w.dtype == np.float64) else np.float32
-    stride2 = as_pair(stride, "stride")
-    dilation2 = as_pair(dilation, "dilation")
     brd = parse_border(border, cval)
-    pads = resolve_padding(padding, (h, wd), (kh, kw), stride2, dilation2)
-    check_fits((h, wd), (kh, kw), pads, dilation2)
+    geometry = conv_geometry(
+        (h, wd),
+        (kh, kw),
+        stride,
+        dilation,
+        padding,
+        channels=n * c,
+        out_channels=n * k,
+        itemsize=np.dtype(dtype).itemsize,
+    )
+    pads, stride2, dilation2 = geometry.pads, geometry.stride, geometry.dilation
     if any(pads) or arr.dtype != dtype:
         xp = pad(arr, pads, brd, dtype=dtype)
     else:
         xp = arr  # nothing to pad or convert: window views read the input directly
-    oh = output_size(xp.shape[2], kh, stride2[0], dilation2[0])
-    ow = output_size(xp.shape[3], kw, stride2[1], dilation2[1])
+    oh, ow = geometry.out_hw
     out = np.empty((n, k, oh, ow), dtype=dtype)
     if cg == 1 and k == groups and dtype == np.float32:
         # Depthwise: each output plane is one input plane filtered by one kernel.

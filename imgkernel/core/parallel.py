@@ -8,6 +8,7 @@ pooling) uses :func:`run_tiles`; ``IMGKERNEL_THREADS`` overrides the count.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -61,7 +62,11 @@ def run_tiles(count: int, task: Callable[[int, int], None], rows_per_tile: int) 
         for a, b in spans:
             task(a, b)
         return
-    for future in [_pool(n).submit(task, a, b) for a, b in spans]:
+    # Each tile runs in a copy of the caller's context, so numpy's errstate
+    # (a context variable) holds in the pool's threads as it does here: a
+    # caller that silenced overflow warnings gets none from the workers.
+    futures = [_pool(n).submit(contextvars.copy_context().run, task, a, b) for a, b in spans]
+    for future in futures:
         future.result()
 
 

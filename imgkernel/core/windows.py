@@ -23,6 +23,14 @@ Examples
 3
 >>> resolve_padding("same", (5, 6), (3, 4))
 (1, 1, 1, 2)
+
+:func:`imgkernel.core.geometry.window_geometry` is the one check of a window
+against an input, for
+convolution, pooling and model layers alike: besides the rules above it
+refuses, before any work, a padded input or an output too large to ever be
+allocated (options such as ``--dilation 99999999999`` ask for those) and a
+window far larger than its input whose padding alone would be large, and it
+tames strides and dilations that would overflow index arithmetic.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ from imgkernel.core.padding import (  # noqa: F401 - re-exported until callers m
     parse_border,
 )
 from imgkernel.errors import UsageError
+
+#: Largest size, stride, dilation or pad accepted: numpy's largest index.
+MAX_INDEX = int(np.iinfo(np.intp).max)
 
 
 def as_pair(value: int | Sequence[int], what: str, *, minimum: int = 1) -> tuple[int, int]:
@@ -65,6 +76,8 @@ def as_pair(value: int | Sequence[int], what: str, *, minimum: int = 1) -> tuple
         pair = (items[0], items[1])
     if min(pair) < minimum:
         raise UsageError(f"{what} must be at least {minimum}, got {value!r}")
+    if max(pair) > MAX_INDEX:
+        raise UsageError(f"{what} must be at most {MAX_INDEX}, got {value!r}")
     return pair
 
 
@@ -172,6 +185,8 @@ def resolve_padding(
             raise UsageError(f"padding needs 1, 2 or 4 integers, got {padding!r}")
     if min(values) < 0:
         raise UsageError(f"padding must not be negative, got {padding!r}")
+    if max(values) > MAX_INDEX:
+        raise UsageError(f"padding must be at most {MAX_INDEX}, got {padding!r}")
     return (values[0], values[1], values[2], values[3])
 
 
@@ -235,18 +250,21 @@ def pool_geometry(
     dilation: int | Sequence[int] = 1,
     *,
     ceil_mode: bool = False,
+    channels: int = 1,
+    itemsize: int = 4,
 ) -> PoolGeometry:
     """Check a pooling's parameters against an ``(H, W)`` input and place its windows.
 
     The stride defaults to the window size. Each pad must be smaller than the
-    window on its axis (ONNX Runtime's rule), and at least one window must fit.
+    window on its axis (ONNX Runtime's rule); the rest is
+    :func:`window_geometry` (``channels`` planes of ``itemsize`` bytes).
 
     >>> pool_geometry((6, 6), 3, 2, padding=1).out_hw
     (3, 3)
     >>> pool_geometry((2, 2), 3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    imgkernel.errors.UsageError: the 3x3 pooling window ... the padded input is only 2x2
+    imgkernel.errors.UsageError: the 3x3 pooling window ... the padded input is only 2x2; ...
     """
     k2 = as_pair(size, "size")
     s2 = k2 if stride is None else as_pair(stride, "stride")
@@ -258,17 +276,20 @@ def pool_geometry(
             f"padding {padding!r} must be smaller than the window {k2[0]}x{k2[1]} "
             f"on each axis (resolved to top, bottom, left, right = {pads})"
         )
-    h, w = in_hw
-    oh = output_size(h, k2[0], s2[0], d2[0], top, bottom, ceil_mode=ceil_mode)
-    ow = output_size(w, k2[1], s2[1], d2[1], left, right, ceil_mode=ceil_mode)
-    if oh <= 0 or ow <= 0:
-        span_h, span_w = (d * (k - 1) + 1 for d, k in zip(d2, k2, strict=True))
-        raise UsageError(
-            f"the {k2[0]}x{k2[1]} pooling window (dilation {d2[0]},{d2[1]}) spans "
-            f"{span_h}x{span_w} cells but the padded input is only "
-            f"{h + top + bottom}x{w + left + right}"
-        )
-    return PoolGeometry((h, w), k2, s2, d2, pads, (oh, ow))
+    from imgkernel.core.geometry import window_geometry  # it builds on this module
+
+    g = window_geometry(
+        in_hw,
+        k2,
+        s2,
+        d2,
+        padding,
+        channels=channels,
+        itemsize=itemsize,
+        ceil_mode=ceil_mode,
+        what=f"the {k2[0]}x{k2[1]} pooling window",
+    )
+    return PoolGeometry(g.in_hw, g.size, g.stride, g.dilation, g.pads, g.out_hw)
 
 
 def window_view(

@@ -99,14 +99,14 @@ def run_images(inputs: Sequence[str], transform: Transform, options: OutputOptio
         if image.frames > 1 and out_format in MULTI_FRAME_FORMATS:
             _write_all_frames(image, target, out_format, transform, options)
             continue
-        if image.frames > 1:
+        _write_one(image, target, out_format, transform(image, out_format), options)
+        if image.frames > 1:  # said once the output exists: a failure stays one line
             warnings.warn(
                 f"{image.display_name} has {image.frames} frames; only the first was used "
                 "(write GIF, TIFF, WebP or PNG to keep them all)",
                 ImgkernelWarning,
                 stacklevel=2,
             )
-        _write_one(image, target, out_format, transform(image, out_format), options)
 
 
 def _write_one(

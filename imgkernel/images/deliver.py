@@ -12,6 +12,7 @@ one's permissions. Images, arrays, text and model files all arrive this way.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import sys
@@ -58,7 +59,7 @@ def deliver(target: str, encode: Callable[[IO[bytes]], None], *, binary: bool = 
         encode(buf)
         try:
             with open(dest, "wb") as f:
-                f.write(buf.getvalue())
+                write_all(f, buf.getvalue())
         except OSError as exc:
             raise _cannot_write(target, exc) from None
         return
@@ -77,7 +78,23 @@ def _to_stdout(encode: Callable[[IO[bytes]], None], binary: bool) -> None:
     out = getattr(stdout, "buffer", None)
     if out is None:
         raise UsageError("standard output is a text stream; cannot write binary data")
-    out.write(buf.getvalue())
+    write_all(out, buf.getvalue())
+
+
+def write_all(out: IO[bytes], data: bytes) -> None:
+    """Write all of ``data`` and flush, or raise: a short write is not success.
+
+    After a pipe's reader has gone, a buffered write may return fewer bytes
+    than asked instead of raising; writing the rest raises ``BrokenPipeError``
+    (the CLI then stops with the SIGPIPE status), so truncated output never
+    passes for a finished one.
+    """
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        if not written:
+            raise BrokenPipeError(errno.EPIPE, "short write: the reader went away")
+        view = view[written:]
     out.flush()
 
 

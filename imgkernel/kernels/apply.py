@@ -11,15 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from imgkernel.core.conv import check_fits, filter2d
-from imgkernel.core.windows import (
-    as_pair,
-    output_size,
-    pad,
-    pad_rows,
-    parse_border,
-    resolve_padding,
-)
+from imgkernel.core.conv import conv_geometry, filter2d
+from imgkernel.core.geometry import WindowGeometry
+from imgkernel.core.windows import as_pair, pad, pad_rows, parse_border
 from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
 from imgkernel.kernels.record import Kernel
@@ -141,14 +135,12 @@ def _pillow_response(
     weights = kernel.weights[::-1, ::-1] if options["convolve"] else kernel.weights
     w32 = weights.astype(np.float32)
     kh, kw = w32.shape
-    step = as_pair(options["stride"], "stride")
-    rate = as_pair(options["dilation"], "dilation")
-    height, width = image.shape[:2]
-    pads = resolve_padding(options["padding"], (height, width), (kh, kw), step, rate)
-    check_fits((height, width), (kh, kw), pads, rate)
-    padded = pad(image, pads, parse_border(options["border"]), axes=(0, 1), dtype=np.float32)
-    out_h = output_size(padded.shape[0], kh, step[0], rate[0])
-    out_w = output_size(padded.shape[1], kw, step[1], rate[1])
+    geometry = _geometry(image, (kh, kw), options)
+    step, rate = geometry.stride, geometry.dilation
+    padded = pad(
+        image, geometry.pads, parse_border(options["border"]), axes=(0, 1), dtype=np.float32
+    )
+    out_h, out_w = geometry.out_hw
     start = np.float32(offset) + np.float32(0.5)
     total = np.full((out_h, out_w) + image.shape[2:], start, dtype=np.float32)
     for i in reversed(range(kh)):
@@ -158,6 +150,7 @@ def _pillow_response(
             cols = slice(j * rate[1], j * rate[1] + step[1] * (out_w - 1) + 1, step[1])
             term = padded[rows, cols] * w32[i, j]
             row_sum = term if row_sum is None else np.add(row_sum, term, out=row_sum)
+        assert row_sum is not None  # kw >= 1
         total += row_sum
     total -= np.float32(0.5)
     return total
@@ -222,18 +215,15 @@ def iter_kernel_bands(
     >>> bool(np.array_equal(np.concatenate(parts), whole))
     True
     """
-    step = as_pair(stride, "stride")
     rate = as_pair(dilation, "dilation")
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
-    kh, kw = kernel.shape
-    height, width = pixels.shape[:2]
-    pads = resolve_padding(padding, (height, width), (kh, kw), step, rate)
+    # The whole image's geometry, checked (and its size reported) before any band.
+    geometry = _geometry(pixels, kernel.shape, dict(stride=stride, dilation=rate, padding=padding))
+    step, pads, span = geometry.stride, geometry.pads, geometry.span[0]
+    out_h = geometry.out_hw[0]
     brd = parse_border(border)
-    span = rate[0] * (kh - 1) + 1
-    out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
     constant = brd.numpy_mode == "constant"
     common = dict(stride=step, dilation=dilation, border=border, **options)
-    check_fits((height, width), (kh, kw), pads, rate)  # report the whole image's size
     fits = _holds(pixels.dtype, brd.value) and (alpha is None or _holds(alpha.dtype, brd.value))
     if out_h <= 0 or (constant and not fits):
         values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
@@ -297,12 +287,9 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
     coordinates, with the padding made by the same border as the colour, so
     ``same`` padding at stride 1 returns the alpha unchanged.
     """
-    kh, kw = kernel.shape
-    step = as_pair(options["stride"], "stride")
-    rate = as_pair(options["dilation"], "dilation")
-    height, width = alpha.shape
-    pads = resolve_padding(options["padding"], (height, width), (kh, kw), step, rate)
-    span_h, span_w = rate[0] * (kh - 1) + 1, rate[1] * (kw - 1) + 1
+    geometry = _geometry(alpha, kernel.shape, options)
+    step, pads = geometry.stride, geometry.pads
+    span_h, span_w = geometry.span
     ch, cw = (span_h - 1) // 2, (span_w - 1) // 2
     if (
         step == (1, 1)
@@ -314,8 +301,7 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
         )
     ):
         return alpha
-    out_h = output_size(height, kh, step[0], rate[0], pads[0], pads[1])
-    out_w = output_size(width, kw, step[1], rate[1], pads[2], pads[3])
+    out_h, out_w = geometry.out_hw
     padded = pad(alpha, pads, parse_border(options["border"]), dtype=np.float32)
     return _round_to(
         padded[
@@ -323,6 +309,18 @@ def _resample_like(alpha: np.ndarray, kernel: Kernel, options: dict) -> np.ndarr
             cw : cw + (out_w - 1) * step[1] + 1 : step[1],
         ],
         alpha.dtype,
+    )
+
+
+def _geometry(image: np.ndarray, k_hw: tuple[int, int], options: dict[str, Any]) -> WindowGeometry:
+    """The checked window geometry of ``options`` (stride, dilation, padding) on ``image``."""
+    return conv_geometry(
+        image.shape[:2],
+        k_hw,
+        options["stride"],
+        options["dilation"],
+        options["padding"],
+        channels=image.shape[2] if image.ndim == 3 else 1,
     )
 
 

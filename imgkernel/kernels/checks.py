@@ -30,6 +30,7 @@ from imgkernel.errors import UsageError, check_float, check_int
 
 __all__ = [
     "MAX_KERNEL_SIZE",
+    "MIN_SIGMA",
     "Check",
     "check_offset",
     "check_scale",
@@ -41,11 +42,16 @@ __all__ = [
     "odd_taps",
     "positive",
     "quote",
+    "sigma",
     "taps",
 ]
 
 #: Largest accepted kernel side, in taps (before dilation).
 MAX_KERNEL_SIZE = 1001
+
+#: Smallest accepted Gaussian sigma, in pixels: a narrower Gaussian is one tap
+#: (its next tap is exp(-5000) = 0), and 1/sigma**2 must stay a finite number.
+MIN_SIGMA = 0.01
 
 #: A kernel name after :func:`normalize_name`: letters, digits, ``.``, ``+``, ``-``.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
@@ -141,6 +147,24 @@ number: Check = check_float
 positive: Check = functools.partial(check_float, minimum=0, min_open=True)
 #: A count of taps: an integer from 1 to :data:`MAX_KERNEL_SIZE`.
 taps: Check = functools.partial(check_int, minimum=1, maximum=MAX_KERNEL_SIZE)
+
+
+def sigma(value: Any, what: str) -> float:
+    """A Gaussian's standard deviation: a finite number of at least :data:`MIN_SIGMA` pixels.
+
+    >>> sigma("1e-300", "sigma")
+    Traceback (most recent call last):
+    ...
+    imgkernel.errors.UsageError: sigma must be at least 0.01 (the limit: a narrower Gaussian \
+is a single tap), got '1e-300'
+    """
+    number = positive(value, what)
+    if number < MIN_SIGMA:
+        raise UsageError(
+            f"{what} must be at least {MIN_SIGMA:g} (the limit: a narrower Gaussian is a "
+            f"single tap), got {value!r}"
+        )
+    return number
 
 
 def odd_taps(value: Any, what: str) -> int:

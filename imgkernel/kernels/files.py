@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from imgkernel.errors import UsageError, read_user_bytes, read_user_text
-from imgkernel.kernels.checks import quote
+from imgkernel.kernels.checks import check_shape, quote
 from imgkernel.kernels.definitions import parse_definitions
 from imgkernel.kernels.library import library_of
 from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
@@ -85,16 +85,33 @@ def _toml_kernel(name: str, chosen: str | None) -> Kernel:
 
 
 def _npy_matrix(name: str) -> np.ndarray:
-    """A 2-D numeric array from a ``.npy`` file (no pickles)."""
+    """A 2-D numeric array from a ``.npy`` file: the header is checked before any data is read.
+
+    No pickle is ever loaded (``allow_pickle=False``), and a header that
+    promises more than :data:`~imgkernel.kernels.checks.MAX_KERNEL_SIZE` taps
+    a side is refused without reading on; an empty, truncated or foreign file
+    (a ``.npz`` zip, random bytes) is a one-line usage error.
+    """
+    from numpy.lib import format as npformat
+
+    what = f"kernel file {quote(name, 0)}"
+    stream = io.BytesIO(read_user_bytes(name))
     try:
-        array = np.load(io.BytesIO(read_user_bytes(name)), allow_pickle=False)
-    except ValueError as exc:
-        raise UsageError(f"kernel file {quote(name, 0)} is not a readable .npy ({exc})") from None
-    if not isinstance(array, np.ndarray) or array.ndim != 2:
-        raise UsageError(
-            f"kernel file {quote(name, 0)}: expected a 2-D array, got shape "
-            f"{getattr(array, 'shape', '?')}"
+        version = npformat.read_magic(stream)
+        read_header = (
+            npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
         )
-    if array.dtype.kind not in "biuf":
-        raise UsageError(f"kernel file {quote(name, 0)}: dtype {array.dtype} is not numeric")
-    return array.astype(np.float64)
+        shape, _, dtype = read_header(stream)
+    except Exception as exc:  # EOFError, ValueError, ...: not an .npy file at all
+        raise UsageError(f"{what} is not a readable .npy ({exc or type(exc).__name__})") from None
+    if len(shape) != 2 or 0 in shape:
+        raise UsageError(f"{what}: expected a non-empty 2-D array, got shape {tuple(shape)}")
+    check_shape(tuple(shape), what)
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise UsageError(f"{what}: dtype {dtype} is not numeric")
+    stream.seek(0)
+    try:
+        array = np.load(stream, allow_pickle=False)
+    except Exception as exc:  # truncated data
+        raise UsageError(f"{what} is not a readable .npy ({exc or type(exc).__name__})") from None
+    return np.asarray(array, dtype=np.float64)

@@ -46,6 +46,9 @@ from imgkernel.kernels.checks import (
     quote,
     taps,
 )
+from imgkernel.kernels.checks import (
+    sigma as sigma_value,
+)
 from imgkernel.kernels.record import Kernel
 
 __all__ = [
@@ -207,25 +210,35 @@ def gaussian_1d(sigma: float, radius: int | None = None, truncate: float = 4.0) 
     sigma = positive(sigma, "sigma")
     truncate = positive(truncate, "truncate")
     if radius is None:
-        radius = int(truncate * sigma + 0.5)
-    radius = check_int(radius, "radius", minimum=0)
+        radius = _radius(sigma, truncate)
+    radius = check_int(radius, "radius", minimum=0, maximum=MAX_KERNEL_SIZE // 2)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
-    phi = np.exp(-0.5 / (sigma * sigma) * x * x)
+    with np.errstate(over="ignore", under="ignore"):
+        if sigma * sigma > 1e-300:  # scipy's formula, to the last bit
+            phi = np.exp(-0.5 / (sigma * sigma) * x * x)
+        else:  # 1/sigma**2 would overflow: the same curve, with x/sigma first
+            phi = np.exp(-0.5 * np.square(x / sigma))
     return phi / phi.sum()
+
+
+def _radius(sigma: float, truncate: float) -> int:
+    """scipy's half-width ``int(truncate * sigma + 0.5)``, refused past the size limit."""
+    reach = truncate * sigma
+    if not reach + 0.5 < MAX_KERNEL_SIZE // 2 + 1:
+        size = f"a {2 * int(reach + 0.5) + 1}-tap" if reach < 1e15 else "an enormous"
+        raise UsageError(
+            f"sigma={quote(format_value(sigma))} with truncate={quote(format_value(truncate))} "
+            f"needs {size} kernel, larger than the limit {MAX_KERNEL_SIZE}; pass a smaller "
+            "sigma or size="
+        )
+    return int(reach + 0.5)
 
 
 def _gauss_radius(p: Mapping[str, Any]) -> int:
     """Half-width of a Gaussian: from ``size`` if given, else scipy's rule (within the limit)."""
     if p.get("size") is not None:
         return int(p["size"]) // 2
-    sigma = p["sigma"]
-    radius = int(p["truncate"] * sigma + 0.5)
-    if 2 * radius + 1 > MAX_KERNEL_SIZE:
-        raise UsageError(
-            f"sigma={quote(format_value(sigma))} needs a {2 * radius + 1}-tap kernel, larger than "
-            f"the limit {MAX_KERNEL_SIZE}; pass a smaller sigma or size="
-        )
-    return radius
+    return _radius(p["sigma"], p["truncate"])
 
 
 def _gaussian(p: Mapping[str, Any]) -> np.ndarray:
@@ -242,8 +255,16 @@ def _log(p: Mapping[str, Any]) -> np.ndarray:
     sigma, r = p["sigma"], _gauss_radius(p)
     x = np.arange(-r, r + 1, dtype=np.float64)
     rr = x[:, None] ** 2 + x[None, :] ** 2
-    h = _gaussian(p) * (rr - 2.0 * sigma * sigma) / sigma**4  # del^2 G
+    with np.errstate(over="ignore", under="ignore"):
+        s2 = np.float64(sigma) * np.float64(sigma)
+        h = _gaussian(p) * (rr - 2.0 * s2) / (s2 * s2)  # del^2 G
     h -= h.mean()  # exactly zero-sum (MATLAB fspecial's construction)
+    if not np.isfinite(h).all() or not h.any():
+        raise UsageError(
+            f"sigma={quote(format_value(sigma))} on {2 * r + 1}x{2 * r + 1} taps leaves no "
+            "usable weights (all zero or overflowing); use a sigma between "
+            f"{0.125:g} and about {MAX_KERNEL_SIZE // 8}, or size= of at least 3"
+        )
     return -h  # positive centre, like "laplacian"
 
 
@@ -287,7 +308,7 @@ def _dilated(p: Mapping[str, Any]) -> Kernel:
 
 
 _GAUSSIAN_PARAMS = (
-    Param("sigma", positive),
+    Param("sigma", sigma_value),
     Param("size", odd_taps, None),
     Param("truncate", positive, 4.0),
 )
