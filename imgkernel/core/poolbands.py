@@ -65,8 +65,8 @@ def iter_pool_bands(
         pads = (lo - first, pad_bottom, left, right)
         result = pool2d(
             x[lo:stop],
-            geometry.size,
-            geometry.stride,
+            size,
+            stride,  # as given: the geometry's may be shortened for the whole image
             padding=pads,
             dilation=geometry.dilation,
             ceil_mode=ceil_mode,

@@ -232,7 +232,9 @@ def iter_kernel_bands(
     if band_rows is None:
         # About BAND_BYTES of float32 results a band: a band's temporaries stay in
         # cache-friendly sizes and peak memory does not grow with the image.
-        row_bytes = 4 * (width // step[1] + 1) * (pixels.size // (height * width))
+        row_bytes = (
+            4 * geometry.out_hw[1] * (pixels.size // max(pixels.shape[0] * pixels.shape[1], 1))
+        )
         band_rows = BAND_BYTES // max(row_bytes, 1)
     band_rows = max(1, int(band_rows))
     for o0 in range(0, out_h, band_rows):
@@ -264,12 +266,9 @@ def output_height(
     >>> output_height(7, 5, kernel_from_matrix(np.ones((3, 3))), stride=2, padding="valid")
     3
     """
-    step = as_pair(stride, "stride")
     rate = as_pair(dilation, "dilation")
     rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
-    kh, kw = kernel.shape
-    pads = resolve_padding(padding, (height, width), (kh, kw), step, rate)
-    return output_size(height, kh, step[0], rate[0], pads[0], pads[1])
+    return conv_geometry((height, width), kernel.shape, stride, rate, padding).out_hw[0]
 
 
 def _holds(dtype: np.dtype, value: float) -> bool:

@@ -81,7 +81,7 @@ def filter_files(
 ) -> None:
     """Filter each input (see :func:`filter_image`) and write it as ``options`` say."""
 
-    def transform(image: Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def transform(image: Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None] | Bands:
         return filter_image(
             image, kernel, out_format, display=display, stream=True, **filter_options
         )
