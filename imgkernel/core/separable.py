@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
     TILE_BYTES,
     blas_single_thread,
@@ -151,7 +152,7 @@ class _HorizontalGemm:
 
 
 def correlate_separable(
-    xp: np.ndarray,
+    xp: np.ndarray | PaddedPlanes,
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
@@ -189,6 +190,7 @@ def correlate_separable(
     else:
         tile = max(1, min(oh, TILE_BYTES // max(wp * 4, 1), -(-oh // (2 * workers()))))
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
+    read = band_reader(xp)
     pw = wp // phases
     buf_w = hg.width if hg is not None else wp
     cw = min(pw, buf_w)
@@ -200,7 +202,7 @@ def correlate_separable(
         for q, y0 in blocks[a:b]:
             n = min(tile, oh - y0)
             r0 = y0 * sh
-            src = xp[q, r0 : r0 + (n - 1) * sh + (kh - 1) * dh + 1]
+            src = read(q, r0, r0 + (n - 1) * sh + (kh - 1) * dh + 1)
             if vbuf is not None:
                 vert = vbuf[:n]
             else:
@@ -270,7 +272,7 @@ def _window_sum(x: np.ndarray, k: int, dil: int, axis: int) -> np.ndarray:
 
 
 def correlate_box(
-    xp: np.ndarray,
+    xp: np.ndarray | PaddedPlanes,
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
@@ -293,13 +295,14 @@ def correlate_box(
     out = np.empty((p, oh, ow), dtype=np.float32)
     tile = max(1, min(BOX_ROWS, oh, -(-oh // (2 * workers()))))
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
+    read = band_reader(xp)
 
     def task(a: int, b: int) -> None:
         for q, y0 in blocks[a:b]:
             n = min(tile, oh - y0)
             r0 = y0 * sh
             rows = (n - 1) * sh + (kh - 1) * dh + 1
-            src = xp[q, r0 : r0 + rows, :need_w]
+            src = read(q, r0, r0 + rows)[:, :need_w]
             vert = _window_sum(src, kh, dh, 0) if kh > 1 else src
             if sh > 1:
                 vert = vert[::sh]
