@@ -60,7 +60,7 @@ def correlate_direct(
     kh, kw = kernel.shape
     sh, sw = stride
     dh, dw = dilation
-    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)  # type: ignore[arg-type]
+    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)
     if out is None:
         out = np.empty((p, oh, ow), dtype=np.float32)
     taps = [(i, j, np.float32(kernel[i, j])) for i in range(kh) for j in range(kw) if kernel[i, j]]
@@ -139,7 +139,7 @@ def correlate_gemm(
     dh, dw = dilation
     if sw != 1:
         return correlate_direct(xp, kernel, stride, dilation)
-    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)  # type: ignore[arg-type]
+    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)
     rows = max(1, min(GEMM_ROWS, oh))
     mats = toeplitz_columns(kernel, rows, sh, dh)
     out = np.empty((p, oh, ow), dtype=np.float32)
