@@ -20,8 +20,8 @@ Paths
     rank-1 kernels as a vertical then a horizontal 1-D pass, each either a
     tap loop (short kernels) or banded Toeplitz matrices applied with sgemm;
 ``box``
-    constant kernels by running sums (float64 cumulative sums per tile), at a
-    cost independent of the kernel size;
+    constant kernels by running sums down the columns and doubling along the
+    rows (:mod:`imgkernel.core.box`), at a cost independent of the kernel size;
 ``fft``
     large kernels by overlap-save FFT tiles (``scipy.fft``, float32).
 
@@ -34,14 +34,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from imgkernel.core.box import correlate_box, is_box
 from imgkernel.core.direct import GEMM_ROWS, correlate_direct, correlate_gemm
 from imgkernel.core.fft import correlate_fft
 from imgkernel.core.padding import PaddedPlanes
 from imgkernel.core.separable import (
     SEPARABLE_TAPS_MAX,
-    correlate_box,
     correlate_separable,
-    is_box,
     rank1_factors,
 )
 from imgkernel.errors import UsageError

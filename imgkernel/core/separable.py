@@ -1,4 +1,4 @@
-"""Rank-1 and constant kernels: two 1-D passes instead of kh*kw taps.
+"""Rank-1 kernels: two 1-D passes instead of kh*kw taps.
 
 Same contract as :mod:`imgkernel.core.correlate` (float32 ``(P, Hp, Wp)``
 padded planes in, float32 valid cross-correlation out).
@@ -6,8 +6,6 @@ padded planes in, float32 valid cross-correlation out).
 ``separable``
     rank-1 kernels as a vertical then a horizontal 1-D pass, each either a
     tap loop (short kernels) or banded Toeplitz matrices applied with sgemm;
-``box``
-    constant kernels by running sums, at a cost independent of the kernel size.
 """
 
 from __future__ import annotations
@@ -69,12 +67,6 @@ def rank1_factors(
     if not np.allclose(np.outer(col, row), w, rtol=0.0, atol=max(rtol, 1e-12) * scale * 10):
         return None
     return col, row
-
-
-def is_box(kernel: np.ndarray) -> bool:
-    """True when every weight equals the first and is non-zero."""
-    first = kernel.flat[0]
-    return bool(first != 0 and np.all(kernel == first))
 
 
 # ---------------------------------------------------------------------------
@@ -226,88 +218,4 @@ def correlate_separable(
 
     with blas_single_thread():
         run_tiles(len(blocks), task, max(1, -(-len(blocks) // (2 * workers()))))
-    return out
-
-
-# ---------------------------------------------------------------------------
-# box
-
-#: Output rows per box tile.
-BOX_ROWS = 64
-
-
-def _window_sum(x: np.ndarray, k: int, dil: int, axis: int) -> np.ndarray:
-    """Sums of ``k`` cells ``dil`` apart along ``axis`` by doubling.
-
-    Sums of 2, 4, 8... cells are built from the previous ones with one
-    vectorized float32 add each, and ``k``'s binary digits combine them:
-    at most ``2*log2(k)`` adds whatever the size, each a fast SIMD pass over
-    the tile, and pairwise (hence accurate) summation.
-    """
-    n_out = x.shape[axis] - (k - 1) * dil
-
-    def part(a: np.ndarray, start: int, length: int) -> np.ndarray:
-        idx = [slice(None)] * a.ndim
-        idx[axis] = slice(start, start + length)
-        return a[tuple(idx)]
-
-    result = None
-    offset = 0
-    power = x  # sums of `width` cells
-    width = 1
-    remaining = k
-    while True:
-        if remaining & 1:
-            piece = part(power, offset * dil, n_out)
-            result = piece.copy() if result is None else np.add(result, piece, out=result)
-            offset += width
-        remaining >>= 1
-        if not remaining:
-            break
-        length = power.shape[axis] - width * dil
-        power = np.add(part(power, 0, length), part(power, width * dil, length))
-        width *= 2
-    assert result is not None
-    return result
-
-
-def correlate_box(
-    xp: np.ndarray | PaddedPlanes,
-    kernel: np.ndarray,
-    stride: tuple[int, int] = (1, 1),
-    dilation: tuple[int, int] = (1, 1),
-) -> np.ndarray:
-    """Constant kernels by running (doubling) sums, cost O(log size).
-
-    Each tile of output rows sums its rows then its columns with
-    :func:`_window_sum` and scales by the weight. (Cumulative sums then
-    differences were measured first: numpy's cumsum runs at 4-7 ns/element
-    here against 0.1 ns for a vectorized add, and float32 cumsums drift.)
-    """
-    if not is_box(kernel):
-        raise UsageError("the box method needs a kernel whose weights are all equal")
-    kh, kw = kernel.shape
-    sh, sw = stride
-    dh, dw = dilation
-    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)
-    weight = np.float32(kernel.flat[0])
-    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    out = np.empty((p, oh, ow), dtype=np.float32)
-    tile = max(1, min(BOX_ROWS, oh, -(-oh // (2 * workers()))))
-    blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
-    read = band_reader(xp)
-
-    def task(a: int, b: int) -> None:
-        for q, y0 in blocks[a:b]:
-            n = min(tile, oh - y0)
-            r0 = y0 * sh
-            rows = (n - 1) * sh + (kh - 1) * dh + 1
-            src = read(q, r0, r0 + rows)[:, :need_w]
-            vert = _window_sum(src, kh, dh, 0) if kh > 1 else src
-            if sh > 1:
-                vert = vert[::sh]
-            horiz = _window_sum(vert, kw, dw, 1) if kw > 1 else vert
-            np.multiply(horiz[:, : (ow - 1) * sw + 1 : sw], weight, out=out[q, y0 : y0 + n])
-
-    run_tiles(len(blocks), task, 1)
     return out
