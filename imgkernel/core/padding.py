@@ -275,10 +275,25 @@ class PaddedPlanes:
             self._rows = _source_index(h, top, bottom, border.numpy_mode)
             self._cols = _source_index(w, left, right, border.numpy_mode) + left
 
-    def band(self, q: int, r0: int, r1: int, name: str = "pad.band") -> np.ndarray:
-        """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer."""
+    @property
+    def channels(self) -> int:
+        """Values interleaved per padded pixel (C of a channels-last image, else 1)."""
+        return int(self.x.shape[3])
+
+    def band(
+        self, q: int, r0: int, r1: int, name: str = "pad.band", *, planar: bool = False
+    ) -> np.ndarray:
+        """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer.
+
+        With ``planar`` each row holds its channels one after the other
+        (``(rows, C, Wp)`` memory order) instead of interleaved.
+        """
         out = thread_buffer(name, (r1 - r0, self.shape[2]))
-        dst = out.reshape(r1 - r0, self._wp, self.x.shape[3])
+        c = self.x.shape[3]
+        if planar:
+            dst = out.reshape(r1 - r0, c, self._wp).transpose(0, 2, 1)
+        else:
+            dst = out.reshape(r1 - r0, self._wp, c)
         src = self.x[q]
         top, _, left, right = self.pads
         h, w = src.shape[0], src.shape[1]
