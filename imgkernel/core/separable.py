@@ -82,6 +82,10 @@ SEPARABLE_TAPS_MAX = 3
 #: 32: 1.3; the earlier tall-skinny sgemms over 32-column blocks: 3.8).
 VBLOCK = 4
 HBLOCK = 16
+#: Kernels spanning at least this many rows use vertical GEMMs of
+#: :data:`VBLOCK_LONG` rows (81 taps, 2000x1500 RGB: 32 rows 84 ms, 4 rows 138).
+LONG_EXTENT = 32
+VBLOCK_LONG = 32
 HROWS = 384
 
 
@@ -149,16 +153,15 @@ class _RowPass:
 
 class _ColumnPass:
     """``dst[y] = sum_i taps[i] * src[y*step + i*rate]`` for every row of ``dst``:
-    :data:`VBLOCK` rows at a time as ``T @ src rows`` (one sgemm over the whole
+    :data:`VBLOCK` (long kernels :data:`VBLOCK_LONG`) rows at a time as ``T @ src rows`` (one sgemm over the whole
     width), or a tap loop for short kernels."""
 
     def __init__(self, taps: np.ndarray, step: int, rate: int) -> None:
         self.taps, self.step, self.rate = taps, step, rate
         self.gemm = taps.size > SEPARABLE_TAPS_MAX
-        self.b = VBLOCK
-        self.t = _toeplitz(
-            taps, VBLOCK, step, rate, (VBLOCK - 1) * step + (taps.size - 1) * rate + 1
-        )
+        extent = (taps.size - 1) * rate + 1
+        self.b = VBLOCK_LONG if extent >= LONG_EXTENT else VBLOCK
+        self.t = _toeplitz(taps, self.b, step, rate, (self.b - 1) * step + extent)
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> None:
         n = dst.shape[0]
@@ -188,6 +191,16 @@ def _planar_band(
         for c in range(phases):
             planes[:, c] = rows[:, c::phases]
     return band.reshape((r1 - r0) * phases, -1)
+
+
+def _interleave(planar: np.ndarray, dst: np.ndarray, phases: int) -> None:
+    """``dst (n, W*phases)`` interleaved from ``planar (n, phases*W)``: one
+    strided copy per phase (a single transposing copy runs 3 values per inner
+    loop here, 5x slower)."""
+    n = dst.shape[0]
+    inter, planes = dst.reshape(n, -1, phases), planar.reshape(n, phases, -1)
+    for c in range(phases):
+        inter[:, :, c] = planes[:, c]
 
 
 def correlate_separable(
@@ -222,27 +235,45 @@ def correlate_separable(
     hpass = _RowPass(row, sw, dw // phases, owp)
     vpass = _ColumnPass(col, sh, dh)
     extent = (kh - 1) * dh + 1
+    # Horizontal first reads the phases planar straight from the source but
+    # filters extent-1 extra rows per tile; vertical first needs one more
+    # copy (to planar) of the vertical result (~0.3 ns per value).
     tile = max(16, (HROWS // phases - extent) // sh)
+    row_cost = 0.035 * (HBLOCK + (kw - 1) * dw // phases + 1)  # ns per value
+    hfirst = phases > 1 and (extent - 1) * row_cost < 0.3 * tile * sh
+    if not hfirst:
+        tile = max(1, HROWS // phases // sh)
     tile = max(1, min(tile, oh, -(-oh // (2 * workers()))))
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
+    read = band_reader(xp)
+
+    def horizontal_first(q: int, y0: int, n: int, dst: np.ndarray) -> None:
+        rows = (n - 1) * sh + extent
+        band = _planar_band(xp, q, y0 * sh, y0 * sh + rows, phases)
+        horiz = thread_buffer("sep.h", (rows * phases, owp))
+        hpass(band, horiz)
+        vert = thread_buffer("sep.v", (n, phases * owp))
+        vpass(horiz.reshape(rows, phases * owp), vert)
+        _interleave(vert, dst, phases)
+
+    def vertical_first(q: int, y0: int, n: int, dst: np.ndarray) -> None:
+        band = read(q, y0 * sh, y0 * sh + (n - 1) * sh + extent)
+        vert = thread_buffer("sep.v", (n, wp))
+        vpass(band, vert)
+        if phases == 1:
+            hpass(vert, dst)
+            return
+        planar = thread_buffer("sep.planar", (n, phases, wp // phases))
+        for c in range(phases):
+            planar[:, c] = vert[:, c::phases]
+        horiz = thread_buffer("sep.h", (n, phases * owp))
+        hpass(planar.reshape(n * phases, -1), horiz.reshape(n * phases, owp))
+        _interleave(horiz, dst, phases)
 
     def task(a: int, b: int) -> None:
         for q, y0 in blocks[a:b]:
             n = min(tile, oh - y0)
-            r0 = y0 * sh
-            rows = (n - 1) * sh + extent
-            band = _planar_band(xp, q, r0, r0 + rows, phases)
-            horiz = thread_buffer("sep.h", (rows * phases, owp))
-            hpass(band, horiz)
-            dst = out[q, y0 : y0 + n]
-            if phases == 1:
-                vpass(horiz, dst)
-                continue
-            vert = thread_buffer("sep.v", (n, phases * owp))
-            vpass(horiz.reshape(rows, phases * owp), vert)
-            inter, planes = dst.reshape(n, owp, phases), vert.reshape(n, phases, owp)
-            for c in range(phases):
-                inter[:, :, c] = planes[:, c]
+            (horizontal_first if hfirst else vertical_first)(q, y0, n, out[q, y0 : y0 + n])
 
     out = np.empty((p, oh, ow), dtype=np.float32)
     with blas_single_thread():
