@@ -153,8 +153,9 @@ class _RowPass:
 
 class _ColumnPass:
     """``dst[y] = sum_i taps[i] * src[y*step + i*rate]`` for every row of ``dst``:
-    :data:`VBLOCK` (long kernels :data:`VBLOCK_LONG`) rows at a time as ``T @ src rows`` (one sgemm over the whole
-    width), or a tap loop for short kernels."""
+    :data:`VBLOCK` (long kernels :data:`VBLOCK_LONG`) rows at a time as
+    ``T @ src rows`` (one sgemm over the whole width), or a tap loop for
+    short kernels."""
 
     def __init__(self, taps: np.ndarray, step: int, rate: int) -> None:
         self.taps, self.step, self.rate = taps, step, rate
