@@ -58,14 +58,18 @@ BANDED = ("direct", "gemm", "separable", "box", "fft")
 #: Kernels with fewer non-zero taps never take the fft path.
 FFT_MIN_TAPS = 25
 
-#: Rough costs in ns per output value and core, measured on 4000x3000 RGB
-#: rows: the tap loop's multiply-add per tap, the banded GEMM per matrix
-#: element (:mod:`imgkernel.core.direct`), a Python-level numpy call, and
-#: the FFT path whatever the kernel (2000x1500 RGB, 7x7 to 25x25).
-COST_TAP = 0.22
-COST_GEMM_CELL = 0.05
+#: Rough costs in ns per output value and core beyond what every path pays
+#: (reading the input, writing the output), fitted to runs on 2000x1500 and
+#: 4000x3000 RGB float32: the tap loop per tap; the banded GEMM per element
+#: of its Toeplitz matrices plus a fixed part (partial sums); a Python-level
+#: numpy call; the FFT path whatever the kernel. Measured crossovers: gemm
+#: beats the tap loop from about 6 taps and fft up to 15x15 (4000x3000:
+#: 15x15 gemm 365 / fft 416 ms of CPU, 17x17 440 / 393).
+COST_TAP = 0.2
+COST_GEMM_CELL = 0.027
+COST_GEMM = 0.4
 COST_CALL = 1500.0
-COST_FFT = 8.0
+COST_FFT = 10.0
 
 
 def _small_kernel_costs(
@@ -86,7 +90,7 @@ def _small_kernel_costs(
     inner = (rows - 1) * stride[0] + span_h
     costs = {"direct": taps * (COST_TAP + 2 * COST_CALL / min(oh * ow, 1 << 18))}
     if stride[1] == 1:
-        costs["gemm"] = cols * (COST_GEMM_CELL * inner + 2 * COST_CALL / (rows * ow))
+        costs["gemm"] = COST_GEMM + cols * (COST_GEMM_CELL * inner + 2 * COST_CALL / (rows * ow))
     if taps >= FFT_MIN_TAPS and stride == (1, 1) and min(hp, wp) >= max(span_h, span_w):
         costs["fft"] = COST_FFT + 20 * COST_CALL / (oh * ow)
     return costs
