@@ -126,8 +126,10 @@ def _column_sums(src: np.ndarray, kh: int, dh: int, y0: int, y1: int, out: np.nd
     the rows (``out[y - dh]`` must be done), from scratch for the first ``dh``."""
     reach = (kh - 1) * dh
     for y in range(y0, y1):
-        if y < dh:
-            np.add.reduce(src[y : y + reach + 1 : dh], axis=0, out=out[y])
+        if y < dh:  # row by row: add.reduce over axis 0 loops down each column here
+            np.copyto(out[y], src[y])
+            for i in range(1, kh):
+                np.add(out[y], src[y + i * dh], out=out[y])
         else:
             np.add(out[y - dh], src[y + reach], out=out[y])
             np.subtract(out[y], src[y - dh], out=out[y])
