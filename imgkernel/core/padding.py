@@ -286,14 +286,21 @@ class PaddedPlanes:
         """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer.
 
         With ``planar`` each row holds its channels one after the other
-        (``(rows, C, Wp)`` memory order) instead of interleaved.
+        (``(rows, C, Wp)`` memory order) instead of interleaved: padded
+        interleaved first, then one strided copy per channel (converting
+        while de-interleaving takes numpy's strided casting loops, 4 ns per
+        value here against 0.5 for the two steps).
         """
-        out = thread_buffer(name, (r1 - r0, self.shape[2]))
         c = self.x.shape[3]
-        if planar:
-            dst = out.reshape(r1 - r0, c, self._wp).transpose(0, 2, 1)
-        else:
-            dst = out.reshape(r1 - r0, self._wp, c)
+        if planar and c > 1:
+            rows = self.band(q, r0, r1, name + ".interleaved").reshape(r1 - r0, self._wp, c)
+            planes = thread_buffer(name, (r1 - r0, self.shape[2]))
+            split = planes.reshape(r1 - r0, c, self._wp)
+            for ch in range(c):
+                split[:, ch] = rows[:, :, ch]
+            return planes
+        out = thread_buffer(name, (r1 - r0, self.shape[2]))
+        dst = out.reshape(r1 - r0, self._wp, c)
         src = self.x[q]
         top, _, left, right = self.pads
         h, w = src.shape[0], src.shape[1]
