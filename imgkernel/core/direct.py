@@ -23,7 +23,9 @@ import numpy as np
 from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
     TILE_BYTES,
+    blas_limitable,
     blas_single_thread,
+    gemm_columns,
     run_tiles,
     thread_buffer,
     workers,
@@ -148,6 +150,9 @@ def correlate_gemm(
         return out
     read = band_reader(xp)
     tile = _tile_rows(oh, xp.shape[2] * 4 * sh, rows)
+    # Whole rows per GEMM (fewer calls); column chunks that keep OpenBLAS on
+    # the calling thread when threadpoolctl cannot limit it.
+    cols = ow if blas_limitable() else gemm_columns(mats[0][1].size, ow, least=4096)
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
 
     def task(a: int, b: int) -> None:
@@ -159,15 +164,18 @@ def correlate_gemm(
                 m = min(rows, n - b0)
                 span = (m - 1) * sh + (kh - 1) * dh + 1
                 src = band[b0 * sh : b0 * sh + span]
-                dst = out[q, y0 + b0 : y0 + b0 + m]
-                for t, (j, mat) in enumerate(mats):
-                    window = src[:, j * dw : j * dw + ow]
-                    if t == 0:
-                        np.matmul(mat[:m, :span], window, out=dst)
-                    else:
-                        assert tmp is not None
-                        np.matmul(mat[:m, :span], window, out=tmp[:m])
-                        np.add(dst, tmp[:m], out=dst)
+                for c0 in range(0, ow, cols):
+                    c1 = min(ow, c0 + cols)
+                    dst = out[q, y0 + b0 : y0 + b0 + m, c0:c1]
+                    for t, (j, mat) in enumerate(mats):
+                        window = src[:, c0 + j * dw : c1 + j * dw]
+                        if t == 0:
+                            np.matmul(mat[:m, :span], window, out=dst)
+                        else:
+                            assert tmp is not None
+                            part = tmp[:m, : c1 - c0]
+                            np.matmul(mat[:m, :span], window, out=part)
+                            np.add(dst, part, out=dst)
 
     with blas_single_thread():
         run_tiles(len(blocks), task, 1)

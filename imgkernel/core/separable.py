@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import as_strided
 from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
     blas_single_thread,
+    gemm_columns,
     run_tiles,
     thread_buffer,
     workers,
@@ -169,11 +170,16 @@ class _ColumnPass:
         if not self.gemm:
             _taps_along(src, self.taps, self.step, self.rate, n, dst, axis=0)
             return
-        for y0 in range(0, n, self.b):
-            m = min(self.b, n - y0)
-            span = (m - 1) * self.step + (self.taps.size - 1) * self.rate + 1
-            r0 = y0 * self.step
-            np.matmul(self.t[:m, :span], src[r0 : r0 + span], out=dst[y0 : y0 + m])
+        width = dst.shape[1]
+        cols = gemm_columns(self.t.shape[0] * self.t.shape[1], width)
+        for c0 in range(0, width, cols):  # column chunks outermost: rows stay in L2
+            c1 = min(width, c0 + cols)
+            for y0 in range(0, n, self.b):
+                m = min(self.b, n - y0)
+                span = (m - 1) * self.step + (self.taps.size - 1) * self.rate + 1
+                r0 = y0 * self.step
+                rows = src[r0 : r0 + span, c0:c1]
+                np.matmul(self.t[:m, :span], rows, out=dst[y0 : y0 + m, c0:c1])
 
 
 def _planar_band(
