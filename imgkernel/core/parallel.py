@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -109,7 +108,11 @@ def gemm_columns(mk: int, width: int, least: int = 1024) -> int:
 @functools.cache
 def blas_limitable() -> bool:
     """Whether :func:`blas_single_thread` can limit BLAS (threadpoolctl is installed)."""
-    return importlib.util.find_spec("threadpoolctl") is not None
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 _BLAS_LOCK = threading.Lock()
