@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
+    blas_limitable,
     blas_single_thread,
     gemm_columns,
     run_tiles,
@@ -141,10 +142,15 @@ class _RowPass:
             _taps_along(src, self.taps, self.step, self.rate, self.count, dst, axis=1)
             return
         r, b = src.shape[0], self.b
-        if self.full:
-            (s0, s1), (d0, d1) = src.strides, dst.strides
-            blocks = as_strided(src, (self.full, r, self.span), (b * self.step * s1, s0, s1))
-            outs = as_strided(dst, (self.full, r, b), (b * d1, d0, d1))
+        # All rows per batched matmul, or (without threadpoolctl) few enough
+        # for OpenBLAS to stay on this thread.
+        group = r if blas_limitable() else gemm_columns(self.span * b, r, least=16)
+        for g0 in range(0, r if self.full else 0, group):
+            part, into = src[g0 : g0 + group], dst[g0 : g0 + group]
+            (s0, s1), (d0, d1) = part.strides, into.strides
+            rows = part.shape[0]
+            blocks = as_strided(part, (self.full, rows, self.span), (b * self.step * s1, s0, s1))
+            outs = as_strided(into, (self.full, rows, b), (b * d1, d0, d1))
             np.matmul(blocks, self.tt, out=outs)
         if self.rest:
             x0 = self.full * b * self.step
@@ -162,7 +168,8 @@ class _ColumnPass:
         self.taps, self.step, self.rate = taps, step, rate
         self.gemm = taps.size > SEPARABLE_TAPS_MAX
         extent = (taps.size - 1) * rate + 1
-        self.b = VBLOCK_LONG if extent >= LONG_EXTENT else VBLOCK
+        long = extent >= LONG_EXTENT and blas_limitable()
+        self.b = VBLOCK_LONG if long else VBLOCK
         self.t = _toeplitz(taps, self.b, step, rate, (self.b - 1) * step + extent)
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> None:
@@ -171,7 +178,8 @@ class _ColumnPass:
             _taps_along(src, self.taps, self.step, self.rate, n, dst, axis=0)
             return
         width = dst.shape[1]
-        cols = gemm_columns(self.t.shape[0] * self.t.shape[1], width)
+        least = 1024 if blas_limitable() else 256
+        cols = gemm_columns(self.t.shape[0] * self.t.shape[1], width, least)
         for c0 in range(0, width, cols):  # column chunks outermost: rows stay in L2
             c1 = min(width, c0 + cols)
             for y0 in range(0, n, self.b):
