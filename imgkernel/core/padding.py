@@ -275,32 +275,10 @@ class PaddedPlanes:
             self._rows = _source_index(h, top, bottom, border.numpy_mode)
             self._cols = _source_index(w, left, right, border.numpy_mode) + left
 
-    @property
-    def channels(self) -> int:
-        """Values interleaved per padded pixel (C of a channels-last image, else 1)."""
-        return int(self.x.shape[3])
-
-    def band(
-        self, q: int, r0: int, r1: int, name: str = "pad.band", *, planar: bool = False
-    ) -> np.ndarray:
-        """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer.
-
-        With ``planar`` each row holds its channels one after the other
-        (``(rows, C, Wp)`` memory order) instead of interleaved: padded
-        interleaved first, then one strided copy per channel (converting
-        while de-interleaving takes numpy's strided casting loops, 4 ns per
-        value here against 0.5 for the two steps).
-        """
-        c = self.x.shape[3]
-        if planar and c > 1:
-            rows = self.band(q, r0, r1, name + ".interleaved").reshape(r1 - r0, self._wp, c)
-            planes = thread_buffer(name, (r1 - r0, self.shape[2]))
-            split = planes.reshape(r1 - r0, c, self._wp)
-            for ch in range(c):
-                split[:, ch] = rows[:, :, ch]
-            return planes
+    def band(self, q: int, r0: int, r1: int, name: str = "pad.band") -> np.ndarray:
+        """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer."""
         out = thread_buffer(name, (r1 - r0, self.shape[2]))
-        dst = out.reshape(r1 - r0, self._wp, c)
+        dst = out.reshape(r1 - r0, self._wp, self.x.shape[3])
         src = self.x[q]
         top, _, left, right = self.pads
         h, w = src.shape[0], src.shape[1]
