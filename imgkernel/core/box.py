@@ -29,7 +29,7 @@ from imgkernel.errors import UsageError
 
 #: Output rows per box tile (and steps of one running sum), and rows per
 #: chunk of the horizontal doubling passes (about 400 KB of 4000x3 rows).
-BOX_ROWS = 128
+BOX_ROWS = 64
 BOX_CHUNK = 16
 
 

@@ -78,17 +78,20 @@ def rank1_factors(
 #: 1-D kernels at most this long use a tap loop, longer ones Toeplitz GEMMs.
 SEPARABLE_TAPS_MAX = 3
 #: Output rows per vertical Toeplitz GEMM and output columns per block of the
-#: horizontal one, and rows (times channels) of one horizontal batched GEMM.
-#: Measured for 17 taps on 4000x3000 RGB: vertical 4 rows 1.25 ns per output
-#: (32 rows: 2.4); horizontal blocks of 16 over 384 rows 1.03 ns (8: 1.3,
-#: 32: 1.3; the earlier tall-skinny sgemms over 32-column blocks: 3.8).
+#: horizontal one. Measured for 17 taps on 4000x3000 RGB: vertical 4 rows
+#: 1.25 ns per output (32 rows: 2.4); horizontal blocks of 16 over 384 rows
+#: 1.03 ns (8: 1.3, 32: 1.3; the earlier tall-skinny sgemms over 32-column
+#: blocks: 3.8).
 VBLOCK = 4
 HBLOCK = 16
 #: Kernels spanning at least this many rows use vertical GEMMs of
 #: :data:`VBLOCK_LONG` rows (81 taps, 2000x1500 RGB: 32 rows 84 ms, 4 rows 138).
 LONG_EXTENT = 32
 VBLOCK_LONG = 32
-HROWS = 384
+#: Rows times channels of one tile: 32 rows of an RGB image. Alone on the
+#: machine 128-row tiles were as fast, but with other jobs sharing the L3 the
+#: smaller working set wins (sigma 2, CPU ms: 96 -> 127-130, 384 -> 152-172).
+HROWS = 96
 
 
 def _toeplitz(taps: np.ndarray, rows: int, step: int, dil: int, cols: int) -> np.ndarray:
