@@ -36,6 +36,7 @@ import numpy as np
 
 from imgkernel.core.correlate import correlate_planes
 from imgkernel.core.geometry import WindowGeometry, window_geometry
+from imgkernel.core.padding import PaddedPlanes
 from imgkernel.core.windows import Border, pad, parse_border, window_view
 from imgkernel.errors import UsageError
 
@@ -129,9 +130,8 @@ def filter2d(
         # Channels-last rows are planes whose columns interleave the channels:
         # a horizontal tap j of channel c sits j*C columns away, so the whole
         # image is one plane with horizontal dilation dw*C. No transpose.
-        xp = pad(x if x.ndim == 3 else x[:, :, None], pads, brd, axes=(0, 1))
-        hp, wp = xp.shape[:2]
-        plane = xp.reshape(1, hp, wp * channels)
+        # Padded band by band inside the paths: no padded full-size copy.
+        plane = PaddedPlanes(x, pads, brd, channels_last=True)
         out = correlate_planes(
             plane, k, (stride2[0], 1), (dilation2[0], dilation2[1] * channels), method
         )
@@ -139,7 +139,7 @@ def filter2d(
         if stride2[1] != 1:  # only when channels == 1
             result = np.ascontiguousarray(result[:, :: stride2[1]])
     else:
-        planes = pad(np.moveaxis(x, 2, 0), pads, brd)
+        planes = PaddedPlanes(np.moveaxis(x, 2, 0), pads, brd)
         out = correlate_planes(planes, k, stride2, dilation2, method)
         result = np.ascontiguousarray(np.moveaxis(out, 0, 2))
     if bias:

@@ -1,7 +1,9 @@
 """Valid cross-correlation of padded planes: the compute paths of the core.
 
 Every path here has one contract: ``xp`` is a C-contiguous float32 array
-``(P, Hp, Wp)`` of P independent planes, already padded; ``kernel`` is a
+``(P, Hp, Wp)`` of P independent planes, already padded, or a
+:class:`~imgkernel.core.padding.PaddedPlanes` source that pads row bands on
+demand (then no path makes a padded full-size copy); ``kernel`` is a
 float64 ``(kh, kw)`` array; the result is the float32 ``(P, Ho, Wo)`` valid
 cross-correlation (no flip) at the given stride and dilation::
 
@@ -11,12 +13,15 @@ Paths
 -----
 ``direct``
     one multiply-accumulate per kernel tap over cache-sized row tiles;
+``gemm``
+    a few output rows at a time as banded (Toeplitz) sgemms, one per kernel
+    column (:mod:`imgkernel.core.direct`);
 ``separable``
     rank-1 kernels as a vertical then a horizontal 1-D pass, each either a
     tap loop (short kernels) or banded Toeplitz matrices applied with sgemm;
 ``box``
-    constant kernels by running sums (float64 cumulative sums per tile), at a
-    cost independent of the kernel size;
+    constant kernels by running sums down the columns and doubling along the
+    rows (:mod:`imgkernel.core.box`), at a cost independent of the kernel size;
 ``fft``
     large kernels by overlap-save FFT tiles (``scipy.fft``, float32).
 
@@ -29,90 +34,66 @@ from collections.abc import Callable
 
 import numpy as np
 
+from imgkernel.core.box import correlate_box, is_box
+from imgkernel.core.direct import GEMM_ROWS, correlate_direct, correlate_gemm
 from imgkernel.core.fft import correlate_fft
-from imgkernel.core.parallel import (
-    TILE_BYTES,
-    run_tiles,
-    thread_buffer,
-    workers,
-)
+from imgkernel.core.padding import PaddedPlanes
 from imgkernel.core.separable import (
     SEPARABLE_TAPS_MAX,
-    correlate_box,
     correlate_separable,
-    is_box,
     rank1_factors,
 )
-from imgkernel.core.windows import valid_shape
 from imgkernel.errors import UsageError
 
-METHODS = ("auto", "direct", "separable", "box", "fft")
+METHODS = ("auto", "direct", "gemm", "separable", "box", "fft")
 
-
-# ---------------------------------------------------------------------------
-# direct
-
-
-def correlate_direct(
-    xp: np.ndarray,
-    kernel: np.ndarray,
-    stride: tuple[int, int] = (1, 1),
-    dilation: tuple[int, int] = (1, 1),
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Multiply-accumulate one kernel tap at a time over cache-sized tiles.
-
-    Zero taps are skipped, taps of +-1 need no multiply; the first tap writes
-    the tile instead of clearing it first. ``out`` (P, Ho, Wo) float32 may be
-    given to write into.
-    """
-    kh, kw = kernel.shape
-    sh, sw = stride
-    dh, dw = dilation
-    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)
-    if out is None:
-        out = np.empty((p, oh, ow), dtype=np.float32)
-    taps = [(i, j, np.float32(kernel[i, j])) for i in range(kh) for j in range(kw) if kernel[i, j]]
-    row_bytes = p * ow * 4
-    rows_per_tile = max(1, TILE_BYTES // max(row_bytes, 1))
-    # At least two tiles per thread so both cores stay busy.
-    rows_per_tile = max(1, min(rows_per_tile, -(-oh // (2 * workers()))))
-
-    def task(y0: int, y1: int) -> None:
-        acc = out[:, y0:y1]
-        if not taps:
-            acc[...] = 0
-            return
-        scratch = thread_buffer("correlate.scratch", acc.shape)
-        n = y1 - y0
-        for t, (i, j, w) in enumerate(taps):
-            r = y0 * sh + i * dh
-            c = j * dw
-            window = xp[:, r : r + (n - 1) * sh + 1 : sh, c : c + (ow - 1) * sw + 1 : sw]
-            if t == 0:
-                if w == 1:
-                    acc[...] = window
-                else:
-                    np.multiply(window, w, out=acc)
-            elif w == 1:
-                np.add(acc, window, out=acc)
-            elif w == -1:
-                np.subtract(acc, window, out=acc)
-            else:
-                np.multiply(window, w, out=scratch)
-                np.add(acc, scratch, out=acc)
-
-    run_tiles(oh, task, rows_per_tile)
-    return out
+#: Paths that read their input band by band (a PaddedPlanes source is never
+#: padded in full for them).
+BANDED = ("direct", "gemm", "separable", "box", "fft")
 
 
 # ---------------------------------------------------------------------------
 # dispatch
 
-#: Non-separable kernels with at least this many taps go to the fft path
-#: (measured on a 2000x1500 RGB plane: 5x5 direct 23 / fft 39 ms, 7x7 43 / 36,
-#: 9x9 68 / 40, 11x11 107 / 37).
-FFT_MIN_TAPS = 49
+#: Kernels with fewer non-zero taps never take the fft path.
+FFT_MIN_TAPS = 25
+
+#: Rough costs in ns per output value and core beyond what every path pays
+#: (reading the input, writing the output), fitted to runs on 2000x1500 and
+#: 4000x3000 RGB float32: the tap loop per tap; the banded GEMM per element
+#: of its Toeplitz matrices plus a fixed part (partial sums); a Python-level
+#: numpy call; the FFT path whatever the kernel. Measured crossovers: gemm
+#: beats the tap loop from about 6 taps and fft up to 15x15 (4000x3000:
+#: 15x15 gemm 365 / fft 416 ms of CPU, 17x17 440 / 393).
+COST_TAP = 0.2
+COST_GEMM_CELL = 0.027
+COST_GEMM = 0.4
+COST_CALL = 1500.0
+COST_FFT = 10.0
+
+
+def _small_kernel_costs(
+    k: np.ndarray,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    plane_shape: tuple[int, int] | None,
+) -> dict[str, float]:
+    """Estimated ns per output of the direct, gemm and fft paths for kernel ``k``."""
+    kh, kw = k.shape
+    hp, wp = plane_shape if plane_shape is not None else (4096, 4096)
+    span_h, span_w = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+    ow = max(1, (wp - span_w) // stride[1] + 1)
+    oh = max(1, (hp - span_h) // stride[0] + 1)
+    taps = int(np.count_nonzero(k))
+    cols = int(np.count_nonzero(k.any(axis=0)))
+    rows = min(GEMM_ROWS, oh)
+    inner = (rows - 1) * stride[0] + span_h
+    costs = {"direct": taps * (COST_TAP + 2 * COST_CALL / min(oh * ow, 1 << 18))}
+    if stride[1] == 1:
+        costs["gemm"] = COST_GEMM + cols * (COST_GEMM_CELL * inner + 2 * COST_CALL / (rows * ow))
+    if taps >= FFT_MIN_TAPS and stride == (1, 1) and min(hp, wp) >= max(span_h, span_w):
+        costs["fft"] = COST_FFT + 20 * COST_CALL / (oh * ow)
+    return costs
 
 
 def choose_method(
@@ -123,16 +104,23 @@ def choose_method(
 ) -> str:
     """The path ``method="auto"`` takes for this kernel and geometry.
 
+    Box and rank-1 kernels take their own paths; any other kernel the
+    cheapest of direct, gemm and fft by :func:`_small_kernel_costs`.
+
     >>> choose_method(np.ones((7, 7)))
     'box'
     >>> choose_method(np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]))
     'separable'
     >>> choose_method(np.outer([1, 2, 1], [1, 0, -1]))  # 6 taps: direct is as cheap
     'direct'
+    >>> choose_method(np.random.default_rng(0).random((5, 5)))
+    'gemm'
     >>> choose_method(np.random.default_rng(0).random((15, 15)))
     'fft'
     >>> choose_method(np.random.default_rng(0).random((15, 15)), stride=(2, 2))
     'direct'
+    >>> choose_method(np.random.default_rng(0).random((15, 15)), stride=(2, 1))
+    'gemm'
     >>> choose_method(np.eye(3))
     'direct'
     """
@@ -149,16 +137,13 @@ def choose_method(
         return "direct"
     if (kh == 1 or kw == 1) and nonzero > 2 * SEPARABLE_TAPS_MAX:
         return "separable"
-    if nonzero >= FFT_MIN_TAPS and stride == (1, 1):
-        if plane_shape is None or min(plane_shape) >= max(
-            (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
-        ):
-            return "fft"
-    return "direct"
+    costs = _small_kernel_costs(k, stride, dilation, plane_shape)
+    return min(costs, key=costs.__getitem__)
 
 
 PATHS: dict[str, Callable[..., np.ndarray]] = {
     "direct": correlate_direct,
+    "gemm": correlate_gemm,
     "separable": correlate_separable,
     "box": correlate_box,
     "fft": correlate_fft,
@@ -166,7 +151,7 @@ PATHS: dict[str, Callable[..., np.ndarray]] = {
 
 
 def correlate_planes(
-    xp: np.ndarray,
+    xp: np.ndarray | PaddedPlanes,
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
@@ -174,8 +159,10 @@ def correlate_planes(
 ) -> np.ndarray:
     """Valid cross-correlation of every plane of ``xp`` with ``kernel``.
 
-    ``method`` is ``"auto"`` (see :func:`choose_method`) or one of the paths
-    in :data:`PATHS`; a path that cannot take the kernel raises UsageError.
+    ``xp`` is an array ``(P, Hp, Wp)`` or a :class:`PaddedPlanes` source,
+    which the paths pad band by band. ``method`` is ``"auto"`` (see
+    :func:`choose_method`) or one of the paths in :data:`PATHS`; a path that
+    cannot take the kernel raises UsageError.
 
     >>> xp = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
     >>> correlate_planes(xp, np.array([[1.0, 0.0], [0.0, -1.0]]))
@@ -187,4 +174,9 @@ def correlate_planes(
     kernel = np.asarray(kernel, dtype=np.float64)
     if method == "auto":
         method = choose_method(kernel, stride, dilation, xp.shape[1:])
-    return PATHS[method](np.ascontiguousarray(xp, dtype=np.float32), kernel, stride, dilation)
+    if isinstance(xp, PaddedPlanes):
+        if method not in BANDED:
+            xp = xp.array()
+    else:
+        xp = np.ascontiguousarray(xp, dtype=np.float32)
+    return PATHS[method](xp, kernel, stride, dilation)

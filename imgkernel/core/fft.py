@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
     run_tiles,
     workers,
@@ -22,7 +23,7 @@ FFT_TILE_COLS = 512
 
 
 def correlate_fft(
-    xp: np.ndarray,
+    xp: np.ndarray | PaddedPlanes,
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
@@ -55,12 +56,13 @@ def correlate_fft(
     band_w = (nt - 1) * vw + tm
     out = np.empty((p, oh, ow), dtype=np.float32)
     bands = [(q, y0) for q in range(p) for y0 in range(0, full_h, vh)]
+    read = band_reader(xp)
 
     def task(a: int, b: int) -> None:
         band = np.zeros((tn, band_w), dtype=np.float32)
         for q, y0 in bands[a:b]:
             rows = min(tn, hp - y0)
-            band[:rows, : min(wp, band_w)] = xp[q, y0 : y0 + rows, :band_w]
+            band[:rows, : min(wp, band_w)] = read(q, y0, y0 + rows)[:, :band_w]
             if rows < tn:
                 band[rows:] = 0
             s = band.strides

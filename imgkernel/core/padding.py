@@ -7,11 +7,12 @@ tile by tile on all cores (:func:`imgkernel.core.parallel.run_tiles`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from imgkernel.core.parallel import run_tiles
+from imgkernel.core.parallel import run_tiles, thread_buffer
 from imgkernel.errors import UsageError
 
 #: Canonical border names (numpy.pad's) and the aliases other libraries use.
@@ -224,3 +225,97 @@ def pad_rows(
     else:
         rows = x[_source_index(h, top, bottom, border.numpy_mode)[first:stop]]
     return pad(rows, (0, 0, left, right), border, axes=(0, 1), dtype=dtype, out=out)
+
+
+class PaddedPlanes:
+    """``pad(x)`` as float32 planes ``(P, Hp, Wp)``, padded band by band when read.
+
+    ``x`` is ``(P, H, W)`` planes or, with ``channels_last``, one ``(H, W)``
+    or ``(H, W, C)`` image whose padded rows are read as single planes of
+    ``Wp*C`` interleaved values (``P = 1``). :meth:`band` converts and pads
+    only the rows asked for, into a buffer owned by the calling thread, so no
+    padded full-size copy is made (a 12 Mpx RGB image would need 144 MB of
+    fresh, page-faulting memory for one); :meth:`array` makes that copy for
+    callers that want it.
+
+    >>> x = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    >>> src = PaddedPlanes(x, (1, 2, 2, 1), parse_border("reflect"), channels_last=True)
+    >>> src.shape
+    (1, 6, 7)
+    >>> bool(np.array_equal(src.band(0, 1, 5), pad(x, (1, 2, 2, 1), parse_border("reflect"))[1:5]))
+    True
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        pads: tuple[int, int, int, int],
+        border: Border,
+        *,
+        channels_last: bool = False,
+    ) -> None:
+        if channels_last:
+            x4 = x[None, :, :, None] if x.ndim == 2 else x[None]
+        else:
+            x4 = x[..., None]
+        p, h, w, c = x4.shape
+        top, bottom, left, right = pads
+        if border.numpy_mode != "constant" and (h == 0 or w == 0):
+            raise UsageError(f"cannot pad an empty image with border {border.mode!r}")
+        self.x, self.pads, self.border = x4, pads, border
+        self.shape = (p, h + top + bottom, (w + left + right) * c)
+        self.size = p * self.shape[1] * self.shape[2]
+        self._wp = w + left + right
+        if border.numpy_mode == "constant":
+            self._rows = self._cols = None
+        else:
+            self._rows = _source_index(h, top, bottom, border.numpy_mode)
+            self._cols = _source_index(w, left, right, border.numpy_mode) + left
+
+    def band(self, q: int, r0: int, r1: int, name: str = "pad.band") -> np.ndarray:
+        """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer."""
+        out = thread_buffer(name, (r1 - r0, self.shape[2]))
+        dst = out.reshape(r1 - r0, self._wp, self.x.shape[3])
+        src = self.x[q]
+        top, _, left, right = self.pads
+        h, w = src.shape[0], src.shape[1]
+        inner = dst[:, left : left + w]
+        a, b = min(max(r0, top), r1), max(min(r1, top + h), r0)  # interior rows
+        if b > a:
+            inner[a - r0 : b - r0] = src[a - top : b - top]
+        for lo, hi in ((r0, a), (b, r1)):  # rows in the top or bottom padding
+            if hi <= lo:
+                continue
+            if self._rows is None:
+                inner[lo - r0 : hi - r0] = self.border.value
+            else:
+                inner[lo - r0 : hi - r0] = src[self._rows[lo:hi]]
+        if self._cols is None:
+            dst[:, :left] = self.border.value
+            dst[:, left + w :] = self.border.value
+        else:
+            if left:
+                dst[:, :left] = dst[:, self._cols[:left]]
+            if right:
+                dst[:, left + w :] = dst[:, self._cols[left + w :]]
+        return out
+
+    def array(self) -> np.ndarray:
+        """The whole padded ``(P, Hp, Wp)`` float32 array (one full-size copy)."""
+        p, hp, wpc = self.shape
+        full = pad(self.x, self.pads, self.border, axes=(1, 2))
+        return full.reshape(p, hp, wpc)
+
+
+def band_reader(xp: np.ndarray | PaddedPlanes) -> Callable[[int, int, int], np.ndarray]:
+    """``read(q, r0, r1)``: rows ``r0:r1`` of padded plane ``q`` of an array or a source.
+
+    A :class:`PaddedPlanes` band lives in a buffer of the calling thread that
+    the next read from that thread overwrites.
+    """
+    if isinstance(xp, PaddedPlanes):
+        return xp.band
+    return lambda q, r0, r1: xp[q, r0:r1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -89,6 +90,34 @@ def thread_buffer(name: str, shape: tuple[int, ...], dtype: type = np.float32) -
     if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
         buf = buffers[name] = np.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)
+
+
+#: OpenBLAS runs a GEMM with ``M*N*K`` up to this on the calling thread
+#: only (interface/gemm.c: 65536 * GEMM_MULTITHREAD_THRESHOLD 4); larger
+#: ones start its own threads, which fight ours when threadpoolctl is absent.
+BLAS_SERIAL_MNK = 1 << 18
+
+
+def gemm_columns(mk: int, width: int, least: int = 1024) -> int:
+    """Columns per GEMM of an ``(M x K) @ (K x columns)`` product that stay
+    under :data:`BLAS_SERIAL_MNK` (at least ``least``, at most ``width``);
+    also a cache-friendly chunk (17-tap vertical pass: 0.61 ns per output
+    in 3000-column chunks against 0.70 over 12000).
+
+    >>> gemm_columns(4 * 20, 12000), gemm_columns(32 * 112, 12000)
+    (3276, 1024)
+    """
+    return max(1, min(width, max(least, BLAS_SERIAL_MNK // max(mk, 1))))
+
+
+@functools.cache
+def blas_limitable() -> bool:
+    """Whether :func:`blas_single_thread` can limit BLAS (threadpoolctl is installed)."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 _BLAS_LOCK = threading.Lock()

@@ -1,4 +1,4 @@
-"""Rank-1 and constant kernels: two 1-D passes instead of kh*kw taps.
+"""Rank-1 kernels: two 1-D passes instead of kh*kw taps.
 
 Same contract as :mod:`imgkernel.core.correlate` (float32 ``(P, Hp, Wp)``
 padded planes in, float32 valid cross-correlation out).
@@ -6,8 +6,6 @@ padded planes in, float32 valid cross-correlation out).
 ``separable``
     rank-1 kernels as a vertical then a horizontal 1-D pass, each either a
     tap loop (short kernels) or banded Toeplitz matrices applied with sgemm;
-``box``
-    constant kernels by running sums, at a cost independent of the kernel size.
 """
 
 from __future__ import annotations
@@ -15,11 +13,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
+from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
-    TILE_BYTES,
+    blas_limitable,
     blas_single_thread,
+    gemm_columns,
     run_tiles,
+    thread_buffer,
     workers,
 )
 from imgkernel.core.windows import valid_shape
@@ -70,20 +72,26 @@ def rank1_factors(
     return col, row
 
 
-def is_box(kernel: np.ndarray) -> bool:
-    """True when every weight equals the first and is non-zero."""
-    first = kernel.flat[0]
-    return bool(first != 0 and np.all(kernel == first))
-
-
 # ---------------------------------------------------------------------------
 # separable
 
 #: 1-D kernels at most this long use a tap loop, longer ones Toeplitz GEMMs.
 SEPARABLE_TAPS_MAX = 3
-#: Output rows per vertical Toeplitz block / output columns per horizontal one.
-VBLOCK = 32
-HBLOCK = 32
+#: Output rows per vertical Toeplitz GEMM and output columns per block of the
+#: horizontal one. Measured for 17 taps on 4000x3000 RGB: vertical 4 rows
+#: 1.25 ns per output (32 rows: 2.4); horizontal blocks of 16 over 384 rows
+#: 1.03 ns (8: 1.3, 32: 1.3; the earlier tall-skinny sgemms over 32-column
+#: blocks: 3.8).
+VBLOCK = 4
+HBLOCK = 16
+#: Kernels spanning at least this many rows use vertical GEMMs of
+#: :data:`VBLOCK_LONG` rows (81 taps, 2000x1500 RGB: 32 rows 84 ms, 4 rows 138).
+LONG_EXTENT = 32
+VBLOCK_LONG = 32
+#: Rows times channels of one tile: 32 rows of an RGB image. Alone on the
+#: machine 128-row tiles were as fast, but with other jobs sharing the L3 the
+#: smaller working set wins (sigma 2, CPU ms: 96 -> 127-130, 384 -> 152-172).
+HROWS = 96
 
 
 def _toeplitz(taps: np.ndarray, rows: int, step: int, dil: int, cols: int) -> np.ndarray:
@@ -114,44 +122,89 @@ def _taps_along(
             np.add(dst, scratch, out=dst)
 
 
-class _HorizontalGemm:
-    """Horizontal 1-D correlation of row tiles as a few tall-skinny sgemms.
+class _RowPass:
+    """``dst[r, x] = sum_i taps[i] * src[r, x*step + i*rate]`` for ``x < count``.
 
-    Input columns are cut into blocks of ``B*sw``; output block q is
-    ``sum_t X[q+t] @ T_t^T`` with ``T_t`` the slices of one banded Toeplitz
-    matrix, so each term is ONE gemm over every (row, block) of the tile.
+    Long kernels cut the output columns into blocks of :data:`HBLOCK`; every
+    block is ``src[:, block's span] @ T^T`` with one banded ``T``, and ONE
+    batched matmul (a strided view of ``src``, no copy) does every block of
+    every row; a last partial block is one more small matmul. Short kernels
+    take a tap loop.
     """
 
-    def __init__(self, taps: np.ndarray, sw: int, dw: int, ow: int, block: int = HBLOCK):
-        self.b = b = max(1, min(block, ow))
-        self.bs = bs = b * sw
-        extent = (taps.size - 1) * dw
-        self.m = m = -(-((b - 1) * sw + extent + 1) // bs)
-        full = _toeplitz(taps, b, sw, dw, m * bs)
-        self.parts = [np.ascontiguousarray(full[:, t * bs : (t + 1) * bs].T) for t in range(m)]
-        self.nb = -(-ow // b)
-        self.nbp = self.nb + m - 1
-        self.width = self.nbp * bs
-        self.ow = ow
+    def __init__(self, taps: np.ndarray, step: int, rate: int, count: int) -> None:
+        self.taps, self.step, self.rate, self.count = taps, step, rate, count
+        self.gemm = taps.size > SEPARABLE_TAPS_MAX
+        self.b = b = max(1, min(HBLOCK, count))
+        self.span = (b - 1) * step + (taps.size - 1) * rate + 1
+        self.tt = np.ascontiguousarray(_toeplitz(taps, b, step, rate, self.span).T)
+        self.full, self.rest = divmod(count, b)
 
-    def __call__(self, buf: np.ndarray, dst: np.ndarray) -> None:
-        """buf (R, width) float32 C-contiguous (zero tail), dst (R, ow)."""
-        r = buf.shape[0]
-        x2 = buf.reshape(r * self.nbp, self.bs)
-        n = r * self.nbp - (self.m - 1)
-        acc = np.empty((r * self.nbp, self.b), dtype=np.float32)
-        np.matmul(x2[:n], self.parts[0], out=acc[:n])
-        if self.m > 1:
-            tmp = np.empty((n, self.b), dtype=np.float32)
-            for t in range(1, self.m):
-                np.matmul(x2[t : t + n], self.parts[t], out=tmp)
-                acc[:n] += tmp
-        res = acc.reshape(r, self.nbp, self.b)[:, : self.nb].reshape(r, self.nb * self.b)
-        dst[...] = res[:, : self.ow]
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> None:
+        if not self.gemm:
+            _taps_along(src, self.taps, self.step, self.rate, self.count, dst, axis=1)
+            return
+        r, b = src.shape[0], self.b
+        # All rows per batched matmul, or (without threadpoolctl) few enough
+        # for OpenBLAS to stay on this thread.
+        group = r if blas_limitable() else gemm_columns(self.span * b, r, least=16)
+        for g0 in range(0, r if self.full else 0, group):
+            part, into = src[g0 : g0 + group], dst[g0 : g0 + group]
+            (s0, s1), (d0, d1) = part.strides, into.strides
+            rows = part.shape[0]
+            blocks = as_strided(part, (self.full, rows, self.span), (b * self.step * s1, s0, s1))
+            outs = as_strided(into, (self.full, rows, b), (b * d1, d0, d1))
+            np.matmul(blocks, self.tt, out=outs)
+        if self.rest:
+            x0 = self.full * b * self.step
+            span = (self.rest - 1) * self.step + (self.taps.size - 1) * self.rate + 1
+            np.matmul(src[:, x0 : x0 + span], self.tt[:span, : self.rest], out=dst[:, -self.rest :])
+
+
+class _ColumnPass:
+    """``dst[y] = sum_i taps[i] * src[y*step + i*rate]`` for every row of ``dst``:
+    :data:`VBLOCK` (long kernels :data:`VBLOCK_LONG`) rows at a time as
+    ``T @ src rows`` (one sgemm over the whole width), or a tap loop for
+    short kernels."""
+
+    def __init__(self, taps: np.ndarray, step: int, rate: int) -> None:
+        self.taps, self.step, self.rate = taps, step, rate
+        self.gemm = taps.size > SEPARABLE_TAPS_MAX
+        extent = (taps.size - 1) * rate + 1
+        long = extent >= LONG_EXTENT and blas_limitable()
+        self.b = VBLOCK_LONG if long else VBLOCK
+        self.t = _toeplitz(taps, self.b, step, rate, (self.b - 1) * step + extent)
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> None:
+        n = dst.shape[0]
+        if not self.gemm:
+            _taps_along(src, self.taps, self.step, self.rate, n, dst, axis=0)
+            return
+        width = dst.shape[1]
+        least = 1024 if blas_limitable() else 256
+        cols = gemm_columns(self.t.shape[0] * self.t.shape[1], width, least)
+        for c0 in range(0, width, cols):  # column chunks outermost: rows stay in L2
+            c1 = min(width, c0 + cols)
+            for y0 in range(0, n, self.b):
+                m = min(self.b, n - y0)
+                span = (m - 1) * self.step + (self.taps.size - 1) * self.rate + 1
+                r0 = y0 * self.step
+                rows = src[r0 : r0 + span, c0:c1]
+                np.matmul(self.t[:m, :span], rows, out=dst[y0 : y0 + m, c0:c1])
+
+
+def _interleave(planar: np.ndarray, dst: np.ndarray, phases: int) -> None:
+    """``dst (n, W*phases)`` interleaved from ``planar (n, phases*W)``: one
+    strided copy per phase (a single transposing copy runs 3 values per inner
+    loop here, 5x slower)."""
+    n = dst.shape[0]
+    inter, planes = dst.reshape(n, -1, phases), planar.reshape(n, phases, -1)
+    for c in range(phases):
+        inter[:, :, c] = planes[:, c]
 
 
 def correlate_separable(
-    xp: np.ndarray,
+    xp: np.ndarray | PaddedPlanes,
     kernel: np.ndarray,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
@@ -159,10 +212,15 @@ def correlate_separable(
 ) -> np.ndarray:
     """Rank-1 kernels as a vertical then a horizontal 1-D pass per row tile.
 
-    Short 1-D kernels use a tap loop; longer ones banded Toeplitz matrices
-    applied with sgemm (vertical: ``T (B x span) @ rows (span x W)``;
-    horizontal: see :class:`_HorizontalGemm`). Stride and dilation live in
-    the matrices. Raises UsageError if the kernel is not rank 1.
+    Long 1-D kernels use banded Toeplitz sgemms (:class:`_RowPass`,
+    :class:`_ColumnPass`), short ones tap loops; stride and dilation live in
+    the matrices. A horizontal dilation ``d`` that divides the width
+    (filter2d's interleaved channels: ``d = C``) is ``d`` phases at dilation
+    1: the vertical result is split into its phases (one strided copy per
+    phase), so the horizontal blocks are dense, and the result is
+    interleaved back the same way. (Horizontal first on planar bands was
+    measured too: 5 % slower, it filters ``kh - 1`` extra rows per tile for
+    the same number of copies.) Raises UsageError if the kernel is not rank 1.
     """
     kh, kw = kernel.shape
     sh, sw = stride
@@ -174,137 +232,33 @@ def correlate_separable(
             raise UsageError("the separable method needs a rank-1 (separable) kernel")
     col, row = (np.asarray(f, dtype=np.float64) for f in factors)
     wp = xp.shape[2]
-    out = np.empty((p, oh, ow), dtype=np.float32)
-    v_gemm = kh > SEPARABLE_TAPS_MAX
-    h_gemm = kw > SEPARABLE_TAPS_MAX
-    # A horizontal dilation d that divides the width (filter2d's interleaved
-    # channels: d = C) is d independent phases at dilation 1: transpose each
-    # tile to (rows, d, W/d) so the Toeplitz blocks are d times denser.
-    phases = dw if (h_gemm and sw == 1 and dw > 1 and wp % dw == 0) else 1
-    hg = _HorizontalGemm(row, sw, dw // phases, ow // phases) if h_gemm else None
-    if v_gemm:
-        tile = max(1, min(VBLOCK, oh))
-        span = (tile - 1) * sh + (kh - 1) * dh + 1
-        tv = _toeplitz(col, tile, sh, dh, span)
-    else:
-        tile = max(1, min(oh, TILE_BYTES // max(wp * 4, 1), -(-oh // (2 * workers()))))
+    phases = dw if (sw == 1 and dw > 1 and wp % dw == 0 and kw > 1) else 1
+    owp = ow // phases
+    hpass = _RowPass(row, sw, dw // phases, owp)
+    vpass = _ColumnPass(col, sh, dh)
+    extent = (kh - 1) * dh + 1
+    tile = max(1, min(HROWS // phases // sh, oh, -(-oh // (2 * workers()))))
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
-    pw = wp // phases
-    buf_w = hg.width if hg is not None else wp
-    cw = min(pw, buf_w)
+    read = band_reader(xp)
 
     def task(a: int, b: int) -> None:
-        buf = np.zeros((tile * phases, buf_w), dtype=np.float32)
-        vbuf = np.empty((tile, wp), dtype=np.float32) if phases > 1 else None
-        hbuf = np.empty((tile * phases, ow // phases), dtype=np.float32) if phases > 1 else None
         for q, y0 in blocks[a:b]:
             n = min(tile, oh - y0)
-            r0 = y0 * sh
-            src = xp[q, r0 : r0 + (n - 1) * sh + (kh - 1) * dh + 1]
-            if vbuf is not None:
-                vert = vbuf[:n]
-            else:
-                src = src[:, :cw]
-                vert = buf[:n, :cw]
-            if v_gemm:
-                np.matmul(tv[:n, : src.shape[0]], src, out=vert)
-            else:
-                _taps_along(src, col, sh, dh, n, vert, axis=0)
-            if hg is None:
-                _taps_along(vert, row, sw, dw, ow, out[q, y0 : y0 + n], axis=1)
-            elif hbuf is None:
-                hg(buf[:n], out[q, y0 : y0 + n])
-            else:
-                # (n, pw, d) -> (n, d, pw) rows of the buffer, and back after.
-                inner = buf[: n * phases].reshape(n, phases, buf_w)
-                inner[:, :, :cw] = vert.reshape(n, pw, phases).transpose(0, 2, 1)[:, :, :cw]
-                hg(buf[: n * phases], hbuf[: n * phases])
-                res = hbuf[: n * phases].reshape(n, phases, ow // phases).transpose(0, 2, 1)
-                out[q, y0 : y0 + n] = res.reshape(n, ow)
+            dst = out[q, y0 : y0 + n]
+            band = read(q, y0 * sh, y0 * sh + (n - 1) * sh + extent)
+            vert = thread_buffer("sep.v", (n, wp))
+            vpass(band, vert)
+            if phases == 1:
+                hpass(vert, dst)
+                continue
+            planar = thread_buffer("sep.planar", (n, phases, wp // phases))
+            for c in range(phases):
+                planar[:, c] = vert[:, c::phases]
+            horiz = thread_buffer("sep.h", (n, phases * owp))
+            hpass(planar.reshape(n * phases, -1), horiz.reshape(n * phases, owp))
+            _interleave(horiz, dst, phases)
 
+    out = np.empty((p, oh, ow), dtype=np.float32)
     with blas_single_thread():
-        run_tiles(len(blocks), task, max(1, -(-len(blocks) // (2 * workers()))))
-    return out
-
-
-# ---------------------------------------------------------------------------
-# box
-
-#: Output rows per box tile.
-BOX_ROWS = 64
-
-
-def _window_sum(x: np.ndarray, k: int, dil: int, axis: int) -> np.ndarray:
-    """Sums of ``k`` cells ``dil`` apart along ``axis`` by doubling.
-
-    Sums of 2, 4, 8... cells are built from the previous ones with one
-    vectorized float32 add each, and ``k``'s binary digits combine them:
-    at most ``2*log2(k)`` adds whatever the size, each a fast SIMD pass over
-    the tile, and pairwise (hence accurate) summation.
-    """
-    n_out = x.shape[axis] - (k - 1) * dil
-
-    def part(a: np.ndarray, start: int, length: int) -> np.ndarray:
-        idx = [slice(None)] * a.ndim
-        idx[axis] = slice(start, start + length)
-        return a[tuple(idx)]
-
-    result = None
-    offset = 0
-    power = x  # sums of `width` cells
-    width = 1
-    remaining = k
-    while True:
-        if remaining & 1:
-            piece = part(power, offset * dil, n_out)
-            result = piece.copy() if result is None else np.add(result, piece, out=result)
-            offset += width
-        remaining >>= 1
-        if not remaining:
-            break
-        length = power.shape[axis] - width * dil
-        power = np.add(part(power, 0, length), part(power, width * dil, length))
-        width *= 2
-    assert result is not None
-    return result
-
-
-def correlate_box(
-    xp: np.ndarray,
-    kernel: np.ndarray,
-    stride: tuple[int, int] = (1, 1),
-    dilation: tuple[int, int] = (1, 1),
-) -> np.ndarray:
-    """Constant kernels by running (doubling) sums, cost O(log size).
-
-    Each tile of output rows sums its rows then its columns with
-    :func:`_window_sum` and scales by the weight. (Cumulative sums then
-    differences were measured first: numpy's cumsum runs at 4-7 ns/element
-    here against 0.1 ns for a vectorized add, and float32 cumsums drift.)
-    """
-    if not is_box(kernel):
-        raise UsageError("the box method needs a kernel whose weights are all equal")
-    kh, kw = kernel.shape
-    sh, sw = stride
-    dh, dw = dilation
-    p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)
-    weight = np.float32(kernel.flat[0])
-    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    out = np.empty((p, oh, ow), dtype=np.float32)
-    tile = max(1, min(BOX_ROWS, oh, -(-oh // (2 * workers()))))
-    blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
-
-    def task(a: int, b: int) -> None:
-        for q, y0 in blocks[a:b]:
-            n = min(tile, oh - y0)
-            r0 = y0 * sh
-            rows = (n - 1) * sh + (kh - 1) * dh + 1
-            src = xp[q, r0 : r0 + rows, :need_w]
-            vert = _window_sum(src, kh, dh, 0) if kh > 1 else src
-            if sh > 1:
-                vert = vert[::sh]
-            horiz = _window_sum(vert, kw, dw, 1) if kw > 1 else vert
-            np.multiply(horiz[:, : (ow - 1) * sw + 1 : sw], weight, out=out[q, y0 : y0 + n])
-
-    run_tiles(len(blocks), task, 1)
+        run_tiles(len(blocks), task, 1)
     return out

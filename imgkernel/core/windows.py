@@ -44,6 +44,7 @@ from imgkernel.core.padding import (  # noqa: F401 - re-exported until callers m
     BORDER_ALIASES,
     BORDERS,
     Border,
+    PaddedPlanes,
     pad,
     pad_rows,
     parse_border,
@@ -115,7 +116,10 @@ def output_size(
 
 
 def valid_shape(
-    xp: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+    xp: np.ndarray | PaddedPlanes,
+    k_hw: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
 ) -> tuple[int, int, int]:
     """``(P, Ho, Wo)`` of a valid correlation of padded planes ``xp`` ``(P, Hp, Wp)``.
 

@@ -107,23 +107,37 @@ def test_fft(size):
                 check("fft", xp, k, stride, dilation)
 
 
+@pytest.mark.parametrize("method", ["direct", "gemm"])
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7])
-def test_direct(size):
+def test_direct(size, method):
     rng = np.random.default_rng(300 + size)
     k = rng.standard_normal((size, size + 1))
     k[0, 0] = 0.0  # a skipped tap
     k[-1, -1] = 1.0  # a tap without multiply
+    if size > 2:
+        k[:, 1] = 0.0  # a skipped column (gemm)
     for stride, dilation in GEOMETRY:
         for shape in SHAPES:
             xp = planes(rng, *shape)
             if (size - 1) * dilation[0] + 1 > shape[1] or size * dilation[1] + 1 > shape[2]:
                 continue
-            check("direct", xp, k, stride, dilation)
+            check(method, xp, k, stride, dilation)
+
+
+def test_gemm_zero_kernel_and_row_blocks():
+    """All-zero kernels, and heights that leave a partial block of GEMM rows."""
+    rng = np.random.default_rng(5)
+    for h in (3, 4, 5, 6, 7, 9, 31):
+        xp = planes(rng, 2, h, 50)
+        check("gemm", xp, rng.standard_normal((3, 3)), (1, 1), (1, 1))
+        check("gemm", xp, rng.standard_normal((2, 4)), (2, 1), (1, 2))
+    got = C.correlate_planes(planes(rng, 1, 9, 9), np.zeros((3, 3)), method="gemm")
+    assert got.shape == (1, 7, 7) and not got.any()
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    method=st.sampled_from(["direct", "separable", "box", "fft"]),
+    method=st.sampled_from(["direct", "gemm", "separable", "box", "fft"]),
     p=st.integers(1, 4),
     h=st.integers(1, 40),
     w=st.integers(1, 40),
@@ -195,13 +209,14 @@ def test_methods_listed():
     assert set(C.METHODS) == {"auto", *C.PATHS}
 
 
-@pytest.mark.parametrize("method", ["direct", "separable", "box", "fft", "auto"])
+@pytest.mark.parametrize("method", ["direct", "gemm", "separable", "box", "fft", "auto"])
 def test_filter2d_channels_last_agrees(method):
     """filter2d's interleaved-channel plane (dilation dw*C) through every path."""
     rng = np.random.default_rng(7)
     img = rng.integers(0, 256, (61, 83, 3), dtype=np.uint8)
     kernels = {
         "direct": rng.standard_normal((3, 4)),
+        "gemm": rng.standard_normal((5, 5)),
         "separable": np.outer(rng.standard_normal(9), rng.standard_normal(7)),
         "box": np.full((7, 5), 1 / 35),
         "fft": rng.standard_normal((13, 13)),
