@@ -1,0 +1,192 @@
+"""Filtering images larger than memory with a kernel record, tile by tile.
+
+:func:`filter_large` reads a TIFF or Zarr image a tile (plus the halo its
+windows need) at a time, filters each tile with
+:func:`~imgkernel.kernels.filter_image.filter_image` (so kernels, magnitude,
+offsets, alpha handling, the display mapping and its rounding are those of
+the whole-image path) and writes TIFF or Zarr tile by tile; see
+:mod:`imgkernel.images.tiled` for the engine and the Dask scheduler.
+
+Bit-identical to the whole image
+--------------------------------
+The output equals ``filter_image`` on the whole image for every kernel,
+border, stride, dilation, padding and tile size. Where the arithmetic of the
+compute path is the same for a pixel wherever its tile starts (Pillow's
+order, ``direct``, ``box``, tap-loop ``separable``), tiles are any size
+(``mode="tiles"``). The paths whose float32 rounding depends on where a block
+starts (FFT tiles, sgemm Toeplitz blocks, and on float data the switch to
+``direct`` in a band holding NaN) are computed in the very bands
+``filter_image`` uses: ``band_rows`` output rows by the whole width
+(``mode="bands"``). A constant border whose value the pixel type cannot
+hold makes ``filter_image`` filter the whole image at once; with such a path
+the tiled run does too (``mode="whole"``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from imgkernel.core.correlate import choose_method
+from imgkernel.core.padding import Border, parse_border
+from imgkernel.core.separable import SEPARABLE_TAPS_MAX
+from imgkernel.core.tiles import plan_filter
+from imgkernel.core.windows import as_pair
+from imgkernel.errors import UsageError
+from imgkernel.images import Display, Image
+from imgkernel.images.regions import open_region_source
+from imgkernel.images.tiled import TILE_SIZE, LargeResult, check_target_format, run_large
+from imgkernel.kernels.apply import iter_kernel_bands
+from imgkernel.kernels.filter_image import filter_image
+from imgkernel.kernels.record import Kernel
+
+__all__ = ["filter_large", "tile_mode"]
+
+#: Compute paths whose result for a pixel does not depend on where its block starts.
+POSITION_FREE = ("direct", "box")
+
+
+def band_rows() -> int:
+    """Output rows of the bands ``filter_image`` filters at once (``iter_kernel_bands``)."""
+    return int((iter_kernel_bands.__kwdefaults__ or {}).get("band_rows", 256))
+
+
+def tile_mode(
+    kernel: Kernel,
+    dtype: Any,
+    *,
+    method: str = "auto",
+    stride: Any = 1,
+    dilation: Any = 1,
+    alpha: bool = False,
+    alpha_mode: str = "keep",
+) -> str:
+    """``"tiles"`` when every pixel is computed the same in any tile, else ``"bands"``.
+
+    >>> from imgkernel.kernels import load_library
+    >>> lib = load_library(include_user=False)
+    >>> tile_mode(lib.resolve("sobel"), np.uint8), tile_mode(lib.resolve("blur"), np.uint8)
+    ('tiles', 'tiles')
+    >>> tile_mode(lib.resolve("gaussian:sigma=3"), np.uint8)
+    'bands'
+    """
+    dtype = np.dtype(dtype)
+    step = as_pair(stride, "stride")
+    rate = as_pair(dilation, "dilation")
+    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    core_free = all(
+        _position_free(weights, dtype, method, step, rate) for weights in kernel.components
+    )
+    pillow = (
+        kernel.arithmetic == "pillow"
+        and kernel.combine == "single"
+        and dtype.kind in "ui"
+        and method == "auto"
+        and alpha_mode != "premultiply"
+    )
+    if pillow and (not alpha or alpha_mode == "keep"):
+        return "tiles"
+    return "tiles" if core_free else "bands"
+
+
+def _position_free(
+    weights: np.ndarray,
+    dtype: np.dtype,
+    method: str,
+    stride: tuple[int, int],
+    rate: tuple[int, int],
+) -> bool:
+    path = choose_method(weights, stride, rate) if method == "auto" else method
+    if path == "direct":
+        return True
+    if dtype.kind == "f" and method == "auto":
+        return False  # a band holding NaN or inf switches to direct, a tile may not
+    if path == "separable":
+        return max(weights.shape) <= SEPARABLE_TAPS_MAX  # tap loops, no sgemm blocks
+    return path in POSITION_FREE
+
+
+def _holds(dtype: np.dtype, value: float) -> bool:
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return float(value).is_integer() and info.min <= value <= info.max
+    return True
+
+
+def _filter_tile(
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    pads: tuple[int, int, int, int],
+    *,
+    kernel: Kernel,
+    display: Display | None,
+    options: dict[str, Any],
+) -> tuple:
+    """One tile through :func:`filter_image`, as if it were a whole TIFF image."""
+    image = Image(pixels, alpha, "TIFF", "-")
+    return filter_image(image, kernel, "TIFF", display=display, padding=pads, **options)
+
+
+def filter_large(
+    source: str,
+    target: str,
+    kernel: Kernel,
+    display: Display | None = None,
+    *,
+    tile_size: int = TILE_SIZE,
+    scheduler: Any = None,
+    stride: Any = 1,
+    padding: Any = "same",
+    dilation: Any = 1,
+    border: Any = "reflect",
+    method: str = "auto",
+    alpha_mode: str = "keep",
+    bias: float = 0.0,
+    convolve: bool = False,
+    **output: Any,
+) -> LargeResult:
+    """Filter the TIFF/Zarr image ``source`` with ``kernel`` into the TIFF/Zarr ``target``.
+
+    The pixels written equal ``filter_image(read_image(source), kernel,
+    "TIFF", display=display, ...)`` (8-bit, or 16-bit for 16-bit input);
+    the filter options are those of :func:`~imgkernel.kernels.apply_kernel`.
+    ``tile_size`` counts output pixels per tile side; ``scheduler`` is None
+    (threads here), ``"local:N"``, ``"tcp://HOST:PORT"`` or a
+    ``distributed.Client``; ``output``: ``out_tile`` (TIFF tile / Zarr
+    chunk, default 256), ``compression`` (``zlib``, ``none``...),
+    ``level``, ``threads``. ``normalize`` needs the whole result's range
+    and is not available here.
+    """
+    check_target_format(target)
+    if display is not None and display.mode_or(kernel.display) == "normalize":
+        raise UsageError("--normalize needs the whole result at once; it is not done tile by tile")
+    src = open_region_source(source)
+    brd = parse_border(border)
+    mode = tile_mode(
+        kernel, src.dtype, method=method, stride=stride, dilation=dilation,
+        alpha=src.alpha, alpha_mode=alpha_mode,
+    )  # fmt: skip
+    fits = brd.numpy_mode != "constant" or _holds(src.dtype, brd.value)
+    gather: Border | None = brd if fits else None
+    rate = as_pair(dilation, "dilation")
+    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    geometry = dict(stride=stride, dilation=rate, padding=padding)
+    if mode == "bands" and not fits:
+        mode = "whole"
+    if mode == "tiles":
+        plan = plan_filter(src.hw, kernel.shape, tile=tile_size, need_image=not fits, **geometry)
+    else:
+        rows = band_rows() if mode == "bands" else 1
+        whole = (mode == "whole", True)
+        plan = plan_filter(src.hw, kernel.shape, tile=(rows, 1), whole=whole, **geometry)
+    options = dict(
+        stride=stride, dilation=dilation, border=brd, method=method,
+        alpha_mode=alpha_mode, bias=bias, convolve=convolve,
+    )  # fmt: skip
+    compute = partial(_filter_tile, kernel=kernel, display=display, options=options)
+    return run_large(
+        source, target, plan, compute, border=gather, gray=src.gray, alpha=src.alpha,
+        scheduler=scheduler, mode=mode, **output,
+    )  # fmt: skip
