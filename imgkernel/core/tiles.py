@@ -89,6 +89,8 @@ def _axis_tile(out_start: int, out_stop: int, start: int, stop: int, n: int, lea
     first, last = max(start, lead), min(stop, lead + n)
     before = max(0, min(stop, lead) - start)
     after = max(0, stop - max(start, lead + n))
+    if last <= first:  # wholly in the padding: an empty read at the nearer image edge
+        first = last = min(max(first, lead), lead + n)
     return AxisTile(out_start, out_stop, start, stop, first - lead, last - lead, before, after)
 
 
@@ -340,7 +342,7 @@ def index_runs(index: np.ndarray, gap: int = 32) -> list[tuple[int, int]]:
     cells = np.unique(index[index >= 0])
     if cells.size == 0:
         return []
-    breaks = np.nonzero(np.diff(cells) > gap)[0]
+    breaks = np.nonzero(np.diff(cells) - 1 > gap)[0]
     starts = np.concatenate([[cells[0]], cells[breaks + 1]])
     stops = np.concatenate([cells[breaks], [cells[-1]]]) + 1
     return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]

@@ -31,8 +31,8 @@ from imgkernel.errors import UsageError
 
 __all__ = ["RegionSource", "is_zarr_path", "open_region_source", "require"]
 
-#: Bytes of decoded TIFF segments a source keeps (at least two rows of segments).
-SEGMENT_CACHE_BYTES = 64 << 20
+#: Rows of TIFF segments (tiles or strips) whose decoded data a source keeps at least.
+CACHED_SEGMENT_ROWS = 3
 
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
@@ -92,6 +92,10 @@ class RegionSource:
         """Rows ``r0:r1`` and columns ``c0:c1`` as ``(h, w, C)`` pixels."""
         raise NotImplementedError
 
+    def reserve(self, rows: int) -> None:
+        """Keep enough decoded data for reads ``rows`` high across the whole width,
+        so that tiles read row by row decode each segment once."""
+
     def close(self) -> None:
         """Release the file."""
 
@@ -131,7 +135,7 @@ class ZarrRegions(RegionSource):
 class TiffRegions(RegionSource):
     """The first page of a TIFF, decoded tile by tile (or strip by strip) on demand."""
 
-    def __init__(self, path: str, cache_bytes: int = SEGMENT_CACHE_BYTES):
+    def __init__(self, path: str):
         tifffile = require("tifffile", "tiff")
         try:
             self._tif = tifffile.TiffFile(path)
@@ -158,8 +162,13 @@ class TiffRegions(RegionSource):
         self._zarr = None
         self._seg_hw = (int(page.chunks[0]), int(page.chunks[1]))
         self._across = -(-self.shape[1] // self._seg_hw[1])
-        row_bytes = self.shape[1] * spp * page.dtype.itemsize * self._seg_hw[0]
-        self._budget = max(cache_bytes, 3 * row_bytes)
+        self._row_bytes = self.shape[1] * spp * page.dtype.itemsize
+        self._budget = CACHED_SEGMENT_ROWS * self._seg_hw[0] * self._row_bytes
+
+    def reserve(self, rows: int) -> None:
+        if self._zarr is None:
+            want = (rows + 2 * self._seg_hw[0]) * self._row_bytes
+            self._budget = max(self._budget, want)
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         if self._zarr is not None:

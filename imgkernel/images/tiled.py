@@ -45,8 +45,8 @@ from imgkernel.images.tiled_write import OutputSpec, write_large
 
 __all__ = ["LargeResult", "TileTask", "fetch_tile", "pool_large", "run_large", "run_tile"]
 
-#: Pixels (tile rows) of a tile when none is asked for.
-TILE_SIZE = 1024
+#: Output pixels per tile side when none is asked for.
+TILE_SIZE = 512
 #: The TIFF tile / Zarr chunk of the output.
 OUT_TILE = 256
 
@@ -110,8 +110,10 @@ def _gather(source: RegionSource, r_index: np.ndarray, c_index: np.ndarray) -> n
     """Cells ``[r_index][:, c_index]`` of the image, reading a few rectangles only."""
     r_runs, c_runs = index_runs(r_index), index_runs(c_index)
     pieces = [[source.read(r0, r1, c0, c1) for c0, c1 in c_runs] for r0, r1 in r_runs]
-    compact = np.concatenate([np.concatenate(row, axis=1) for row in pieces], axis=0)
-    return compact[np.ix_(_positions(r_index, r_runs), _positions(c_index, c_runs))]
+    rows = [row[0] if len(row) == 1 else np.concatenate(row, axis=1) for row in pieces]
+    compact = rows[0] if len(rows) == 1 else np.concatenate(rows, axis=0)
+    block = _take(compact, _positions(r_index, r_runs), axis=0)
+    return _take(block, _positions(c_index, c_runs), axis=1)
 
 
 def _positions(index: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:
@@ -120,6 +122,22 @@ def _positions(index: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:
     offsets = np.cumsum([0] + [b - a for a, b in runs[:-1]])
     which = np.searchsorted(starts, index, side="right") - 1
     return offsets[which] + (index - starts[which])
+
+
+def _take(array: np.ndarray, positions: np.ndarray, axis: int) -> np.ndarray:
+    """``array.take(positions, axis)``, copying each run of consecutive cells as one slice.
+
+    >>> _take(np.arange(6), np.array([1, 0, 1, 2, 3, 4, 5, 4]), 0)
+    array([1, 0, 1, 2, 3, 4, 5, 4])
+    """
+    breaks = np.nonzero(np.diff(positions) != 1)[0] + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(positions)]])
+    parts = []
+    for a, b in zip(starts, stops, strict=True):
+        cut = slice(int(positions[a]), int(positions[a]) + int(b - a))
+        parts.append(array[cut] if axis == 0 else array[:, cut])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
 
 
 def _split(block: np.ndarray, source: RegionSource) -> tuple[np.ndarray, np.ndarray | None]:
@@ -136,6 +154,7 @@ def run_tile(task: TileTask, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> 
     """Compute one tile (in a worker): its finished pixels as ``(h, w, C)``, alpha last."""
     limit_threads()
     source = open_region_source(task.path)
+    source.reserve(task.tile.rows.stop - task.tile.rows.start)
     pixels, alpha, rest = fetch_tile(source, task.tile, task.border, pads)
     out, out_alpha = task.compute(pixels, alpha, rest)
     block = out if out.ndim == 3 else out[:, :, None]
