@@ -241,13 +241,27 @@ def plan_tiles(
     th, tw = as_pair(tile, "tile size")
     out = out_hw or (None, None)
     rows = plan_axis(
-        in_hw[0], span[0], stride[0], pads[0], pads[1], th,
-        out_n=out[0], need_image=need_image, whole=whole[0],
-    )  # fmt: skip
+        in_hw[0],
+        span[0],
+        stride[0],
+        pads[0],
+        pads[1],
+        th,
+        out_n=out[0],
+        need_image=need_image,
+        whole=whole[0],
+    )
     cols = plan_axis(
-        in_hw[1], span[1], stride[1], pads[2], pads[3], tw,
-        out_n=out[1], need_image=need_image, whole=whole[1],
-    )  # fmt: skip
+        in_hw[1],
+        span[1],
+        stride[1],
+        pads[2],
+        pads[3],
+        tw,
+        out_n=out[1],
+        need_image=need_image,
+        whole=whole[1],
+    )
     out_hw = (rows[-1].out_stop, cols[-1].out_stop)
     return TilePlan((int(in_hw[0]), int(in_hw[1])), out_hw, tuple(pads), rows, cols)  # type: ignore[arg-type]
 

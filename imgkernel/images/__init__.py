@@ -12,7 +12,14 @@ module             what it holds
 ``outputs``        output names for a batch: files, directories, templates
 ``batch``          :class:`OutputOptions` and :func:`run_images`
 ``pool``           pooling image files (:func:`pool_files`)
+``regions``        reading rectangles of TIFF and Zarr images larger than memory
+``tiled_write``    writing TIFF and Zarr images band by band, tile by tile
+``cluster``        where tiles are computed: local threads or a Dask cluster
+``tiled``          the tiled engine (:func:`run_large`) and :func:`pool_large`
 =================  ===========================================================
+
+``tifffile``/``zarr`` (extra ``tiff``) and ``dask``/``distributed`` (extra
+``dask``) are imported only by the functions that need them.
 """
 
 from imgkernel.images.batch import OutputOptions, run_images
@@ -36,6 +43,8 @@ from imgkernel.images.image import (
 from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
+from imgkernel.images.regions import open_region_source
+from imgkernel.images.tiled import LargeResult, pool_large, run_large
 from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
 
 __all__ = [
@@ -47,6 +56,7 @@ __all__ = [
     "ArrayLayout",
     "Display",
     "Image",
+    "LargeResult",
     "Offset",
     "OutputOptions",
     "attach_alpha",
@@ -55,13 +65,16 @@ __all__ = [
     "expand_outputs",
     "format_from_name",
     "is_text_output",
+    "open_region_source",
     "max_value_for",
     "pool_files",
     "pool_image",
+    "pool_large",
     "probe_image",
     "read_array",
     "read_image",
     "run_images",
+    "run_large",
     "to_display",
     "to_pixel_type",
     "write_array",

@@ -96,9 +96,9 @@ def fetch_tile(
         block = np.full(shape, border.value, dtype=source.dtype)
         if rows.inside and cols.inside:
             inner = source.read(rows.read_start, rows.read_stop, cols.read_start, cols.read_stop)
-            block[rows.before : rows.before + rows.inside, cols.before : cols.before + cols.inside] = (
-                inner
-            )
+            block[
+                rows.before : rows.before + rows.inside, cols.before : cols.before + cols.inside
+            ] = inner
     else:
         r_index = border_index(h, pads[0], pads[1], border)[rows.start : rows.stop]
         c_index = border_index(w, pads[2], pads[3], border)[cols.start : cols.stop]
@@ -285,9 +285,14 @@ def pool_large(
         raise UsageError(f"unknown pooling mode {mode!r}; choose one of {', '.join(POOL_MODES)}")
     src = open_region_source(source)
     plan = plan_pool(
-        src.hw, size, stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+        src.hw,
+        size,
+        stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
         tile=tile_size,
-    )  # fmt: skip
+    )
     compute = partial(
         _pool_tile,
         explicit=plan.pads,
@@ -299,6 +304,12 @@ def pool_large(
         count_include_pad=count_include_pad,
     )
     return run_large(
-        source, target, plan, compute, gray=src.gray, alpha=src.alpha, scheduler=scheduler,
+        source,
+        target,
+        plan,
+        compute,
+        gray=src.gray,
+        alpha=src.alpha,
+        scheduler=scheduler,
         **output,
-    )  # fmt: skip
+    )

@@ -28,7 +28,7 @@ import numpy as np
 from imgkernel.core.parallel import workers
 from imgkernel.errors import UsageError
 from imgkernel.images.deliver import check_target, deliver
-from imgkernel.images.regions import is_zarr_path, require
+from imgkernel.images.regions import is_zarr_path, isal_zlib, require
 
 __all__ = ["COMPRESSIONS", "OutputSpec", "rechunk_rows", "write_large"]
 
@@ -112,13 +112,9 @@ def zlib_encoder(level: int | None = None) -> Callable[[bytes], bytes]:
     True
     """
     level = DEFLATE_LEVEL if level is None else int(level)
-    if level <= 3:
-        try:
-            from isal import isal_zlib
-
-            return partial(isal_zlib.compress, level=level)
-        except ImportError:
-            pass
+    fast = isal_zlib()
+    if fast is not None and level <= 3:
+        return partial(fast.compress, level=level)
     import zlib
 
     return partial(zlib.compress, level=level)

@@ -165,9 +165,14 @@ def filter_large(
     src = open_region_source(source)
     brd = parse_border(border)
     mode = tile_mode(
-        kernel, src.dtype, method=method, stride=stride, dilation=dilation,
-        alpha=src.alpha, alpha_mode=alpha_mode,
-    )  # fmt: skip
+        kernel,
+        src.dtype,
+        method=method,
+        stride=stride,
+        dilation=dilation,
+        alpha=src.alpha,
+        alpha_mode=alpha_mode,
+    )
     fits = brd.numpy_mode != "constant" or _holds(src.dtype, brd.value)
     gather: Border | None = brd if fits else None
     rate = as_pair(dilation, "dilation")
@@ -182,11 +187,24 @@ def filter_large(
         whole = (mode == "whole", True)
         plan = plan_filter(src.hw, kernel.shape, tile=(rows, 1), whole=whole, **geometry)
     options = dict(
-        stride=stride, dilation=dilation, border=brd, method=method,
-        alpha_mode=alpha_mode, bias=bias, convolve=convolve,
-    )  # fmt: skip
+        stride=stride,
+        dilation=dilation,
+        border=brd,
+        method=method,
+        alpha_mode=alpha_mode,
+        bias=bias,
+        convolve=convolve,
+    )
     compute = partial(_filter_tile, kernel=kernel, display=display, options=options)
     return run_large(
-        source, target, plan, compute, border=gather, gray=src.gray, alpha=src.alpha,
-        scheduler=scheduler, mode=mode, **output,
-    )  # fmt: skip
+        source,
+        target,
+        plan,
+        compute,
+        border=gather,
+        gray=src.gray,
+        alpha=src.alpha,
+        scheduler=scheduler,
+        mode=mode,
+        **output,
+    )

@@ -118,7 +118,9 @@ def tile_filter(image, kernel, brd, plan, span, stride, dilation):
             rows = rows_index[r.start : r.stop]
             cols = cols_index[c.start : c.stop]
             window = image[np.ix_(rows, cols)]
-        part = filter2d(window, kernel, padding=0, stride=stride, dilation=dilation, method="direct")
+        part = filter2d(
+            window, kernel, padding=0, stride=stride, dilation=dilation, method="direct"
+        )
         out[tile.outputs] = part
     return out
 
@@ -175,15 +177,20 @@ def test_tiles_pool_equals_whole_image(
 ):
     image = np.random.default_rng(seed).integers(0, 256, (h, w, 2)).astype(np.uint8)
     options = dict(
-        stride=stride, padding=pad, dilation=dilation, ceil_mode=ceil_mode, mode=mode,
+        stride=stride,
+        padding=pad,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+        mode=mode,
         count_include_pad=count_include_pad,
-    )  # fmt: skip
+    )
     try:
         whole = pool2d(image, size, **options)
     except UsageError:
         return
-    plan = plan_pool((h, w), size, stride, padding=pad, dilation=dilation, ceil_mode=ceil_mode,
-                     tile=tile)  # fmt: skip
+    plan = plan_pool(
+        (h, w), size, stride, padding=pad, dilation=dilation, ceil_mode=ceil_mode, tile=tile
+    )
     assert plan.out_hw == whole.shape[:2]
     out = np.zeros_like(whole)
     for t in plan:

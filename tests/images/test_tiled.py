@@ -122,9 +122,20 @@ def test_reader_gives_what_the_whole_image_reader_gives(tmp_path: Path, kind: st
     seed=st.integers(0, 2**16),
 )
 def test_filter_large_equals_filter_image(
-    tmp_path: Path, kind, h, w, kernel, stride, dilation, padding, border, display, alpha_mode,
-    tile, seed,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    kind,
+    h,
+    w,
+    kernel,
+    stride,
+    dilation,
+    padding,
+    border,
+    display,
+    alpha_mode,
+    tile,
+    seed,
+) -> None:
     stored, image = make_image(kind, h, w, seed)
     if isinstance(kernel, str):
         record = LIBRARY.resolve(kernel)
@@ -133,8 +144,9 @@ def test_filter_large_equals_filter_image(
         record = kernel_from_matrix(weights, scale=max(1, int(np.abs(weights).sum())))
     src, out = tmp_path / f"in-{seed}.tif", tmp_path / f"out-{seed}.tif"
     write_tiff(src, stored)
-    options = dict(stride=stride, dilation=dilation, padding=padding, border=border,
-                   alpha_mode=alpha_mode)  # fmt: skip
+    options = dict(
+        stride=stride, dilation=dilation, padding=padding, border=border, alpha_mode=alpha_mode
+    )
     try:
         expected = filter_image(image, record, "TIFF", display=display, **options)
     except UsageError as exc:
@@ -188,14 +200,32 @@ def test_bands_and_whole_modes_equal_filter_image(tmp_path: Path, name, options)
     seed=st.integers(0, 2**16),
 )
 def test_pool_large_equals_pool_image(
-    tmp_path: Path, kind, h, w, size, stride, padding, dilation, mode, ceil_mode,
-    count_include_pad, tile, seed,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    kind,
+    h,
+    w,
+    size,
+    stride,
+    padding,
+    dilation,
+    mode,
+    ceil_mode,
+    count_include_pad,
+    tile,
+    seed,
+) -> None:
     stored, image = make_image(kind, h, w, seed)
     src, out = tmp_path / f"in-{seed}.tif", tmp_path / f"out-{seed}.zarr"
     write_tiff(src, stored)
-    options = dict(size=size, stride=stride, padding=padding, dilation=dilation, mode=mode,
-                   ceil_mode=ceil_mode, count_include_pad=count_include_pad)  # fmt: skip
+    options = dict(
+        size=size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        mode=mode,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+    )
     try:
         expected = pool_image(image, "TIFF", **options)
     except UsageError:
@@ -252,11 +282,14 @@ def cluster_client():
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1",
+            processes=True,
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
             dashboard_address=None,
         ) as cluster,
         distributed.Client(cluster) as client,
-    ):  # fmt: skip
+    ):
         yield client
 
 
@@ -271,15 +304,29 @@ def test_local_cluster_equals_local_threads(tmp_path: Path, cluster_client) -> N
     record = LIBRARY.resolve("sobel")
     options = dict(stride=(1, 2), border="wrap", padding=(3, 0, 0, 2))
     result = filter_large(
-        str(src), str(tmp_path / "d.tif"), record, scheduler=cluster_client, tile_size=64,
+        str(src),
+        str(tmp_path / "d.tif"),
+        record,
+        scheduler=cluster_client,
+        tile_size=64,
         **options,
-    )  # fmt: skip
+    )
     assert result.tiles == 5 * 2
     filter_large(str(src), str(tmp_path / "t.tif"), record, tile_size=64, **options)
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "d.tif"), tifffile.imread(tmp_path / "t.tif"))
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "d.tif"), tifffile.imread(tmp_path / "t.tif")
+    )
     assert_same(tmp_path / "d.tif", image, filter_image(image, record, "TIFF", **options))
-    pool_large(str(src), str(tmp_path / "p.tif"), size=3, stride=2, mode="avg", padding=1,
-               scheduler=cluster_client, tile_size=32)  # fmt: skip
+    pool_large(
+        str(src),
+        str(tmp_path / "p.tif"),
+        size=3,
+        stride=2,
+        mode="avg",
+        padding=1,
+        scheduler=cluster_client,
+        tile_size=32,
+    )
     expected = pool_image(image, "TIFF", size=(3, 3), stride=2, mode="avg", padding=1)
     assert_same(tmp_path / "p.tif", image, expected)
 
@@ -300,17 +347,31 @@ def test_scheduler_and_worker_processes(tmp_path: Path) -> None:
     logs = [open(tmp_path / name, "wb") for name in ("scheduler.log", "worker.log")]  # noqa: SIM115
     procs = [
         subprocess.Popen(
-            [*command, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"], env=env, stdout=logs[0], stderr=subprocess.STDOUT,
-        ),  # fmt: skip
+            [*command, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env,
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        ),
     ]
     try:
         procs.append(
             subprocess.Popen(
-                [*command, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                 "--no-dashboard", "--host", "127.0.0.1"],
-                env=env, stdout=logs[1], stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    *command,
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                env=env,
+                stdout=logs[1],
+                stderr=subprocess.STDOUT,
+            )
         )
         src, image = big_enough(tmp_path)
         record = LIBRARY.resolve("emboss")
@@ -369,19 +430,34 @@ def test_peak_memory_stays_far_below_the_image(tmp_path: Path) -> None:
                 yield rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
 
     src = tmp_path / "big.tif"
-    tifffile.imwrite(src, tiles(), shape=(size, size, 3), dtype=np.uint8, tile=(tile, tile),
-                     photometric="rgb", compression="zlib", compressionargs={"level": 1})  # fmt: skip
+    tifffile.imwrite(
+        src,
+        tiles(),
+        shape=(size, size, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        photometric="rgb",
+        compression="zlib",
+        compressionargs={"level": 1},
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT, str(src), str(tmp_path / "out.tif")],
-        capture_output=True, text=True, env=env, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     peak_mb = int(done.stdout.split()[-1]) / 1024
     decoded_mb = size * size * 3 / 2**20  # 48 MB
     assert peak_mb <= decoded_mb / 4 + 150, f"peak {peak_mb:.0f} MB"
     out = open_region_source(str(tmp_path / "out.tif"))
     assert out.shape == (size, size, 3)
     stored = tifffile.imread(src)
-    expected = filter_image(Image(stored[:600], None, "TIFF", "x"), LIBRARY.resolve("sobel"),
-                            "TIFF", padding=(1, 0, 1, 1))[0]  # fmt: skip
+    expected = filter_image(
+        Image(stored[:600], None, "TIFF", "x"),
+        LIBRARY.resolve("sobel"),
+        "TIFF",
+        padding=(1, 0, 1, 1),
+    )[0]
     np.testing.assert_array_equal(out.read(0, 599, 0, size), expected[:599])
