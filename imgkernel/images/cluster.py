@@ -49,6 +49,12 @@ def limit_threads() -> None:
     os.environ.setdefault("IMGKERNEL_THREADS", TASK_THREADS)
 
 
+def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
+    """``fn(item)`` as a Dask task: imgkernel's threads limited first (:func:`limit_threads`)."""
+    limit_threads()
+    return fn(item)
+
+
 class Runner:
     """Runs a function over items, results in order; ``slots`` items run at once."""
 
@@ -97,7 +103,7 @@ class DaskRunner(Runner):
         self.slots = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
 
     def submit(self, fn: Callable[[Any], Any], item: Any) -> Any:
-        return self._client.submit(fn, item, pure=False)
+        return self._client.submit(in_worker, fn, item, pure=False)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ import numpy as np
 from imgkernel.core.padding import Border
 from imgkernel.core.tiles import Tile, TilePlan, border_index, index_runs, plan_pool
 from imgkernel.errors import UsageError
-from imgkernel.images.cluster import limit_threads, open_runner
+from imgkernel.images.cluster import open_runner
 from imgkernel.images.image import Image
 from imgkernel.images.pool import POOL_MODES, pool_image
 from imgkernel.images.regions import RegionSource, is_zarr_path, open_region_source
@@ -152,7 +152,6 @@ def _split(block: np.ndarray, source: RegionSource) -> tuple[np.ndarray, np.ndar
 
 def run_tile(task: TileTask, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
     """Compute one tile (in a worker): its finished pixels as ``(h, w, C)``, alpha last."""
-    limit_threads()
     source = open_region_source(task.path)
     source.reserve(task.tile.rows.stop - task.tile.rows.start)
     pixels, alpha, rest = fetch_tile(source, task.tile, task.border, pads)

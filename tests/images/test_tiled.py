@@ -407,6 +407,9 @@ def _wait_for_worker(address: str, timeout: float = 60) -> None:
 
 # --------------------------------------------------------------------------- memory
 
+# Linux keeps ru_maxrss across exec: a child forked from a large pytest process
+# would report the parent's size. VmHWM, the peak of this process's own memory
+# map, starts afresh at exec; getrusage is the fallback elsewhere.
 MEMORY_SCRIPT = textwrap.dedent(
     """
     import resource, sys
@@ -414,7 +417,11 @@ MEMORY_SCRIPT = textwrap.dedent(
     from imgkernel.kernels.large import filter_large
     sobel = load_library(include_user=False).resolve("sobel")
     filter_large(sys.argv[1], sys.argv[2], sobel, tile_size=512)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    try:
+        with open("/proc/self/status") as f:
+            print(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+    except OSError:
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """
 )
 
