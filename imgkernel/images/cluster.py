@@ -25,7 +25,10 @@ extra), imported only for a Dask scheduler.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +42,8 @@ __all__ = ["Runner", "limit_threads", "open_runner"]
 
 #: Threads of imgkernel's own tile loops in each Dask task (one core per worker thread).
 TASK_THREADS = "1"
+#: glibc's mallopt parameters.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def limit_threads() -> None:
@@ -49,9 +54,32 @@ def limit_threads() -> None:
     os.environ.setdefault("IMGKERNEL_THREADS", TASK_THREADS)
 
 
+@functools.cache
+def tune_malloc() -> bool:
+    """Let glibc keep tile-sized temporaries on its heap (once per process; Linux only).
+
+    Dask starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also
+    freezes glibc's mmap threshold at 128 KiB: every temporary array of a
+    tile is then mapped afresh and faulted in page by page. Measured on a
+    4096x4096 RGB sobel: 1.6 s of CPU in a worker against 0.63 s with the
+    mmap threshold at 32 MiB (and the trim threshold at 128 MiB, so the heap
+    is not handed back after every tile). Returns whether it was done.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 128 << 20))
+
+
 def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
-    """``fn(item)`` as a Dask task: imgkernel's threads limited first (:func:`limit_threads`)."""
+    """``fn(item)`` as a Dask task: imgkernel's threads limited (:func:`limit_threads`) and,
+    where Dask froze glibc's thresholds, :func:`tune_malloc` first."""
     limit_threads()
+    if "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        tune_malloc()
     return fn(item)
 
 

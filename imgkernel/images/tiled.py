@@ -45,8 +45,10 @@ from imgkernel.images.tiled_write import OutputSpec, write_large
 
 __all__ = ["LargeResult", "TileTask", "fetch_tile", "pool_large", "run_large", "run_tile"]
 
-#: Output pixels per tile side when none is asked for.
+#: Output pixels per tile side when none is asked for: on local threads, and on
+#: Dask, whose per-task costs (scheduling, moving the result) want larger tasks.
 TILE_SIZE = 512
+DASK_TILE_SIZE = 1024
 #: The TIFF tile / Zarr chunk of the output.
 OUT_TILE = 256
 
@@ -230,6 +232,18 @@ def run_large(
     return LargeResult(target, shape, str(spec.dtype), len(plan), plan.grid, mode)
 
 
+def tile_size_for(tile_size: int | None, scheduler: Any) -> int:
+    """``tile_size``, or the default for where the tiles run.
+
+    >>> tile_size_for(None, None), tile_size_for(None, "local:2"), tile_size_for(64, "local:2")
+    (512, 1024, 64)
+    """
+    if tile_size is not None:
+        return int(tile_size)
+    local = scheduler is None or (isinstance(scheduler, str) and scheduler.startswith("threads"))
+    return TILE_SIZE if local else DASK_TILE_SIZE
+
+
 def check_target_format(target: str) -> None:
     """Refuse a target the tiled writers cannot write (TIFF or Zarr only)."""
     if is_zarr_path(target):
@@ -267,7 +281,7 @@ def pool_large(
     dilation: Any = 1,
     ceil_mode: bool = False,
     count_include_pad: bool = False,
-    tile_size: int = TILE_SIZE,
+    tile_size: int | None = None,
     scheduler: Any = None,
     **output: Any,
 ) -> LargeResult:
@@ -275,7 +289,8 @@ def pool_large(
 
     The result equals :func:`~imgkernel.images.pool.pool_image` on the whole
     image written as TIFF (8/16-bit kept, averages rounded half up, float
-    data as 8-bit). ``tile_size`` counts output pixels per tile side;
+    data as 8-bit). ``tile_size`` counts output pixels per tile side
+    (default 512 on threads, 1024 on Dask);
     ``output``: ``out_tile``, ``compression``, ``level``, ``threads`` as
     :func:`run_large` takes them.
     """
@@ -290,7 +305,7 @@ def pool_large(
         padding=padding,
         dilation=dilation,
         ceil_mode=ceil_mode,
-        tile=tile_size,
+        tile=tile_size_for(tile_size, scheduler),
     )
     compute = partial(
         _pool_tile,

@@ -37,7 +37,7 @@ from imgkernel.core.windows import as_pair
 from imgkernel.errors import UsageError
 from imgkernel.images import Display, Image
 from imgkernel.images.regions import open_region_source
-from imgkernel.images.tiled import TILE_SIZE, LargeResult, check_target_format, run_large
+from imgkernel.images.tiled import LargeResult, check_target_format, run_large, tile_size_for
 from imgkernel.kernels.apply import iter_kernel_bands
 from imgkernel.kernels.filter_image import filter_image
 from imgkernel.kernels.record import Kernel
@@ -135,7 +135,7 @@ def filter_large(
     kernel: Kernel,
     display: Display | None = None,
     *,
-    tile_size: int = TILE_SIZE,
+    tile_size: int | None = None,
     scheduler: Any = None,
     stride: Any = 1,
     padding: Any = "same",
@@ -152,7 +152,8 @@ def filter_large(
     The pixels written equal ``filter_image(read_image(source), kernel,
     "TIFF", display=display, ...)`` (8-bit, or 16-bit for 16-bit input);
     the filter options are those of :func:`~imgkernel.kernels.apply_kernel`.
-    ``tile_size`` counts output pixels per tile side; ``scheduler`` is None
+    ``tile_size`` counts output pixels per tile side (default 512 on
+    threads, 1024 on Dask); ``scheduler`` is None
     (threads here), ``"local:N"``, ``"tcp://HOST:PORT"`` or a
     ``distributed.Client``; ``output``: ``out_tile`` (TIFF tile / Zarr
     chunk, default 256), ``compression`` (``zlib``, ``none``...),
@@ -181,7 +182,8 @@ def filter_large(
     if mode == "bands" and not fits:
         mode = "whole"
     if mode == "tiles":
-        plan = plan_filter(src.hw, kernel.shape, tile=tile_size, need_image=not fits, **geometry)
+        tile = tile_size_for(tile_size, scheduler)
+        plan = plan_filter(src.hw, kernel.shape, tile=tile, need_image=not fits, **geometry)
     else:
         rows = band_rows() if mode == "bands" else 1
         whole = (mode == "whole", True)
