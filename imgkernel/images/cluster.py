@@ -29,6 +29,7 @@ import ctypes
 import functools
 import os
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -148,17 +149,19 @@ def open_runner(scheduler: Any = None, *, threads: int | None = None) -> Iterato
     distributed = require("distributed", "dask")
     if scheduler.startswith("local:"):
         count = _count(scheduler[len("local:") :], scheduler)
-        with (
-            distributed.LocalCluster(
+        with warnings.catch_warnings():
+            # Without a dashboard the scheduler still serves /health over HTTP (on
+            # 127.0.0.1), on port 8787 or, when that is taken, another: not news.
+            warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
+            cluster = distributed.LocalCluster(
                 n_workers=count,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
                 env={"IMGKERNEL_THREADS": TASK_THREADS},
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
+            )
+        with cluster, distributed.Client(cluster) as client:
             yield DaskRunner(client)
         return
     if "://" not in scheduler:

@@ -2,9 +2,11 @@
 
 :func:`filter_large` reads a TIFF or Zarr image a tile (plus the halo its
 windows need) at a time, filters each tile with
-:func:`~imgkernel.kernels.filter_image.filter_image` (so kernels, magnitude,
-offsets, alpha handling, the display mapping and its rounding are those of
-the whole-image path) and writes TIFF or Zarr tile by tile; see
+:func:`~imgkernel.kernels.apply_kernel` and maps it with the
+:class:`~imgkernel.images.Display` policy exactly as
+:func:`~imgkernel.kernels.filter_image.filter_image` does (so kernels,
+magnitude, offsets, alpha handling, the display mapping and its rounding are
+those of the whole-image path) and writes TIFF or Zarr tile by tile; see
 :mod:`imgkernel.images.tiled` for the engine and the Dask scheduler.
 
 Bit-identical to the whole image
@@ -35,11 +37,10 @@ from imgkernel.core.separable import SEPARABLE_TAPS_MAX
 from imgkernel.core.tiles import plan_filter
 from imgkernel.core.windows import as_pair
 from imgkernel.errors import UsageError
-from imgkernel.images import Display, Image
+from imgkernel.images import Display, Image, max_value_for, to_display
 from imgkernel.images.regions import open_region_source
 from imgkernel.images.tiled import LargeResult, check_target_format, run_large, tile_size_for
-from imgkernel.kernels.apply import iter_kernel_bands
-from imgkernel.kernels.filter_image import filter_image
+from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
 from imgkernel.kernels.record import Kernel
 
 __all__ = ["filter_large", "tile_mode"]
@@ -124,9 +125,21 @@ def _filter_tile(
     display: Display | None,
     options: dict[str, Any],
 ) -> tuple:
-    """One tile through :func:`filter_image`, as if it were a whole TIFF image."""
+    """One tile filtered and mapped as :func:`filter_image` maps a whole TIFF image.
+
+    The tile goes to :func:`apply_kernel` in one piece: in ``tiles`` mode any
+    split gives the same pixels, and in ``bands`` mode the tile *is* one of
+    ``filter_image``'s bands (``whole``: the whole image).
+    """
     image = Image(pixels, alpha, "TIFF", "-")
-    return filter_image(image, kernel, "TIFF", display=display, padding=pads, **options)
+    values, out_alpha = apply_kernel(
+        pixels, kernel, alpha=alpha, padding=pads, max_value=image.max_value, **options
+    )
+    out = (display or Display()).pixels(values, image, "TIFF", kernel.display)
+    if out_alpha is not None and out_alpha.dtype != out.dtype:
+        top = max_value_for(out_alpha.dtype)
+        out_alpha = to_display(out_alpha, mode="clip", dtype=out.dtype, max_value=top)
+    return out, out_alpha
 
 
 def filter_large(

@@ -119,6 +119,7 @@ def test_reader_gives_what_the_whole_image_reader_gives(tmp_path: Path, kind: st
     display=st.sampled_from(DISPLAYS),
     alpha_mode=st.sampled_from(["keep", "filter", "premultiply"]),
     tile=st.integers(1, 9),
+    tiled=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_filter_large_equals_filter_image(
@@ -134,6 +135,7 @@ def test_filter_large_equals_filter_image(
     display,
     alpha_mode,
     tile,
+    tiled,
     seed,
 ) -> None:
     stored, image = make_image(kind, h, w, seed)
@@ -143,7 +145,7 @@ def test_filter_large_equals_filter_image(
         weights = np.random.default_rng(seed).integers(-4, 5, kernel)
         record = kernel_from_matrix(weights, scale=max(1, int(np.abs(weights).sum())))
     src, out = tmp_path / f"in-{seed}.tif", tmp_path / f"out-{seed}.tif"
-    write_tiff(src, stored)
+    write_tiff(src, stored, tiled=tiled)
     options = dict(
         stride=stride, dilation=dilation, padding=padding, border=border, alpha_mode=alpha_mode
     )
@@ -274,6 +276,24 @@ def test_refusals(tmp_path: Path) -> None:
     assert not (tmp_path / "o.tif").exists()
 
 
+def test_bigtiff_once_the_pixels_are_large(tmp_path: Path, monkeypatch) -> None:
+    import imgkernel.images.tiled_write as tiled_write
+
+    stored, image = make_image("gray16", 40, 33, 4)
+    write_tiff(tmp_path / "in.tif", stored)
+    record = LIBRARY.resolve("sharpen")
+    filter_large(str(tmp_path / "in.tif"), str(tmp_path / "small.tif"), record)
+    monkeypatch.setattr(tiled_write, "BIGTIFF_BYTES", 1000)
+    filter_large(str(tmp_path / "in.tif"), str(tmp_path / "big.tif"), record, scheduler="threads:1")
+    with (
+        tifffile.TiffFile(tmp_path / "small.tif") as small,
+        tifffile.TiffFile(tmp_path / "big.tif") as big,
+    ):
+        assert not small.is_bigtiff and big.is_bigtiff
+        assert big.pages.first.is_tiled and big.pages.first.compression == 8  # zlib
+    assert_same(tmp_path / "big.tif", image, filter_image(image, record, "TIFF"))
+
+
 # --------------------------------------------------------------------------- Dask
 
 
@@ -329,6 +349,17 @@ def test_local_cluster_equals_local_threads(tmp_path: Path, cluster_client) -> N
     )
     expected = pool_image(image, "TIFF", size=(3, 3), stride=2, mode="avg", padding=1)
     assert_same(tmp_path / "p.tif", image, expected)
+
+
+def test_local_n_starts_and_closes_its_own_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    stored, image = make_image("rgb", 70, 50, 6)
+    write_tiff(tmp_path / "in.tif", stored)
+    result = pool_large(
+        str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), size=2, scheduler="local:1"
+    )
+    assert result.tiles == 1  # 1024-pixel tiles by default on Dask
+    assert_same(tmp_path / "out.tif", image, pool_image(image, "TIFF", size=(2, 2)))
 
 
 def free_port() -> int:
