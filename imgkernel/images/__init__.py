@@ -18,8 +18,8 @@ module             what it holds
 ``tiled``          the tiled engine (:func:`run_large`) and :func:`pool_large`
 =================  ===========================================================
 
-``tifffile``/``zarr`` (extra ``tiff``) and ``dask``/``distributed`` (extra
-``dask``) are imported only by the functions that need them.
+``tifffile`` (extra ``tiff``), ``zarr`` (extra ``zarr``) and ``distributed``
+(extra ``dask``) are imported only by the functions that need them.
 """
 
 from imgkernel.images.batch import OutputOptions, run_images

@@ -14,8 +14,9 @@ an ``.npy`` array's (no alpha), and numbers other than uint8/uint16 become
 float32 with their values unchanged. Only the first page of a multi-page
 TIFF is read.
 
-``tifffile`` and ``zarr`` are optional dependencies (the ``tiff`` extra),
-imported only when a region source is opened.
+``tifffile`` (extra ``tiff``, with ``isal`` for fast deflate) and ``zarr``
+(extra ``zarr``) are optional dependencies, imported only when a source of
+their kind is opened.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class ZarrRegions(RegionSource):
 
     def __init__(self, path: str, array: Any = None, *, alpha: bool = False, axes: str = ""):
         if array is None:
-            zarr = require("zarr", "tiff")
+            zarr = require("zarr", "zarr")
             try:
                 array = zarr.open_array(path, mode="r")
             except Exception as exc:  # zarr raises several types for a bad store
@@ -165,7 +166,7 @@ class TiffRegions(RegionSource):
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached = 0
         if page.planarconfig == 2 and spp > 1:  # separate planes: let tifffile's zarr store read
-            zarr = require("zarr", "tiff")
+            zarr = require("zarr", "zarr")
             self._zarr: ZarrRegions | None = ZarrRegions(
                 path, zarr.open(page.aszarr(), mode="r"), alpha=self.alpha, axes=page.axes
             )

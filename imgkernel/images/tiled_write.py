@@ -201,7 +201,7 @@ def _write_zarr(
     compression: str | None,
 ) -> None:
     """Write a Zarr array into a temporary directory beside ``target``, then put it in place."""
-    zarr = require("zarr", "tiff")
+    zarr = require("zarr", "zarr")
     dest = check_target(target.rstrip("/")) if not os.path.isdir(target) else target.rstrip("/")
     if os.path.isdir(dest) and not is_zarr_path(dest):
         raise UsageError(f"{target}: is a directory that is not a Zarr array")

@@ -29,7 +29,7 @@ from imgkernel.images import Display, Image, Offset, pool_image, read_image
 tifffile = pytest.importorskip("tifffile")
 zarr = pytest.importorskip("zarr")
 
-from imgkernel.images.regions import open_region_source  # noqa: E402
+from imgkernel.images.regions import open_region_source, require  # noqa: E402
 from imgkernel.images.tiled import pool_large  # noqa: E402
 from imgkernel.kernels import filter_image, kernel_from_matrix, load_library  # noqa: E402
 from imgkernel.kernels.large import filter_large  # noqa: E402
@@ -273,6 +273,10 @@ def test_refusals(tmp_path: Path) -> None:
         filter_large(str(tmp_path / "rot.tif"), str(tmp_path / "o.tif"), sobel)
     with pytest.raises(UsageError, match="unknown scheduler"):
         filter_large(src, str(tmp_path / "o.tif"), sobel, scheduler="nowhere")
+    with pytest.raises(UsageError, match="positive number"):
+        filter_large(src, str(tmp_path / "o.tif"), sobel, scheduler="local:0")
+    with pytest.raises(UsageError, match=r"pip install 'imgkernel\[tiff\]'"):
+        require("imgkernel_no_such_module", "tiff")
     assert not (tmp_path / "o.tif").exists()
 
 
