@@ -63,6 +63,7 @@ def write_photo_tiff(
         compressionargs={"level": level},
         bigtiff=True,
         maxworkers=2,
+        buffersize=16 << 20,  # tifffile's default holds 512 MB of tiles before encoding
     )
 
 
