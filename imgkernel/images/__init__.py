@@ -44,7 +44,7 @@ from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
 from imgkernel.images.regions import open_region_source
-from imgkernel.images.tiled import LargeResult, pool_large, run_large
+from imgkernel.images.tiled import LargeResult, LargeRoute, pool_large, run_large
 from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "Display",
     "Image",
     "LargeResult",
+    "LargeRoute",
     "Offset",
     "OutputOptions",
     "attach_alpha",

@@ -87,7 +87,8 @@ class RegionSource:
 
     ``shape`` is ``(H, W, C)`` (C counts the alpha sample); ``dtype`` the
     pixels' type; ``alpha`` whether the last channel is an alpha plane;
-    ``gray`` whether the colour is one plane stored as ``(H, W)``.
+    ``gray`` whether the colour is one plane stored as ``(H, W)``;
+    ``frames`` how many images (TIFF pages) the file holds (only the first is read).
     """
 
     path: str
@@ -95,6 +96,7 @@ class RegionSource:
     dtype: np.dtype
     alpha: bool = False
     gray: bool = False
+    frames: int = 1
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -161,6 +163,7 @@ class TiffRegions(RegionSource):
         self.alpha = spp in (2, 4) and tuple(page.extrasamples)[-1:] == (2,)
         self.gray = spp == 1 or (spp == 2 and self.alpha)
         self.shape = (int(page.imagelength), int(page.imagewidth), spp)
+        self.frames = len(self._tif.pages)
         self.dtype = _pixel_dtype(page.dtype)
         self._lock = threading.Lock()
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()

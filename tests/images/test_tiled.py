@@ -298,6 +298,33 @@ def test_bigtiff_once_the_pixels_are_large(tmp_path: Path, monkeypatch) -> None:
     assert_same(tmp_path / "big.tif", image, filter_image(image, record, "TIFF"))
 
 
+def test_large_route_decides_which_files_go_tile_by_tile(tmp_path: Path) -> None:
+    from functools import partial
+
+    from imgkernel.images import LargeRoute
+
+    stored, image = make_image("rgb", 40, 30, 8)
+    write_tiff(tmp_path / "in.tif", stored)
+    tifffile.imwrite(tmp_path / "pages.tif", np.stack([stored, stored]), photometric="rgb")
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    record = LIBRARY.resolve("emboss")
+    run = partial(filter_large, kernel=record)
+    small = LargeRoute(run)
+    assert not small.applies(str(tmp_path / "in.tif"), str(tmp_path / "o.tif"))
+    assert LargeRoute(run, pixels=1000).applies(str(tmp_path / "in.tif"), str(tmp_path / "o.tif"))
+    assert small.applies(str(tmp_path / "in.tif"), str(tmp_path / "o.zarr"))
+    assert not small.applies(str(tmp_path / "in.tif"), str(tmp_path / "o.png"))
+    assert not small.applies("-", str(tmp_path / "o.tif"))
+    assert not LargeRoute(run, pixels=10).applies(str(tmp_path / "pages.tif"), "x.tif")
+    asked = LargeRoute(run, tile_size=8)
+    assert asked.applies(str(tmp_path / "in.tif"), str(tmp_path / "o.tif"))
+    with pytest.raises(UsageError, match="TIFF files"):
+        asked.applies(str(tmp_path / "in.png"), str(tmp_path / "o.tif"))
+    result = asked(str(tmp_path / "in.tif"), str(tmp_path / "o.tif"))
+    assert result.grid == (5, 4)
+    assert_same(tmp_path / "o.tif", image, filter_image(image, record, "TIFF"))
+
+
 # --------------------------------------------------------------------------- Dask
 
 
