@@ -7,5 +7,6 @@ Imports nothing of imgkernel but :mod:`imgkernel.errors`. Arrays: images
 
 from imgkernel.core.conv import conv2d, filter2d
 from imgkernel.core.pool import global_pool, pool2d
+from imgkernel.core.tiles import TilePlan, plan_filter, plan_pool
 
-__all__ = ["conv2d", "filter2d", "global_pool", "pool2d"]
+__all__ = ["TilePlan", "conv2d", "filter2d", "global_pool", "plan_filter", "plan_pool", "pool2d"]

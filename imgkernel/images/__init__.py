@@ -14,7 +14,14 @@ module             what it holds
 ``stream``         results as row bands, written as they come (:class:`Bands`)
 ``png``            imgkernel's PNG writer (parallel deflate strips)
 ``pool``           pooling image files (:func:`pool_files`)
+``regions``        reading rectangles of TIFF and Zarr images larger than memory
+``tiled_write``    writing TIFF and Zarr images band by band, tile by tile
+``cluster``        where tiles are computed: local threads or a Dask cluster
+``tiled``          the tiled engine (:func:`run_large`) and :func:`pool_large`
 =================  ===========================================================
+
+``tifffile`` (extra ``tiff``), ``zarr`` (extra ``zarr``) and ``distributed``
+(extra ``dask``) are imported only by the functions that need them.
 """
 
 from imgkernel.images.batch import OutputOptions, run_images
@@ -38,7 +45,9 @@ from imgkernel.images.image import (
 from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
+from imgkernel.images.regions import open_region_source
 from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
+from imgkernel.images.tiled import LargeResult, LargeRoute, pool_large, run_large
 from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
 
 __all__ = [
@@ -53,6 +62,8 @@ __all__ = [
     "ArrayLayout",
     "Display",
     "Image",
+    "LargeResult",
+    "LargeRoute",
     "Offset",
     "OutputOptions",
     "attach_alpha",
@@ -61,13 +72,16 @@ __all__ = [
     "expand_outputs",
     "format_from_name",
     "is_text_output",
+    "open_region_source",
     "max_value_for",
     "pool_files",
     "pool_image",
+    "pool_large",
     "probe_image",
     "read_array",
     "read_image",
     "run_images",
+    "run_large",
     "to_display",
     "to_pixel_type",
     "write_array",

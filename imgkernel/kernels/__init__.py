@@ -12,6 +12,7 @@ from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
 from imgkernel.kernels.describe import describe_kernel
 from imgkernel.kernels.files import load_kernel_file
 from imgkernel.kernels.filter_image import choose_kernel, filter_files, filter_image
+from imgkernel.kernels.large import filter_large
 from imgkernel.kernels.library import load_library, parse_spec
 from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
 from imgkernel.kernels.record import Kernel
@@ -23,6 +24,7 @@ __all__ = [
     "describe_kernel",
     "filter_files",
     "filter_image",
+    "filter_large",
     "iter_kernel_bands",
     "kernel_from_matrix",
     "load_kernel_file",

@@ -18,7 +18,7 @@ from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
 from imgkernel.kernels.record import Kernel
 
-__all__ = ["ALPHA_MODES", "apply_kernel", "iter_kernel_bands", "output_height"]
+__all__ = ["ALPHA_MODES", "apply_kernel", "band_rows_for", "iter_kernel_bands", "output_height"]
 
 ALPHA_MODES = ("keep", "filter", "premultiply")
 
@@ -248,6 +248,19 @@ def iter_kernel_bands(
             band, kernel, alpha=band_alpha, padding=(0, 0, 0, 0), **common
         )
         yield slice(o0, o1), values, out_alpha
+
+
+def band_rows_for(out_width: int, channels: int) -> int:
+    """Output rows of :func:`iter_kernel_bands`' bands: about :data:`BAND_BYTES` of float32.
+
+    A band's temporaries stay in cache-friendly sizes and peak memory does not
+    grow with the image. (The tiled engine uses the same bands, so that the
+    paths whose rounding depends on where a band starts agree.)
+
+    >>> band_rows_for(4000, 3)
+    43
+    """
+    return max(1, BAND_BYTES // max(4 * out_width * channels, 1))
 
 
 def output_height(

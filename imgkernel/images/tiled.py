@@ -1,0 +1,395 @@
+"""Images larger than memory: filter or pool a TIFF or Zarr image tile by tile.
+
+The engine (:func:`run_large`) takes a :class:`~imgkernel.core.tiles.TilePlan`
+and a per-tile ``compute``. Each task opens the input itself
+(:func:`~imgkernel.images.regions.open_region_source`), reads its tile's
+window, computes finished pixels and returns them; the results come back in
+order, are put together into full-width bands and streamed to the writer
+(:func:`~imgkernel.images.tiled_write.write_large`). Tasks run on threads of
+this process or on a Dask cluster (:mod:`imgkernel.images.cluster`); memory
+stays at a few tiles per worker plus one band of output.
+
+A tile's window crosses the image edge only at the image's own edges
+(``Tile.edges``). The border cells there are made in one of two ways:
+
+* gathered (``border`` given, any non-constant rule): each border cell is
+  the input cell the whole image's padding copies
+  (:func:`~imgkernel.core.tiles.border_index`), so the tile arrives fully
+  padded and ``compute`` pads nothing;
+* left to ``compute`` (``border`` None): the tile arrives as the cells
+  inside the image and ``compute`` is told the pads to add, which is exact
+  for constant borders and for pooling (whose padding is no data at all).
+
+:func:`pool_large` is pooling (:func:`~imgkernel.images.pool.pool_image`)
+this way; the filter is :func:`imgkernel.kernels.large.filter_large`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from imgkernel.core.padding import Border
+from imgkernel.core.tiles import Tile, TilePlan, border_index, index_runs, plan_pool
+from imgkernel.errors import UsageError
+from imgkernel.images.cluster import open_runner
+from imgkernel.images.image import Image
+from imgkernel.images.pool import POOL_MODES, pool_image
+from imgkernel.images.regions import RegionSource, is_zarr_path, open_region_source
+from imgkernel.images.tiled_write import OutputSpec, write_large
+
+__all__ = [
+    "LargeResult",
+    "LargeRoute",
+    "TileTask",
+    "fetch_tile",
+    "pool_large",
+    "run_large",
+    "run_tile",
+]
+
+#: Output pixels per tile side when none is asked for: on local threads, and on
+#: Dask, whose per-task costs (scheduling, moving the result) want larger tasks.
+TILE_SIZE = 512
+DASK_TILE_SIZE = 1024
+#: The TIFF tile / Zarr chunk of the output.
+OUT_TILE = 256
+
+#: ``compute(pixels, alpha, pads) -> (pixels, alpha)``: finished pixels of one tile.
+Compute = Callable[[np.ndarray, "np.ndarray | None", tuple[int, int, int, int]], tuple]
+
+
+@dataclass(frozen=True)
+class LargeResult:
+    """What a tiled run wrote: the output ``shape`` ``(H, W[, C])``, ``dtype``, tile grid."""
+
+    target: str
+    shape: tuple[int, ...]
+    dtype: str
+    tiles: int
+    grid: tuple[int, int]
+    mode: str
+
+
+@dataclass(frozen=True)
+class TileTask:
+    """One task: read ``tile`` of ``path`` (border cells gathered by ``border``, or
+    left to ``compute`` when None) and return its finished pixels."""
+
+    path: str
+    tile: Tile
+    border: Border | None
+    compute: Compute
+
+
+def fetch_tile(
+    source: RegionSource, tile: Tile, border: Border | None, pads: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int, int, int]]:
+    """``(pixels, alpha, pads still to add)`` of one tile; ``pads`` are the whole image's.
+
+    With a ``border`` the window is gathered whole (pads still to add: none);
+    without, the cells inside the image come with the tile's pads.
+    """
+    h, w = source.hw
+    rows, cols = tile.rows, tile.cols
+    rest = (0, 0, 0, 0)
+    if border is None or not any(tile.edges):
+        block = source.read(rows.read_start, rows.read_stop, cols.read_start, cols.read_stop)
+        rest = tile.pads if border is None else rest
+    elif border.numpy_mode == "constant":  # the value, in the pixels' type
+        shape = (rows.stop - rows.start, cols.stop - cols.start, source.shape[2])
+        block = np.full(shape, border.value, dtype=source.dtype)
+        if rows.inside and cols.inside:
+            inner = source.read(rows.read_start, rows.read_stop, cols.read_start, cols.read_stop)
+            block[
+                rows.before : rows.before + rows.inside, cols.before : cols.before + cols.inside
+            ] = inner
+    else:
+        r_index = border_index(h, pads[0], pads[1], border)[rows.start : rows.stop]
+        c_index = border_index(w, pads[2], pads[3], border)[cols.start : cols.stop]
+        block = _gather(source, r_index, c_index)
+    return (*_split(block, source), rest)
+
+
+def _gather(source: RegionSource, r_index: np.ndarray, c_index: np.ndarray) -> np.ndarray:
+    """Cells ``[r_index][:, c_index]`` of the image, reading a few rectangles only."""
+    r_runs, c_runs = index_runs(r_index), index_runs(c_index)
+    pieces = [[source.read(r0, r1, c0, c1) for c0, c1 in c_runs] for r0, r1 in r_runs]
+    rows = [row[0] if len(row) == 1 else np.concatenate(row, axis=1) for row in pieces]
+    compact = rows[0] if len(rows) == 1 else np.concatenate(rows, axis=0)
+    block = _take(compact, _positions(r_index, r_runs), axis=0)
+    return _take(block, _positions(c_index, c_runs), axis=1)
+
+
+def _positions(index: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:
+    """Where each cell of ``index`` sits in the runs put end to end."""
+    starts = np.array([a for a, _ in runs])
+    offsets = np.cumsum([0] + [b - a for a, b in runs[:-1]])
+    which = np.searchsorted(starts, index, side="right") - 1
+    return offsets[which] + (index - starts[which])
+
+
+def _take(array: np.ndarray, positions: np.ndarray, axis: int) -> np.ndarray:
+    """``array.take(positions, axis)``, copying each run of consecutive cells as one slice.
+
+    >>> _take(np.arange(6), np.array([1, 0, 1, 2, 3, 4, 5, 4]), 0)
+    array([1, 0, 1, 2, 3, 4, 5, 4])
+    """
+    breaks = np.nonzero(np.diff(positions) != 1)[0] + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(positions)]])
+    parts = []
+    for a, b in zip(starts, stops, strict=True):
+        cut = slice(int(positions[a]), int(positions[a]) + int(b - a))
+        parts.append(array[cut] if axis == 0 else array[:, cut])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
+
+
+def _split(block: np.ndarray, source: RegionSource) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels as the whole-image reader gives them: alpha split off, gray as (H, W)."""
+    alpha = None
+    if source.alpha:
+        alpha = np.ascontiguousarray(block[:, :, -1])
+        block = block[:, :, :-1]
+    pixels = block[:, :, 0] if source.gray else block
+    return np.ascontiguousarray(pixels), alpha
+
+
+def run_tile(task: TileTask, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+    """Compute one tile (in a worker): its finished pixels as ``(h, w, C)``, alpha last."""
+    source = open_region_source(task.path)
+    source.reserve(task.tile.rows.stop - task.tile.rows.start)
+    pixels, alpha, rest = fetch_tile(source, task.tile, task.border, pads)
+    out, out_alpha = task.compute(pixels, alpha, rest)
+    block = out if out.ndim == 3 else out[:, :, None]
+    if out_alpha is not None:
+        block = np.concatenate([block, out_alpha.astype(block.dtype)[:, :, None]], axis=2)
+    if block.shape[:2] != task.tile.out_shape:
+        raise RuntimeError(f"tile {task.tile} gave {block.shape[:2]} pixels")
+    return block
+
+
+def _bands(blocks: Iterator[np.ndarray], plan: TilePlan) -> Iterator[np.ndarray]:
+    """Put the blocks (row-major) together into full-width bands, one per row of tiles."""
+    width = plan.out_hw[1]
+    for rows in plan.rows:
+        band = None
+        for cols in plan.cols:
+            block = next(blocks)
+            if band is None:
+                shape = (rows.out_stop - rows.out_start, width, block.shape[2])
+                band = np.empty(shape, dtype=block.dtype)
+            band[:, cols.out_start : cols.out_stop] = block
+        assert band is not None
+        yield band
+
+
+def run_large(
+    source: str,
+    target: str,
+    plan: TilePlan,
+    compute: Compute,
+    *,
+    border: Border | None = None,
+    gray: bool = False,
+    alpha: bool = False,
+    scheduler: Any = None,
+    out_tile: int = OUT_TILE,
+    compression: str | None = "zlib",
+    level: int | None = None,
+    threads: int | None = None,
+    mode: str = "tiles",
+) -> LargeResult:
+    """Compute every tile of ``plan`` over ``source`` and write the result to ``target``.
+
+    ``gray``/``alpha`` say how the output's channels are tagged (one colour
+    channel; the last one alpha); ``scheduler``: see
+    :func:`~imgkernel.images.cluster.open_runner`; ``out_tile``: the TIFF
+    tile / Zarr chunk edge; ``compression``/``level``: the TIFF (or Zarr)
+    compression; ``threads``: local threads for tiles and for compression.
+    """
+    path = os.path.abspath(source)
+    tasks = (TileTask(path, tile, border, compute) for tile in plan)
+    work = partial(run_tile, pads=plan.pads)
+    with open_runner(scheduler, threads=threads) as runner:
+        ahead = plan.grid[1] + 2 * runner.slots
+        bands = _bands(runner.map(work, tasks, ahead), plan)
+        first = next(bands)
+        h, w = plan.out_hw
+        spec = OutputSpec((h, w, first.shape[2]), first.dtype, gray, alpha)
+
+        def all_bands() -> Iterator[np.ndarray]:
+            yield first
+            yield from bands
+
+        write_large(
+            target,
+            all_bands(),
+            spec,
+            tile=(out_tile, out_tile),
+            compression=compression,
+            level=level,
+            threads=threads,
+        )
+    shape = (h, w) if spec.shape[2] == 1 else spec.shape
+    return LargeResult(target, shape, str(spec.dtype), len(plan), plan.grid, mode)
+
+
+def tile_size_for(tile_size: int | None, scheduler: Any) -> int:
+    """``tile_size``, or the default for where the tiles run.
+
+    >>> tile_size_for(None, None), tile_size_for(None, "local:2"), tile_size_for(64, "local:2")
+    (512, 1024, 64)
+    """
+    if tile_size is not None:
+        return int(tile_size)
+    local = scheduler is None or (isinstance(scheduler, str) and scheduler.startswith("threads"))
+    return TILE_SIZE if local else DASK_TILE_SIZE
+
+
+#: Inputs with more pixels than this take the tiled path unasked (Pillow warns of
+#: decompression bombs from 89 Mpx; the whole-image filter needs about 10 bytes
+#: per pixel and channel).
+LARGE_PIXELS = 1 << 26
+
+
+@dataclass(frozen=True)
+class LargeRoute:
+    """When a file-to-file command takes the tiled path, and how it runs it there.
+
+    ``run(source, target, tile_size=..., scheduler=...)`` does one file, e.g.
+    ``partial(filter_large, kernel=k, display=d, **filter_options)``.
+    :meth:`applies` says whether a ``(source, target)`` pair goes the tiled
+    way: always for Zarr input or output; for a TIFF to TIFF when a tile size
+    or scheduler was asked for, or when the input has more than ``pixels``
+    pixels; never for standard input/output or other formats (where asking
+    for tiles is an error).
+    """
+
+    run: Callable[..., LargeResult]
+    tile_size: int | None = None
+    scheduler: Any = None
+    pixels: int = LARGE_PIXELS
+
+    @property
+    def asked(self) -> bool:
+        return self.tile_size is not None or self.scheduler is not None
+
+    def applies(self, source: str, target: str) -> bool:
+        if is_zarr_path(source) or is_zarr_path(target):
+            return True
+        files = source != "-" and target != "-" and os.path.isfile(source)
+        tiff_out = target.lower().endswith((".tif", ".tiff"))
+        if not (files and tiff_out and _is_tiff(source)):
+            if self.asked:
+                raise UsageError(
+                    "--tile-size and --scheduler work on TIFF files (or Zarr arrays) in and out"
+                )
+            return False
+        try:
+            src = open_region_source(source)
+        except UsageError:
+            if self.asked:
+                raise
+            return False  # a TIFF only the whole-image reader shows right
+        if src.frames > 1 and not self.asked:
+            return False  # the whole-image path keeps every page
+        return self.asked or src.hw[0] * src.hw[1] > self.pixels
+
+    def __call__(self, source: str, target: str) -> LargeResult:
+        return self.run(source, target, tile_size=self.tile_size, scheduler=self.scheduler)
+
+
+def _is_tiff(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def check_target_format(target: str) -> None:
+    """Refuse a target the tiled writers cannot write (TIFF or Zarr only)."""
+    if is_zarr_path(target):
+        return
+    if not target.lower().endswith((".tif", ".tiff")):
+        raise UsageError(f"{target}: the tiled path writes .tif/.tiff files or .zarr arrays only")
+
+
+def _pool_tile(
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    pads: tuple[int, int, int, int],
+    *,
+    explicit: tuple[int, int, int, int],
+    **pooling: Any,
+) -> tuple:
+    """Pool one tile as :func:`pool_image` pools a whole image (its pads are explicit ones;
+    a ``ceil_mode`` overhang is left to ``ceil_mode``)."""
+    top, bottom, left, right = pads
+    padding = (top, min(bottom, explicit[1]), left, min(right, explicit[3]))
+    image = Image(pixels, alpha, "TIFF", "-")
+    result = pool_image(image, "TIFF", padding=padding, **pooling)
+    assert isinstance(result, tuple)  # not text, not streamed bands
+    return result
+
+
+def pool_large(
+    source: str,
+    target: str,
+    *,
+    size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    mode: str = "max",
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+    tile_size: int | None = None,
+    scheduler: Any = None,
+    **output: Any,
+) -> LargeResult:
+    """Pool a TIFF/Zarr image tile by tile into a TIFF/Zarr ``target``.
+
+    The result equals :func:`~imgkernel.images.pool.pool_image` on the whole
+    image written as TIFF (8/16-bit kept, averages rounded half up, float
+    data as 8-bit). ``tile_size`` counts output pixels per tile side
+    (default 512 on threads, 1024 on Dask);
+    ``output``: ``out_tile``, ``compression``, ``level``, ``threads`` as
+    :func:`run_large` takes them.
+    """
+    check_target_format(target)
+    if str(mode).lower() not in POOL_MODES:
+        raise UsageError(f"unknown pooling mode {mode!r}; choose one of {', '.join(POOL_MODES)}")
+    src = open_region_source(source)
+    plan = plan_pool(
+        src.hw,
+        size,
+        stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+        tile=tile_size_for(tile_size, scheduler),
+    )
+    compute = partial(
+        _pool_tile,
+        explicit=plan.pads,
+        size=size if isinstance(size, tuple) else (size, size),
+        stride=stride,
+        mode=mode,
+        dilation=dilation,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+    )
+    return run_large(
+        source,
+        target,
+        plan,
+        compute,
+        gray=src.gray,
+        alpha=src.alpha,
+        scheduler=scheduler,
+        **output,
+    )
