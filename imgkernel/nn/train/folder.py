@@ -37,6 +37,9 @@ class TrainResult:
     skipped: list[str]
     seconds: float
     output: str | None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    restored: bool = False
 
 
 def _check_target(output: str | os.PathLike[str] | None) -> str | None:
@@ -105,7 +108,7 @@ def train_folder(
     output: str | os.PathLike[str] | None,
     *,
     arch: str | os.PathLike[str] = "default",
-    epochs: int = 15,
+    epochs: int = 100,
     batch_size: int = 32,
     lr: float | None = None,
     optimizer: str = "adam",
@@ -120,7 +123,10 @@ def train_folder(
     zoom: float = 0.0,
     schedule: str = "cosine",
     ema: float = 0.0,
-    label_smoothing: float = 0.0,
+    label_smoothing: float = 0.1,
+    warmup: int = 0,
+    patience: int = 10,
+    min_epochs: int = 0,
     description: str | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -193,4 +199,7 @@ def train_folder(
         list(data.skipped),
         time.perf_counter() - t0,
         target,
+        history.best_epoch,
+        history.stopped_early,
+        history.restored,
     )
