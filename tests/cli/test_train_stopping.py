@@ -1,4 +1,4 @@
-"""`imgkernel train`: early stopping, the schedule options, the best epoch in the output, --quiet."""
+"""`imgkernel train`: early stopping, schedules, the best epoch in the output, --quiet."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def test_progress_and_summary_show_the_best_epoch(tmp_path: Path) -> None:
     best = [int(m[1]) for m in epochs if m[3] == "*"][-1]
     assert all(m[3] in ("*", str(best)) for m in epochs[best:])
     assert len(epochs) == best + 3 < 100
-    assert f"stopped early after epoch {best + 3}/100: no lower validation loss for 3 epochs" in lines
+    stopped = f"stopped early after epoch {best + 3}/100: no lower validation loss for 3 epochs"
+    assert stopped in lines
     assert re.fullmatch(
         rf"wrote {re.escape(str(out))}: best epoch {best}/100, val_acc \d\.\d{{3}}; restored; "
         r"train accuracy \S+, validation accuracy \S+ \(\S+s\)",
@@ -71,7 +72,8 @@ def test_no_validation_split_trains_every_epoch(tmp_path: Path) -> None:
     result = invoke("train", data, "-o", out, "--arch", "tiny", "--val-split", "0", "--epochs", "7")
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert "no validation split: early stopping is off (nothing to watch), training all 7 epochs" in lines
+    off = "no validation split: early stopping is off (nothing to watch), training all 7 epochs"
+    assert off in lines
     assert len([line for line in lines if re.match(r"epoch \d/7: ", line)]) == 7
     assert "best" not in result.stderr
     assert lines[-1].startswith(f"wrote {out}: all 7 epochs (no validation split); train accuracy")
@@ -107,9 +109,7 @@ def test_help_documents_the_new_options() -> None:
         (["--warmup", "1.5"], "warmup"),
     ],
 )
-def test_bad_stopping_and_schedule_options(
-    args: list[str], fragment: str, tmp_path: Path
-) -> None:
+def test_bad_stopping_and_schedule_options(args: list[str], fragment: str, tmp_path: Path) -> None:
     data = noise_folder(tmp_path / "data", count=3)
     out = tmp_path / "model.npz"
     result = invoke("train", data, "-o", out, *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -421,7 +422,7 @@ def test_schedules():
     total = 40
     cosine = [scheduled_lr(0.1, "cosine", s, total) for s in range(total)]
     # the arithmetic of the original cosine schedule, bit for bit
-    assert cosine == [0.1 * 0.5 * (1 + np.cos(np.pi * s / total)) for s in range(total)]
+    assert cosine == [0.1 * 0.5 * (1 + math.cos(math.pi * s / total)) for s in range(total)]
     assert [scheduled_lr(0.1, "constant", s, total) for s in range(total)] == [0.1] * total
     warm = [scheduled_lr(0.1, "cosine", s, total, warmup_steps=4) for s in range(total)]
     assert warm[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
@@ -533,7 +534,8 @@ def test_train_folder_early_stopping_is_reproducible(tmp_path):
     for label in ("a", "b"):
         (data / label).mkdir(parents=True)
         for i in range(16):
-            Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8)).save(data / label / f"{i}.png")
+            pixels = rng.integers(0, 256, (6, 6), dtype=np.uint8)
+            Image.fromarray(pixels).save(data / label / f"{i}.png")
     kw = dict(arch="tiny", epochs=30, batch_size=8, val_split=0.25, seed=3, patience=2)
     a = train_folder(data, None, **kw)
     b = train_folder(data, None, **kw)

@@ -50,4 +50,5 @@ def scheduled_lr(base: float, schedule: str, step: int, total: int, warmup_steps
     if schedule == "constant":
         return base
     # the same arithmetic as before warm-ups existed: runs stay bit-for-bit reproducible
-    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total - warmup_steps)))
+    step, total = step - warmup_steps, max(1, total - warmup_steps)
+    return base * 0.5 * (1 + math.cos(math.pi * step / total))
