@@ -119,3 +119,15 @@ def test_bad_stopping_and_schedule_options(args: list[str], fragment: str, tmp_p
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0].lower()
     assert not out.exists()
+
+
+def test_default_run_is_reproducible(tmp_path: Path) -> None:
+    data = noise_folder(tmp_path / "data", count=8)
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    for out in (a, b):
+        result = invoke("train", data, "-o", out, "--quiet")
+        assert result.exit_code == 0 and result.stderr == ""
+    with np.load(a) as fa, np.load(b) as fb:
+        assert sorted(fa.files) == sorted(fb.files)
+        for name in fa.files:
+            np.testing.assert_array_equal(fa[name], fb[name])
