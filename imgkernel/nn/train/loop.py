@@ -73,12 +73,18 @@ class History(list[EpochStats]):
     restored: bool = False
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``net`` in inference mode."""
+def evaluate(
+    net: Network, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``net`` in inference mode.
+
+    The loss is the training loss: with ``label_smoothing`` against the
+    smoothed targets.
+    """
     if len(x) == 0:
         return float("nan"), float("nan")
     z = net.predict_logits(x)
-    loss, _, p = softmax_cross_entropy(z, y)
+    loss, _, p = softmax_cross_entropy(z, y, label_smoothing)
     return loss, float(np.mean(p.argmax(axis=1) == y))
 
 
@@ -210,7 +216,8 @@ def fit(
     "constant". The schedule spans all ``epochs``, also when the run stops
     early.
 
-    With validation data (``x_val``, ``y_val``) every epoch is validated and
+    With validation data (``x_val``, ``y_val``) every epoch is validated
+    (the validation loss is the training loss, with ``label_smoothing``) and
     the best epoch recorded: the one with the lowest validation loss
     (:class:`~imgkernel.nn.train.stopping.EarlyStopping`). ``patience``
     = P > 0 stops the run after P epochs in a row without a better one (not
@@ -291,7 +298,8 @@ def _validate(
     raw = net.params
     net.params = params
     try:
-        stats.val_loss, stats.val_accuracy = evaluate(net, x_val, y_val)
+        smoothing = run.options.label_smoothing
+        stats.val_loss, stats.val_accuracy = evaluate(net, x_val, y_val, smoothing)
     finally:
         net.params = raw
     stop.update(stats.epoch, stats.val_loss, stats.val_accuracy, params)

@@ -1,11 +1,13 @@
 """Early stopping: the best epoch on the validation split, its weights, and when to stop.
 
-The best epoch is the one with the lowest validation loss (the mean
-cross-entropy, without label smoothing). The loss, unlike the accuracy,
-still moves when a small validation split is classified all right (or
-the same number wrong) epoch after epoch, so it tells a network that keeps
-getting surer from one that starts to overfit. ``patience`` = P > 0 stops
-the run once P epochs in a row were not better (never before
+The best epoch is the one with the lowest validation loss: the loss
+being trained (the mean cross-entropy, against the smoothed targets when
+training with label smoothing) on the validation split. The loss, unlike
+the accuracy, still moves when a small validation split is classified all
+right (or the same number wrong) epoch after epoch; measured like the
+training loss, it keeps falling while the decaying learning rate settles
+the network and rises when the network overfits. ``patience`` = P > 0
+stops the run once P epochs in a row were not better (never before
 ``min_epochs``) and restores the best epoch's weights; 0 only records the
 best epoch.
 
