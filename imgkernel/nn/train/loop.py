@@ -110,15 +110,6 @@ class WeightAverage:
         corr = 1.0 - self.decay**self.steps
         return {k: (a / corr).astype(dtype) for k, a in self.sums.items()}
 
-    def evaluate(self, net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """:func:`evaluate` with the averaged weights."""
-        raw = net.params
-        net.params = self.weights(net.dtype)
-        try:
-            return evaluate(net, x, y)
-        finally:
-            net.params = raw
-
 
 @dataclass
 class _Run:
