@@ -18,8 +18,9 @@ from imgkernel.errors import UsageError
 class Progress:
     """The callbacks ``train_folder`` reports through: lines and a bar on stderr."""
 
-    def __init__(self, epochs: int, *, quiet: bool) -> None:
+    def __init__(self, epochs: int, patience: int, *, quiet: bool) -> None:
         self.epochs = epochs
+        self.patience = patience
         self.quiet = quiet
         self.bar: Any = None
 
@@ -33,11 +34,18 @@ class Progress:
         }
 
     def on_start(self, info: dict[str, Any]) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        click.echo(
+            f"{info['train']} training / {info['val']} validation images, "
+            f"{len(info['labels'])} labels, input {'x'.join(map(str, info['input']))}, "
+            f"{info['params']:,} parameters",
+            err=True,
+        )
+        if not info["val"] and self.patience:
             click.echo(
-                f"{info['train']} training / {info['val']} validation images, "
-                f"{len(info['labels'])} labels, input {'x'.join(map(str, info['input']))}, "
-                f"{info['params']:,} parameters",
+                f"no validation split: early stopping is off (nothing to watch), "
+                f"training all {self.epochs} epochs",
                 err=True,
             )
 
@@ -60,7 +68,35 @@ class Progress:
         line = f"epoch {stats.epoch}/{stats.epochs}: loss {stats.loss:.4f} acc {stats.accuracy:.3f}"
         if stats.val_accuracy is not None:
             line += f"  val_loss {stats.val_loss:.4f} val_acc {stats.val_accuracy:.3f}"
+            line += "  best *" if stats.best_epoch == stats.epoch else f"  best {stats.best_epoch}"
         click.echo(f"{line}  ({stats.seconds:.1f}s)", err=True)
+
+
+def summary(result: Any, epochs: int, patience: int) -> list[str]:
+    """The closing lines: how the run ended, the best epoch, the accuracies."""
+    lines = []
+    ran = len(result.history)
+    if result.stopped_early:
+        lines.append(
+            f"stopped early after epoch {ran}/{epochs}: "
+            f"no lower validation loss for {patience} epochs"
+        )
+    text = f"wrote {result.output}: "
+    if result.best_epoch is not None:
+        best = result.history[result.best_epoch - 1]
+        text += f"best epoch {result.best_epoch}/{epochs}, val_acc {best.val_accuracy:.3f}"
+        if result.restored:
+            text += "; restored"
+        elif result.best_epoch != ran:
+            text += f"; kept epoch {ran} (--patience 0)"
+        text += "; "
+    elif ran:
+        text += f"all {ran} epochs (no validation split); "
+    text += f"train accuracy {result.train_accuracy:.4f}"
+    if result.val_accuracy is not None:
+        text += f", validation accuracy {result.val_accuracy:.4f}"
+    lines.append(f"{text} ({result.seconds:.1f}s)")
+    return lines
 
 
 @click.command("train")
@@ -72,7 +108,13 @@ class Progress:
     show_default=True,
     help="Architecture: default, tiny, mlp, or a FILE.toml layer list.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Most epochs to train (early stopping usually ends sooner).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option(
     "--lr",
@@ -115,6 +157,39 @@ class Progress:
     help="Random scaling by up to this fraction.",
 )
 @click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "constant", "onecycle"]),
+    default="cosine",
+    show_default=True,
+    help="Learning rate over the --epochs: half-cosine decay to 0, constant, or one-cycle "
+    "(up from lr/25 over the first 30%, then down).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Raise the learning rate linearly over the first N epochs (cosine, constant).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Stop when the validation loss has not improved for N epochs and keep the best "
+    "epoch's weights; 0 trains all --epochs and keeps the last. Needs --val-split > 0.",
+)
+@click.option(
+    "--min-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Never stop early before epoch N.",
+)
+@click.option(
     "--ema",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
@@ -124,8 +199,9 @@ class Progress:
 @click.option(
     "--label-smoothing",
     type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
+    default=0.1,
     show_default=True,
+    help="Train against (1-E)*onehot + E/labels instead of the one-hot labels.",
 )
 @click.option(
     "--seed",
@@ -134,17 +210,23 @@ class Progress:
     show_default=True,
     help="Makes a run exactly reproducible.",
 )
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--quiet", is_flag=True, help="Print nothing on success (warnings about files still)."
+)
 def train_command(
     data_dir: str, output: str, gray: bool, rgb: bool, quiet: bool, **options: Any
 ) -> None:
     """Train a small CNN on a folder of images, one sub-folder per label.
 
-    Prints a progress bar per epoch with loss and accuracy, then the
-    validation accuracy, and writes a model ready for 'imgkernel classify'.
+    Prints a progress bar per epoch with loss and accuracy (and the
+    validation figures, with the best epoch so far), then the best epoch
+    and the accuracies, and writes a model ready for 'imgkernel classify'.
+    By default a tenth of every label is held out for validation; training
+    stops when the validation loss has not improved for --patience epochs
+    and the best epoch's weights are saved.
 
     \b
-      imgkernel train digits-train/ -o digits.npz --epochs 20
+      imgkernel train digits-train/ -o digits.npz
       imgkernel train photos/ -o pets.npz --rgb --input-size 64x64 --arch my-arch.toml
     """
     from imgkernel.nn.train import train_folder
@@ -156,9 +238,8 @@ def train_command(
     if not output.lower().endswith(".npz"):
         raise UsageError(f"{output}: a model file name should end in .npz")
     color = "gray" if gray else "rgb" if rgb else None
-    progress = Progress(options["epochs"], quiet=quiet)
+    progress = Progress(options["epochs"], options["patience"], quiet=quiet)
     result = train_folder(data_dir, output, color=color, **options, **progress.callbacks())
-    summary = f"wrote {output}: train accuracy {result.train_accuracy:.4f}"
-    if result.val_accuracy is not None:
-        summary += f", validation accuracy {result.val_accuracy:.4f}"
-    click.echo(f"{summary} ({result.seconds:.1f}s)", err=True)
+    if not quiet:
+        for line in summary(result, options["epochs"], options["patience"]):
+            click.echo(line, err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -410,3 +411,137 @@ def test_network_round_trips_through_model(tmp_path):
     ours = net.forward(x, logits=False)[0]
     assert_close(loaded.forward(x), ours, rtol=1e-5, atol=1e-6)
     assert isinstance(loaded, Model)
+
+
+# --- learning-rate schedules, early stopping, the defaults of train_folder ---------------
+
+
+def test_schedules():
+    from imgkernel.nn.train.schedule import scheduled_lr
+
+    total = 40
+    cosine = [scheduled_lr(0.1, "cosine", s, total) for s in range(total)]
+    # the arithmetic of the original cosine schedule, bit for bit
+    assert cosine == [0.1 * 0.5 * (1 + math.cos(math.pi * s / total)) for s in range(total)]
+    assert [scheduled_lr(0.1, "constant", s, total) for s in range(total)] == [0.1] * total
+    warm = [scheduled_lr(0.1, "cosine", s, total, warmup_steps=4) for s in range(total)]
+    assert warm[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    assert warm[4] == 0.1 and all(a >= b for a, b in zip(warm[4:], warm[5:], strict=False))
+    warm = [scheduled_lr(0.1, "constant", s, total, warmup_steps=2) for s in range(total)]
+    assert warm[:3] == pytest.approx([0.05, 0.1, 0.1]) and warm[-1] == 0.1
+    one = [scheduled_lr(0.1, "onecycle", s, total) for s in range(total)]
+    peak = int(np.argmax(one))
+    assert peak == 12 and one[peak] == pytest.approx(0.1)
+    assert one[0] == pytest.approx(0.1 / 25) and one[-1] < 0.001
+    assert all(a < b for a, b in zip(one[:peak], one[1 : peak + 1], strict=True))
+    assert all(a >= b for a, b in zip(one[peak:], one[peak + 1 :], strict=False))
+
+
+def _snapshots(net, seen):
+    return lambda epoch, stats: seen.append({k: v.copy() for k, v in net.params.items()})
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_early_stopping_restores_the_best_epoch(ema):
+    x, y = _blobs(64)
+    xv, yv = _blobs(32, seed=1)
+    yv = 1 - yv  # the validation labels are wrong: the validation loss soon grows
+    net = build_network("mlp", (1, 6, 6), 2, seed=0)
+    seen, weights = [], []
+    averaged = []
+
+    def on_epoch(epoch, stats):
+        seen.append(stats)
+        weights.append({k: v.copy() for k, v in net.params.items()})
+
+    kw = dict(epochs=40, batch_size=16, lr=0.01, seed=0, x_val=xv, y_val=yv, ema=ema)
+    hist = fit(net, x, y, patience=3, on_epoch=on_epoch, **kw)
+    best = hist.best_epoch
+    losses = [s.val_loss for s in hist]
+    assert best == 1 + int(np.argmin(losses)) and hist[-1].best_epoch == best
+    assert hist.stopped_early and len(hist) == best + 3 < 40
+    assert hist.restored
+    assert all(s.best_epoch == 1 + int(np.argmin(losses[: s.epoch])) for s in seen)
+    assert hist[-1].best_val_loss == losses[best - 1]
+    assert hist[-1].best_val_accuracy == hist[best - 1].val_accuracy
+    # the weights kept are those validated at the best epoch
+    assert evaluate(net, xv, yv)[0] == pytest.approx(losses[best - 1], rel=1e-6)
+    if not ema:
+        assert all(np.array_equal(net.params[k], weights[best - 1][k]) for k in net.params)
+    # patience 0: every epoch, the last weights, the best epoch still recorded
+    full = build_network("mlp", (1, 6, 6), 2, seed=0)
+    hist0 = fit(full, x, y, patience=0, on_epoch=_snapshots(full, averaged), **kw)
+    assert len(hist0) == 40 and not hist0.stopped_early and not hist0.restored
+    assert hist0.best_epoch == best
+    assert [s.val_loss for s in hist0[: len(hist)]] == losses  # the same run up to the stop
+    if not ema:
+        assert all(np.array_equal(full.params[k], averaged[-1][k]) for k in full.params)
+    # min_epochs holds the stop off
+    late = fit(build_network("mlp", (1, 6, 6), 2, seed=0), x, y, patience=3, min_epochs=30, **kw)
+    assert len(late) == 30 and late.best_epoch == best and late.restored
+    # without validation data: all epochs, nothing to restore
+    kw.update(x_val=None, y_val=None)
+    plain = fit(build_network("mlp", (1, 6, 6), 2, seed=0), x, y, patience=3, **kw)
+    assert len(plain) == 40 and plain.best_epoch is None and not plain.restored
+
+
+def test_early_stopping_that_never_triggers_keeps_the_last_epoch():
+    x, y = _blobs(64)
+    net = build_network("tiny", (1, 6, 6), 2, seed=0)
+    hist = fit(net, x, y, epochs=6, batch_size=16, lr=0.01, x_val=x, y_val=y, patience=10)
+    assert len(hist) == 6 and not hist.stopped_early
+    assert hist.restored == (hist.best_epoch != 6)
+    assert evaluate(net, x, y)[0] == pytest.approx(hist[hist.best_epoch - 1].val_loss, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(patience=-1), "patience"),
+        (dict(min_epochs=-2), "min epochs"),
+        (dict(min_epochs=5, epochs=4), "min epochs"),
+        (dict(warmup=-1), "warmup"),
+        (dict(warmup=1.5), "warmup"),
+        (dict(schedule="linear"), "schedule"),
+    ],
+)
+def test_bad_stopping_and_schedule_options(bad, message):
+    x, y = _blobs(16)
+    kw = dict(epochs=2, **bad) if "epochs" not in bad else bad
+    with pytest.raises(UsageError, match=message):
+        fit(build_network("tiny", (1, 6, 6), 2, seed=0), x, y, **kw)
+
+
+def test_train_folder_defaults_match_the_cli_and_folder_defaults():
+    import inspect
+
+    from imgkernel.cli.train import train_command
+    from imgkernel.nn.train.options import FOLDER_DEFAULTS
+
+    signature = inspect.signature(train_folder).parameters
+    cli_defaults = {p.name: p.default for p in train_command.params}
+    for field in FOLDER_DEFAULTS.__dataclass_fields__:
+        expected = getattr(FOLDER_DEFAULTS, field)
+        assert signature[field].default == expected, field
+        if expected is not None:  # lr: None, the optimizer's own default (no click default)
+            assert cli_defaults[field] == expected, field
+    assert cli_defaults["val_split"] == signature["val_split"].default
+
+
+def test_train_folder_early_stopping_is_reproducible(tmp_path):
+    data = tmp_path / "noise"  # nothing to learn: the validation loss soon grows
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (data / label).mkdir(parents=True)
+        for i in range(16):
+            pixels = rng.integers(0, 256, (6, 6), dtype=np.uint8)
+            Image.fromarray(pixels).save(data / label / f"{i}.png")
+    kw = dict(arch="tiny", epochs=30, batch_size=8, val_split=0.25, seed=3, patience=2)
+    a = train_folder(data, None, **kw)
+    b = train_folder(data, None, **kw)
+    assert a.best_epoch == b.best_epoch and len(a.history) == len(b.history)
+    assert a.stopped_early and a.restored and len(a.history) == a.best_epoch + 2
+    for la, lb in zip(a.model.layers, b.model.layers, strict=True):
+        for k in la.arrays:
+            assert np.array_equal(la.arrays[k], lb.arrays[k])
+    assert a.val_accuracy == a.history[a.best_epoch - 1].val_accuracy

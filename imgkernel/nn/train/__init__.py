@@ -6,8 +6,10 @@
   :mod:`~imgkernel.nn.train.optim` - SGD and Adam;
 * :mod:`~imgkernel.nn.train.arch` - named architectures, TOML layer lists,
   building a fresh network;
-* :mod:`~imgkernel.nn.train.options` - the training options, checked once;
-  :mod:`~imgkernel.nn.train.loop` - :func:`fit`;
+* :mod:`~imgkernel.nn.train.options` - the training options, checked once
+  (and the defaults of ``imgkernel train``); :mod:`~imgkernel.nn.train.loop` -
+  :func:`fit`; :mod:`~imgkernel.nn.train.schedule` - learning-rate schedules;
+  :mod:`~imgkernel.nn.train.stopping` - early stopping on the validation loss;
 * :mod:`~imgkernel.nn.train.data` - image folders, the validation split,
   augmentation; :mod:`~imgkernel.nn.train.folder` - :func:`train_folder`
   (``imgkernel train``).

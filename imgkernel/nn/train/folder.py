@@ -18,7 +18,13 @@ from imgkernel.nn.predict import predict_proba
 from imgkernel.nn.spec import InputSpec
 from imgkernel.nn.train.arch import build_network, is_arch_file, load_arch
 from imgkernel.nn.train.data import Dataset, load_image_folder, parse_size, stratified_split
-from imgkernel.nn.train.loop import BatchCallback, EpochCallback, EpochStats, fit_options
+from imgkernel.nn.train.loop import (
+    BatchCallback,
+    EpochCallback,
+    EpochStats,
+    History,
+    fit_options,
+)
 from imgkernel.nn.train.network import Network
 from imgkernel.nn.train.options import TrainOptions
 
@@ -37,6 +43,9 @@ class TrainResult:
     skipped: list[str]
     seconds: float
     output: str | None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    restored: bool = False
 
 
 def _check_target(output: str | os.PathLike[str] | None) -> str | None:
@@ -100,12 +109,18 @@ def _accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(probs.argmax(axis=1) == y))
 
 
+def _epochs_text(history: History, epochs: int) -> str:
+    """How many epochs ran and whose weights were kept, for the model's description."""
+    text = f"{len(history)} of {epochs} epochs" if len(history) < epochs else f"{epochs} epochs"
+    return text + (f", weights of epoch {history.best_epoch}" if history.restored else "")
+
+
 def train_folder(
     data_dir: str | os.PathLike[str],
     output: str | os.PathLike[str] | None,
     *,
     arch: str | os.PathLike[str] = "default",
-    epochs: int = 15,
+    epochs: int = 100,
     batch_size: int = 32,
     lr: float | None = None,
     optimizer: str = "adam",
@@ -120,7 +135,10 @@ def train_folder(
     zoom: float = 0.0,
     schedule: str = "cosine",
     ema: float = 0.0,
-    label_smoothing: float = 0.0,
+    label_smoothing: float = 0.1,
+    warmup: int = 0,
+    patience: int = 10,
+    min_epochs: int = 0,
     description: str | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -135,7 +153,12 @@ def train_folder(
     go into the model's input spec. ``augment``/``rotate``/``zoom`` (random
     shifts, rotations, scalings of the training images), ``schedule``,
     ``ema`` (the saved model holds the moving average of the weights) and
-    ``label_smoothing`` as in :func:`imgkernel.nn.train.loop.fit`. ``on_start(info)`` is
+    ``label_smoothing``, ``warmup``, ``patience`` and ``min_epochs`` as in
+    :func:`imgkernel.nn.train.loop.fit`: by default (``FOLDER_DEFAULTS`` in
+    :mod:`~imgkernel.nn.train.options`) up to 100 epochs with label smoothing
+    0.1, stopping once the validation loss has not improved for 10 epochs,
+    the best epoch's weights saved (``best_epoch``, ``stopped_early`` and
+    ``restored`` in the result say how it went). ``on_start(info)`` is
     called once the data is read and the network built (``info`` holds ``labels``,
     ``train``, ``val``, ``input`` (C, H, W), ``params``, ``summary``,
     ``batches``); ``on_epoch``/``on_batch`` as in ``fit``;
@@ -173,7 +196,7 @@ def train_folder(
         description = (
             f"trained by imgkernel train on {os.path.basename(os.path.abspath(data_dir))} "
             f"({len(train_idx)} images, arch {os.path.basename(os.fspath(arch))}, "
-            f"{options.epochs} epochs, seed {options.seed})"
+            f"{_epochs_text(history, options.epochs)}, seed {options.seed})"
         )
     model = net.to_model(data.labels, spec, description)
     if target is not None:
@@ -193,4 +216,7 @@ def train_folder(
         list(data.skipped),
         time.perf_counter() - t0,
         target,
+        history.best_epoch,
+        history.stopped_early,
+        history.restored,
     )

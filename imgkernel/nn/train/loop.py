@@ -36,6 +36,8 @@ from imgkernel.nn.train.loss import softmax_cross_entropy
 from imgkernel.nn.train.network import Network
 from imgkernel.nn.train.optim import Optimizer
 from imgkernel.nn.train.options import TrainOptions
+from imgkernel.nn.train.schedule import scheduled_lr
+from imgkernel.nn.train.stopping import EarlyStopping
 
 EpochCallback = Callable[[int, "EpochStats"], None]
 BatchCallback = Callable[[int, int, int, float], None]
@@ -52,14 +54,37 @@ class EpochStats:
     val_loss: float | None = None
     val_accuracy: float | None = None
     seconds: float = 0.0
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    best_val_accuracy: float | None = None
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``net`` in inference mode."""
+class History(list[EpochStats]):
+    """The :class:`EpochStats` of every epoch run, and how the run ended.
+
+    ``best_epoch`` is the epoch with the lowest validation loss (None
+    without validation data), ``stopped_early`` whether early stopping ended
+    the run before its last epoch, ``restored`` whether the network holds
+    the best epoch's weights rather than the last epoch's.
+    """
+
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    restored: bool = False
+
+
+def evaluate(
+    net: Network, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``net`` in inference mode.
+
+    The loss is the training loss: with ``label_smoothing`` against the
+    smoothed targets.
+    """
     if len(x) == 0:
         return float("nan"), float("nan")
     z = net.predict_logits(x)
-    loss, _, p = softmax_cross_entropy(z, y)
+    loss, _, p = softmax_cross_entropy(z, y, label_smoothing)
     return loss, float(np.mean(p.argmax(axis=1) == y))
 
 
@@ -84,15 +109,6 @@ class WeightAverage:
     def weights(self, dtype: np.dtype) -> dict[str, np.ndarray]:
         corr = 1.0 - self.decay**self.steps
         return {k: (a / corr).astype(dtype) for k, a in self.sums.items()}
-
-    def evaluate(self, net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """:func:`evaluate` with the averaged weights."""
-        raw = net.params
-        net.params = self.weights(net.dtype)
-        try:
-            return evaluate(net, x, y)
-        finally:
-            net.params = raw
 
 
 @dataclass
@@ -132,10 +148,10 @@ class _Run:
                 raise UsageError(
                     f"the loss became {loss} in epoch {epoch}; lower the learning rate"
                 )
-            if o.schedule == "cosine":
-                step = (epoch - 1) * batches + b
-                total = o.epochs * batches
-                self.opt.lr = base_lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            if o.schedule != "constant" or o.warmup:
+                step, total = (epoch - 1) * batches + b, o.epochs * batches
+                warmup = min(o.warmup * batches, total - 1)
+                self.opt.lr = scheduled_lr(base_lr, o.schedule, step, total, warmup)
             self.opt.step(self.net.params, grads)
             if self.average is not None:
                 self.average.update(self.net.params)
@@ -168,7 +184,10 @@ def fit(
     single_thread_blas: bool = True,
     ema: float = 0.0,
     label_smoothing: float = 0.0,
-) -> list[EpochStats]:
+    warmup: int = 0,
+    patience: int = 0,
+    min_epochs: int = 0,
+) -> History:
     """Train ``net`` in place on prepared (N, C, H, W) ``x`` and integer labels ``y``.
 
     Mini-batches of ``batch_size`` in an order reshuffled every epoch by a
@@ -181,13 +200,29 @@ def fit(
     (degrees) and ``zoom`` (fraction) add random rotations and scalings
     (with sub-pixel shifts up to ``augment``, bilinear). ``schedule``
     "cosine" decays the learning rate along a half cosine to zero over the
-    run (per step), "constant" keeps it.
+    run (per step), "constant" keeps it, "onecycle" raises it from a 25th
+    to ``lr`` over the first 30 % of the run, then decays it along a half
+    cosine (:func:`~imgkernel.nn.train.schedule.scheduled_lr`); ``warmup``
+    > 0 raises it linearly over that many first epochs before "cosine" or
+    "constant". The schedule spans all ``epochs``, also when the run stops
+    early.
+
+    With validation data (``x_val``, ``y_val``) every epoch is validated
+    (the validation loss is the training loss, with ``label_smoothing``) and
+    the best epoch recorded: the one with the lowest validation loss
+    (:class:`~imgkernel.nn.train.stopping.EarlyStopping`). ``patience``
+    = P > 0 stops the run after P epochs in a row without a better one (not
+    before ``min_epochs``) and puts the best epoch's weights back in
+    ``net``; 0 trains all ``epochs`` and keeps the last weights. Without
+    validation data every epoch is run. The returned :class:`History`
+    tells the best epoch, whether the run stopped early and whether the
+    weights were restored.
 
     ``ema`` = d > 0 keeps an exponential moving average of the weights,
     updated after every optimizer step and bias-corrected like Adam's
     moments (:class:`WeightAverage`). The per-epoch validation figures use
     the averaged weights, and at the end they replace the trained weights
-    in ``net``. ``label_smoothing`` as in
+    in ``net`` (the best epoch's average, when restored). ``label_smoothing`` as in
     :func:`imgkernel.nn.train.loss.softmax_cross_entropy`. The options are
     checked by :meth:`TrainOptions.check`.
     """
@@ -208,7 +243,7 @@ def fit_options(
     on_batch: BatchCallback | None = None,
     *,
     single_thread_blas: bool = True,
-) -> list[EpochStats]:
+) -> History:
     """:func:`fit` with options already checked (see :class:`TrainOptions`)."""
     opt = options.make_optimizer()
     x = np.asarray(x, dtype=net.dtype)
@@ -217,20 +252,47 @@ def fit_options(
         raise UsageError("there are no training samples")
     average = WeightAverage(net.params, options.ema) if options.ema else None
     run = _Run(net, opt, options, x, y, np.random.default_rng(options.seed), average, on_batch)
+    validate = x_val is not None and y_val is not None and len(x_val) > 0
+    stop = EarlyStopping(options.patience if validate else 0, options.min_epochs)
     base_lr = opt.lr
-    history: list[EpochStats] = []
+    history = History()
     ctx = blas_single_thread() if single_thread_blas else contextlib.nullcontext()
     with ctx:
         for epoch in range(1, options.epochs + 1):
             t0 = time.perf_counter()
             stats = run.epoch(epoch, base_lr)
-            if x_val is not None and y_val is not None and len(x_val):
-                judge = evaluate if average is None else average.evaluate
-                stats.val_loss, stats.val_accuracy = judge(net, x_val, y_val)
+            if validate:
+                assert x_val is not None and y_val is not None
+                _validate(run, stats, stop, x_val, y_val)
             stats.seconds = time.perf_counter() - t0
             history.append(stats)
             if on_epoch is not None:
                 on_epoch(epoch, stats)
-    if average is not None:
+            if stop.should_stop(epoch):
+                history.stopped_early = epoch < options.epochs
+                break
+    history.best_epoch = stop.best_epoch
+    if stop.best_params is not None and stop.best_epoch != len(history):
+        net.params = stop.best_params
+        history.restored = True
+    elif average is not None:
         net.params = average.weights(net.dtype)
     return history
+
+
+def _validate(
+    run: _Run, stats: EpochStats, stop: EarlyStopping, x_val: np.ndarray, y_val: np.ndarray
+) -> None:
+    """The validation figures of the epoch just run (with the averaged weights, if any)."""
+    net, average = run.net, run.average
+    params = net.params if average is None else average.weights(net.dtype)
+    raw = net.params
+    net.params = params
+    try:
+        smoothing = run.options.label_smoothing
+        stats.val_loss, stats.val_accuracy = evaluate(net, x_val, y_val, smoothing)
+    finally:
+        net.params = raw
+    stop.update(stats.epoch, stats.val_loss, stats.val_accuracy, params)
+    stats.best_epoch = stop.best_epoch
+    stats.best_val_loss, stats.best_val_accuracy = stop.best_loss, stop.best_accuracy

@@ -6,10 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from imgkernel.errors import check_choice, check_float, check_int
+from imgkernel.errors import UsageError, check_choice, check_float, check_int
 from imgkernel.nn.train.optim import Optimizer, make_optimizer
-
-SCHEDULES = ("cosine", "constant")
+from imgkernel.nn.train.schedule import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,9 @@ class TrainOptions:
     schedule: str = "cosine"
     ema: float = 0.0
     label_smoothing: float = 0.0
+    warmup: int = 0
+    patience: int = 0
+    min_epochs: int = 0
 
     @classmethod
     def pick(cls, values: dict[str, Any]) -> TrainOptions:
@@ -54,7 +56,14 @@ class TrainOptions:
             "label_smoothing": check_float(
                 self.label_smoothing, "label smoothing", minimum=0, maximum=1, max_open=True
             ),
+            "warmup": check_int(self.warmup, "warmup", minimum=0),
+            "patience": check_int(self.patience, "patience", minimum=0),
+            "min_epochs": check_int(self.min_epochs, "min epochs", minimum=0),
         }
+        if checked["min_epochs"] > checked["epochs"]:
+            raise UsageError(
+                f"min epochs ({checked['min_epochs']}) is more than epochs ({checked['epochs']})"
+            )
         if self.seed is not None:
             checked["seed"] = check_int(self.seed, "seed", minimum=0)
         if isinstance(self.optimizer, str):
@@ -66,3 +75,14 @@ class TrainOptions:
         if isinstance(self.optimizer, str):
             return make_optimizer(self.optimizer, self.lr, weight_decay=self.weight_decay)
         return self.optimizer
+
+
+#: The defaults of :func:`~imgkernel.nn.train.folder.train_folder` and
+#: ``imgkernel train`` (those of the plain :class:`TrainOptions` and of ``fit``
+#: are a bare run: no smoothing, no early stopping). See docs/training.md for
+#: how they were chosen.
+FOLDER_DEFAULTS = TrainOptions(
+    epochs=100,
+    label_smoothing=0.1,
+    patience=10,
+)
