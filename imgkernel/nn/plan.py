@@ -1,0 +1,165 @@
+"""Running a graph: which nodes compute the wanted tensors, fused, in order, releasing as they go.
+
+A :class:`Plan` is made once for a set of wanted tensors and a set of given
+ones (the graph inputs, or tensors fed in the middle of the graph) and then
+run on arrays. Making it:
+
+* keeps only the nodes the wanted tensors depend on, stopping at the given ones;
+* folds a batchnorm into the conv before it when the conv's output is read by
+  nothing else (nor wanted);
+* notes, for every node, the tensors read for the last time there, which are
+  released after it runs (a tensor's memory is freed when its last consumer
+  has run).
+
+Running it lets an elementwise layer (``INPLACE``) overwrite its first input
+when that input is an array the plan itself made, is read for the last time
+there and shares memory with nothing else alive (never an array of the
+caller's, a constant or a view of either). A failing node is named in the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgkernel.errors import UsageError
+from imgkernel.nn.graph import Graph
+from imgkernel.nn.layers import BatchNorm, Conv2D, Layer
+
+
+@dataclass
+class Step:
+    """One node (or fused nodes) of a plan: what it reads and writes, what it releases."""
+
+    index: int
+    layer: Layer
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    release: tuple[str, ...] = ()
+
+
+def fold_batchnorm(conv: Conv2D, bn: BatchNorm) -> Conv2D:
+    """``conv`` followed by ``bn`` as one convolution (its weights scaled, its bias shifted)."""
+    mul = bn.multiplier.astype(np.float64)
+    weight = conv.weight.astype(np.float64) * mul[:, None, None, None]
+    bias = np.zeros(len(mul)) if conv.bias is None else conv.bias.astype(np.float64)
+    attrs = conv.attributes()
+    return Conv2D(conv.name, weight, bias * mul + bn.shift, **attrs)
+
+
+class Plan:
+    """The steps computing ``outputs`` of ``graph`` from the tensors ``given``."""
+
+    def __init__(self, graph: Graph, outputs: Sequence[str], given: Sequence[str]) -> None:
+        self.graph = graph
+        self.outputs = list(outputs)
+        self.given = list(given)
+        needed = self._needed()
+        steps = [
+            Step(i, node.layer, node.inputs, node.outputs)
+            for i, node in enumerate(graph.nodes)
+            if i in needed
+        ]
+        self.steps = self._fuse(steps)
+        self._note_releases()
+
+    def _needed(self) -> set[int]:
+        """Indices of the nodes the outputs depend on, stopping at the given tensors."""
+        g, given = self.graph, set(self.given)
+        needed: set[int] = set()
+        stack = [t for t in self.outputs if t not in given]
+        seen = set(stack)
+        while stack:
+            t = stack.pop()
+            i = g.producer[t]
+            if i < 0:
+                raise UsageError(f"computing {self.outputs} needs the graph input {t!r}")
+            needed.add(i)
+            for s in g.nodes[i].inputs:
+                if s not in seen and s not in given:
+                    seen.add(s)
+                    stack.append(s)
+        return needed
+
+    def _fuse(self, steps: list[Step]) -> list[Step]:
+        """Fold batchnorms into the convs before them where no one else reads the conv's output."""
+        readers: dict[str, int] = {}
+        for st in steps:
+            for t in st.inputs:
+                readers[t] = readers.get(t, 0) + 1
+        keep = set(self.outputs)
+        out: list[Step] = []
+        for st in steps:
+            prev = out[-1] if out else None
+            if (
+                isinstance(st.layer, BatchNorm)
+                and prev is not None
+                and isinstance(prev.layer, Conv2D)
+                and st.inputs == prev.outputs
+                and readers.get(prev.outputs[0]) == 1
+                and prev.outputs[0] not in keep
+                and st.layer.n_outputs() == 1
+            ):
+                prev.layer = fold_batchnorm(prev.layer, st.layer)
+                prev.outputs = st.outputs
+                continue
+            out.append(Step(st.index, st.layer, st.inputs, st.outputs))
+        return out
+
+    def _note_releases(self) -> None:
+        last: dict[str, int] = {}
+        for k, st in enumerate(self.steps):
+            for t in st.inputs:
+                last[t] = k
+        keep = set(self.outputs)
+        for k, st in enumerate(self.steps):
+            st.release = tuple(t for t in dict.fromkeys(st.inputs) if last[t] == k and t not in keep)
+
+    def __call__(self, values: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The wanted tensors from the given ones (``values`` by tensor name)."""
+        env = dict(values)
+        owned: set[str] = set()
+        for st in self.steps:
+            xs = [env[t] for t in st.inputs]
+            first = st.inputs[0] if st.inputs else None
+            reuse = first is not None and first in owned and first in st.release
+            try:
+                if reuse and st.layer.INPLACE and st.inputs.count(first) == 1:
+                    ys = [st.layer.inplace(*xs)]
+                else:
+                    ys = st.layer.run(xs)
+            except (UsageError, ValueError, IndexError, MemoryError) as exc:
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise UsageError(f"{self.graph.where(st.index)}: {detail}") from None
+            self._account(st, xs, ys, env, owned)
+        return [env[t] for t in self.outputs]
+
+    @staticmethod
+    def _account(
+        st: Step, xs: list[np.ndarray], ys: list[np.ndarray], env: dict, owned: set[str]
+    ) -> None:
+        """Release the step's last reads; mark its outputs owned if they alias nothing alive."""
+        released = [x for t, x in zip(st.inputs, xs, strict=True) if t in owned and t in st.release]
+        for t, x in zip(st.inputs, xs, strict=True):
+            # an input that stays alive and is now aliased by an output is no longer ours alone
+            if t in owned and t not in st.release and any(np.may_share_memory(y, x) for y in ys):
+                owned.discard(t)
+        for t in st.release:
+            del env[t]
+        owned.difference_update(st.release)
+        for t, y in zip(st.outputs, ys, strict=True):
+            env[t] = y
+            if _fresh(y, xs, released):
+                owned.add(t)
+
+
+def _fresh(y: np.ndarray, xs: list[np.ndarray], released: list[np.ndarray]) -> bool:
+    """Whether ``y`` is a writable array sharing memory with no input but released owned ones."""
+    if not isinstance(y, np.ndarray) or not y.flags.writeable:
+        return False
+    for x in xs:
+        if np.may_share_memory(y, x) and not any(x is r for r in released):
+            return False
+    return True
