@@ -167,7 +167,7 @@ class HardSigmoid(Layer):
         return {"alpha": self.alpha, "beta": self.beta}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.inplace(x * np.float32(self.alpha))
+        return self.inplace(np.array(x, dtype=np.float32))
 
     def inplace(self, x: np.ndarray) -> np.ndarray:
         if self.alpha != 1:

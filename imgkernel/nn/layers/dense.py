@@ -34,7 +34,6 @@ class Dense(Layer):
             raise LayerError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
         self.transpose_input = attrs.boolean(transpose_input, "transpose_input")
         self.weight, self.bias = w, b
-        self._wt = np.ascontiguousarray(w.T)
 
     def attributes(self) -> dict[str, Any]:
         return {"transpose_input": self.transpose_input} if self.transpose_input else {}
@@ -59,7 +58,7 @@ class Dense(Layer):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.transpose_input:
             x = x.T
-        y = x @ self._wt
+        y = x @ self.weight.T
         if self.bias is not None:
             y += self.bias
         return y

@@ -128,10 +128,17 @@ class Resize(Layer):
             out[key] = None if value is None else list(value)
         return out
 
+    def _axes(self, rank: int) -> tuple[int, ...]:
+        """The resized axes in the order scales, sizes and roi list them."""
+        if self.axes is None:
+            return tuple(range(rank))
+        attrs.axes_of(self.axes, rank)  # checks range and repeats
+        return tuple(a + rank if a < 0 else a for a in self.axes)
+
     def _plan(self, shape: Shape) -> list[tuple[float, int | None]]:
         """(scale, output size) of every axis of an input of ``shape``."""
         rank = len(shape)
-        axes = tuple(range(rank)) if self.axes is None else attrs.axes_of(self.axes, rank)
+        axes = self._axes(rank)
         given = self.scales if self.scales is not None else self.sizes
         assert given is not None
         if len(given) != len(axes):
@@ -161,7 +168,7 @@ class Resize(Layer):
     def _roi(self, axis: int, rank: int) -> tuple[float, float]:
         if self.roi is None or self.coordinates != "tf_crop_and_resize":
             return (0.0, 1.0)
-        axes = list(range(rank)) if self.axes is None else list(attrs.axes_of(self.axes, rank))
+        axes = list(self._axes(rank))
         if axis not in axes:
             return (0.0, 1.0)
         k, n = axes.index(axis), len(axes)

@@ -177,8 +177,10 @@ def gemm(step: Step) -> None:
     trans_a, trans_b = bool(a.get("transA", 0)), bool(a.get("transB", 0))
     c = step.const(2, "C", required=False) if step.is_const(2) else None
     if step.is_const(1) and not step.is_const(0) and (not step.has(2) or c is not None):
-        b = np.asarray(step.required(1, "B"), np.float64)
-        weight = (b if trans_b else b.T) * alpha
+        b = np.asarray(step.required(1, "B"))
+        weight = b if trans_b else b.T
+        if alpha != 1:
+            weight = weight.astype(np.float64) * alpha
         n = weight.shape[0]
         cc = None if c is None else np.asarray(c, np.float64)
         if b.ndim == 2 and (cc is None or (cc.ndim <= 1 and cc.size in (1, n)) or cc.shape == (1, n)):
