@@ -61,10 +61,11 @@ def pool_image(
     mode = "avg" if mode == "mean" else mode
     has_alpha = image.alpha is not None
     pixels = attach_alpha(image.pixels, image.alpha)
+    layout = "tensor" if pixels.ndim == 4 else "image"  # (N, C, H, W) feature maps
     if size is None:
-        pooled = global_pool(pixels, mode)
+        pooled = global_pool(pixels, mode, layout=layout)
     else:
-        pooled = pool2d(pixels, size, stride, mode=mode, **window)
+        pooled = pool2d(pixels, size, stride, mode=mode, layout=layout, **window)
     if is_text_output(out_format):
         if not global_:
             raise UsageError("txt/json output needs --global (one value per channel)")

@@ -218,13 +218,16 @@ def _read_npy(name: str, stream: IO[bytes], max_pixels: int | None) -> np.ndarra
 
 
 def _check_npy_header(name: str, shape: tuple, dtype: np.dtype, max_pixels: int | None) -> None:
-    if not (len(shape) == 2 or (len(shape) == 3 and 1 <= shape[2] <= 4)):
+    # a rank-4 array is a batch of CNN feature maps (N, C, H, W), as 'imgkernel run' writes
+    if not (len(shape) in (2, 4) or (len(shape) == 3 and 1 <= shape[2] <= 4)):
         raise UsageError(
             f"{name}: array shape {tuple(shape)} is not an image; expected (H, W) or (H, W, C) "
-            "with C = 1..4"
+            "with C = 1..4 (or feature maps (N, C, H, W))"
         )
-    if shape[0] == 0 or shape[1] == 0:
+    if 0 in shape:
         raise UsageError(f"{name}: array shape {tuple(shape)} is empty")
+    if len(shape) == 4:
+        shape = shape[2:]
     if dtype.kind not in "buif" or dtype.hasobject:
         raise UsageError(f"{name}: array dtype {dtype} is not supported (need bool, int or float)")
     limit = _effective_limit(max_pixels)

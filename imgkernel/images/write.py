@@ -196,6 +196,8 @@ def _prepare(shown: str, pixels: np.ndarray, alpha: np.ndarray | None, fmt: str)
         raise UsageError(
             f"{shown}: cannot save {pixels.dtype} pixels; need uint8, uint16 or float32"
         )
+    if fmt == "NPY" and pixels.ndim == 4 and alpha is None:
+        return pixels  # feature maps (N, C, H, W)
     channels = _layout(pixels)
     if channels == 1 and pixels.ndim == 3:
         pixels = pixels[:, :, 0]

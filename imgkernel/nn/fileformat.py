@@ -2,9 +2,9 @@
 
 A model file is a numpy ``.npz`` archive: a ``__model__`` entry holding the
 JSON header (format, version, input spec, graph inputs, nodes, outputs,
-labels; :mod:`imgkernel.nn.header` reads it) and one entry per weight array. ``docs/model-format.md`` describes it. Files are never
-unpickled; every defect is a :class:`imgkernel.errors.UsageError` that names
-the file.
+labels; :mod:`imgkernel.nn.header` reads it) and one entry per weight array.
+``docs/model-format.md`` describes it. Files are never unpickled; every
+defect is a :class:`imgkernel.errors.UsageError` that names the file.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     entries = {MODEL_KEY: header, **model.arrays()}
 
     def encode(fh: IO[bytes]) -> None:
-        np.savez_compressed(fh, **entries)  # type: ignore[arg-type]
+        np.savez(fh, **entries)  # type: ignore[arg-type]
 
     deliver(target, encode)
 

@@ -202,8 +202,7 @@ class Graph:
         idx = int(key)
         if not -n <= idx < n:
             raise UsageError(
-                f"{self.word} index {idx} out of range: the model has {n} {self.word}s "
-                f"(0-{n - 1})"
+                f"{self.word} index {idx} out of range: the model has {n} {self.word}s (0-{n - 1})"
             )
         return idx % n
 

@@ -68,7 +68,8 @@ def model_from_json(header: dict[str, Any], arrays: dict[str, np.ndarray] | Any)
         if not isinstance(entries, list):
             raise UsageError("the model header must hold a list of layers")
         layers = [
-            _layer(f"layer {i}", entry, arrays, _NODE_KEYS[:2])[0] for i, entry in enumerate(entries)
+            _layer(f"layer {i}", entry, arrays, _NODE_KEYS[:2])[0]
+            for i, entry in enumerate(entries)
         ]
         return Model(layers, labels, spec, description)
     graph = _graph(header, spec, arrays)

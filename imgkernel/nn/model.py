@@ -301,7 +301,9 @@ def _checked_input(name: str, value: Any, expect: Shape, first: str) -> np.ndarr
     x = np.asarray(value)
     if x.dtype.kind not in "fiub":
         raise UsageError(f"input {name!r} must hold real numbers, got dtype {x.dtype}")
-    ok = x.ndim == len(expect) and all(d is None or d == s for d, s in zip(expect, x.shape))
+    ok = x.ndim == len(expect) and all(
+        d is None or d == s for d, s in zip(expect, x.shape, strict=False)
+    )
     if not ok:
         what = "model input" if name == first else f"tensor {name!r}"
         raise UsageError(f"{what} must be {fmt_shape(expect)}, got {fmt_shape(x.shape)}")

@@ -115,7 +115,9 @@ class Plan:
                 last[t] = k
         keep = set(self.outputs)
         for k, st in enumerate(self.steps):
-            st.release = tuple(t for t in dict.fromkeys(st.inputs) if last[t] == k and t not in keep)
+            st.release = tuple(
+                t for t in dict.fromkeys(st.inputs) if last[t] == k and t not in keep
+            )
 
     def __call__(self, values: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The wanted tensors from the given ones (``values`` by tensor name)."""

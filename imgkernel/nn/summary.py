@@ -39,8 +39,7 @@ def spec_lines(spec: InputSpec) -> list[str]:
     return [
         f"image: {spec.color} {spec.width}x{spec.height} (W x H), resize {spec.resize}, "
         f"layout N x C x H x W (channels first), float32",
-        f"       value = (pixel_0_255 * {spec.scale:.8g} - mean) / std; "
-        f"mean [{mean}], std [{std}]",
+        f"       value = (pixel_0_255 * {spec.scale:.8g} - mean) / std; mean [{mean}], std [{std}]",
     ]
 
 
@@ -65,11 +64,11 @@ class Summary:
 
     def _table(self) -> list[str]:
         head = ["#", "name", "type"] + (["inputs"] if self.show_inputs else [])
-        table = [(*head, "output shape", "params")]
+        table = [[*head, "output shape", "params"]]
         for r in self.rows:
             reads = [", ".join(r.inputs)] if self.show_inputs else []
-            cells = (str(r.index), r.name, r.type, *reads, shape_text(r.output_shape))
-            table.append((*cells, f"{r.params:,}"))
+            cells = [str(r.index), r.name, r.type, *reads, shape_text(r.output_shape)]
+            table.append([*cells, f"{r.params:,}"])
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines = []
         for row in table:

@@ -65,7 +65,11 @@ def test_exclusions_are_only_dtypes():
 
 @pytest.mark.parametrize(
     "name",
-    ["test_conv_with_strides_padding", "test_resize_upsample_scales_linear", "test_gemm_all_attributes"],
+    [
+        "test_conv_with_strides_padding",
+        "test_resize_upsample_scales_linear",
+        "test_gemm_all_attributes",
+    ],
 )
 def test_node_case_through_the_file_format(name, tmp_path):
     case = CASES[name]

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import expit
 
 from imgkernel.nn.layers import attrs
-from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
+from imgkernel.nn.layers.base import Backward, Forward, Layer, Params, Rng, Shape
 
 
 class ReLU(Layer):

@@ -120,4 +120,4 @@ class Pad(Layer):
         grow = [(max(b, 0), max(a, 0)) for b, a in widths]
         if self.mode == "constant":
             return np.pad(x, grow, mode="constant", constant_values=np.float32(self.value))
-        return np.pad(x, grow, mode=self.mode)
+        return np.pad(x, grow, mode=self.mode)  # type: ignore[call-overload]

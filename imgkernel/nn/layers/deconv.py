@@ -107,7 +107,9 @@ class ConvTranspose(Layer):
             for t, offsets in enumerate(product(*(range(k) for k in taps))):
                 window = tuple(
                     slice(o * dl, o * dl + s * (m - 1) + 1, s)
-                    for o, dl, s, m in zip(offsets, self.dilation, self.stride, spatial, strict=True)
+                    for o, dl, s, m in zip(
+                        offsets, self.dilation, self.stride, spatial, strict=True
+                    )
                 )
                 dst[(slice(None), slice(None), *window)] += cols[:, :, t]
         y = _crop(out, self.padding) if any(self.padding) else out

@@ -206,7 +206,12 @@ class _Pool(Layer):
             if d == 2:
                 hw = attrs.spatial(shape, self.type)
                 geometry = pool_geometry(
-                    hw, self.size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode
+                    hw,
+                    self.size,
+                    self.stride,
+                    self.padding,
+                    self.dilation,
+                    ceil_mode=self.ceil_mode,
                 )
                 return (shape[0], shape[1], *geometry.out_hw)
             out = list(shape[:2])
@@ -234,11 +239,11 @@ class _Pool(Layer):
     def forward_train(self, p: Params, x: np.ndarray, training: bool, rng: Rng) -> Forward:
         return pool2d_forward(
             x,
-            self.size,
-            self.stride,
+            self.size,  # type: ignore[arg-type]
+            self.stride,  # type: ignore[arg-type]
             mode=self.mode,
             padding=self.padding,
-            dilation=self.dilation,
+            dilation=self.dilation,  # type: ignore[arg-type]
             ceil_mode=self.ceil_mode,
             count_include_pad=self.count_include_pad,
         )

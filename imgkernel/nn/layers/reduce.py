@@ -52,4 +52,4 @@ class ReduceMean(Layer):
         axes = self._axes(x.ndim)
         if axes is None:
             return x
-        return np.mean(x, axis=axes, keepdims=self.keepdims, dtype=np.float32)
+        return np.asarray(np.mean(x, axis=axes, keepdims=self.keepdims, dtype=np.float32))

@@ -44,8 +44,10 @@ def _source(mode: str, n_in: int, n_out: int, scale: float, roi: tuple[float, fl
         x = y / scale
     elif mode == "tf_crop_and_resize":
         lo, hi = roi
-        x = np.full(n_out, (hi - lo) * (n_in - 1) / 2) if width == 1 else (
-            y * (hi - lo) * (n_in - 1) / (width - 1)
+        x = (
+            np.full(n_out, (hi - lo) * (n_in - 1) / 2)
+            if width == 1
+            else (y * (hi - lo) * (n_in - 1) / (width - 1))
         )
         x = x + lo * (n_in - 1)
         outside = (x < 0) | (x > n_in - 1)

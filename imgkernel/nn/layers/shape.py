@@ -1,4 +1,4 @@
-"""Layers that only rearrange their input: flatten, reshape, transpose, squeeze, unsqueeze, identity."""
+"""Layers that only rearrange their input: flatten, reshape, transpose, (un)squeeze, identity."""
 
 from __future__ import annotations
 

@@ -194,7 +194,9 @@ class Graph:
         self.layer_names.add(name)
         return name
 
-    def add_node(self, layer: Layer, inputs: list[str], outputs: list[str], where: str) -> list[str]:
+    def add_node(
+        self, layer: Layer, inputs: list[str], outputs: list[str], where: str
+    ) -> list[str]:
         """Append ``layer`` reading the imgkernel tensors ``inputs``; its output tensors.
 
         ``outputs`` are the ONNX names of the outputs (mapped to the new tensors).

@@ -99,9 +99,7 @@ def conv(step: Step) -> None:
         )
     stride, dilation, pads = _geometry(step, kernel)
     group = int(step.attrs.get("group", 1))
-    layer = Conv2D(
-        step.name(), w, b, stride=stride, padding=pads, dilation=dilation, groups=group
-    )
+    layer = Conv2D(step.name(), w, b, stride=stride, padding=pads, dilation=dilation, groups=group)
     step.add(layer)
 
 

@@ -80,8 +80,7 @@ def shape(step: Step) -> None:
     if len(inputs) != 1 or inputs[0] in g.syms:
         raise _refused(step)
     dims: list[Any] = [
-        (BATCH if i == 0 else UNKNOWN) if d is None else int(d)
-        for i, d in enumerate(step.shape(0))
+        (BATCH if i == 0 else UNKNOWN) if d is None else int(d) for i, d in enumerate(step.shape(0))
     ]
     start, end = int(step.attrs.get("start", 0)), step.attrs.get("end")
     dims = dims[start : None if end is None else int(end)]

@@ -183,7 +183,9 @@ def gemm(step: Step) -> None:
             weight = weight.astype(np.float64) * alpha
         n = weight.shape[0]
         cc = None if c is None else np.asarray(c, np.float64)
-        if b.ndim == 2 and (cc is None or (cc.ndim <= 1 and cc.size in (1, n)) or cc.shape == (1, n)):
+        if b.ndim == 2 and (
+            cc is None or (cc.ndim <= 1 and cc.size in (1, n)) or cc.shape == (1, n)
+        ):
             bias = None if cc is None else np.broadcast_to(cc.reshape(-1), (n,)) * beta
             step.add(Dense(step.name(), weight, bias, transpose_input=trans_a))
             return
@@ -242,7 +244,9 @@ def resize(step: Step) -> None:
     a = step.attrs
     roi, scales, sizes = _resize_values(step)
     legacy = step.graph.opset < 11
-    coordinates = "asymmetric" if legacy else _str(a.get("coordinate_transformation_mode", "half_pixel"))
+    coordinates = (
+        "asymmetric" if legacy else _str(a.get("coordinate_transformation_mode", "half_pixel"))
+    )
     layer = Resize(
         step.name(),
         mode=_str(a.get("mode", "nearest")),
