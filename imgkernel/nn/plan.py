@@ -11,7 +11,10 @@ run on arrays. Making it:
   released after it runs (a tensor's memory is freed when its last consumer
   has run).
 
-Running it lets an elementwise layer (``INPLACE``) overwrite its first input
+A batch of several samples is split over threads (each with single-threaded
+BLAS, :func:`imgkernel.core.parallel.blas_single_thread`) when every node
+keeps the samples apart (:meth:`~imgkernel.nn.layers.base.Layer.per_sample`).
+Running lets an elementwise layer (``INPLACE``) overwrite its first input
 when that input is an array the plan itself made, is read for the last time
 there and shares memory with nothing else alive (never an array of the
 caller's, a constant or a view of either). A failing node is named in the error.
@@ -19,11 +22,13 @@ caller's, a constant or a view of either). A failing node is named in the error.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from imgkernel.core.parallel import blas_single_thread, run_tiles, workers
 from imgkernel.errors import UsageError
 from imgkernel.nn.graph import Graph
 from imgkernel.nn.layers import BatchNorm, Conv2D, Layer
@@ -64,6 +69,7 @@ class Plan:
         ]
         self.steps = self._fuse(steps)
         self._note_releases()
+        self.separable = self._separable()
 
     def _needed(self) -> set[int]:
         """Indices of the nodes the outputs depend on, stopping at the given tensors."""
@@ -119,24 +125,61 @@ class Plan:
                 t for t in dict.fromkeys(st.inputs) if last[t] == k and t not in keep
             )
 
+    def _separable(self) -> bool:
+        """Whether every sample runs on its own: a batch may be split."""
+        shapes = self.graph.shapes
+        if any(shapes[t][:1] != (None,) for t in [*self.given, *self.outputs]):
+            return False
+        for st in self.steps:
+            inputs = [shapes[t] for t in st.inputs]
+            outputs_batched = all(shapes[t][:1] == (None,) for t in st.outputs)
+            if not st.layer.per_sample(inputs) or (inputs and not outputs_batched):
+                return False
+        return True
+
     def __call__(self, values: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The wanted tensors from the given ones (``values`` by tensor name)."""
+        """The wanted tensors from the given ones (``values`` by tensor name).
+
+        A batch of several samples runs in parts on the threads of
+        :mod:`imgkernel.core.parallel` when the plan is separable.
+        """
+        n = min((len(v) for v in values.values()), default=0) if self.separable else 0
+        parts = min(workers(), n)
+        if parts <= 1 or threading.current_thread().name.startswith("imgkernel"):
+            return self._run(values)
+        size = -(-n // parts)
+        results: dict[int, list[np.ndarray]] = {}
+
+        def task(a: int, b: int) -> None:
+            results[a] = self._run({t: v[a * size : b * size] for t, v in values.items()})
+
+        with blas_single_thread():
+            run_tiles(parts, task, 1)
+        ordered = [results[k] for k in sorted(results)]
+        return [np.concatenate(outs) for outs in zip(*ordered, strict=True)]
+
+    def _run(self, values: dict[str, np.ndarray]) -> list[np.ndarray]:
         env = dict(values)
         owned: set[str] = set()
-        for st in self.steps:
-            xs = [env[t] for t in st.inputs]
-            first = st.inputs[0] if st.inputs else None
-            reuse = first is not None and first in owned and first in st.release
-            try:
-                if reuse and st.layer.INPLACE and st.inputs.count(first) == 1:
-                    ys = [st.layer.inplace(*xs)]
-                else:
-                    ys = st.layer.run(xs)
-            except (UsageError, ValueError, IndexError, MemoryError) as exc:
-                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise UsageError(f"{self.graph.where(st.index)}: {detail}") from None
-            self._account(st, xs, ys, env, owned)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for st in self.steps:
+                self._step(st, env, owned)
         return [env[t] for t in self.outputs]
+
+    def _step(self, st: Step, env: dict[str, np.ndarray], owned: set[str]) -> None:
+        """Run one step on ``env``: in place when it may, then release and account."""
+        xs = [env[t] for t in st.inputs]
+        first = st.inputs[0] if st.inputs else None
+        reuse = first is not None and first in owned and first in st.release
+        try:
+            if reuse and st.layer.INPLACE and st.inputs.count(first) == 1:
+                ys = [st.layer.inplace(*xs)]
+            else:
+                ys = st.layer.run(xs)
+        except (UsageError, ValueError, IndexError, MemoryError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"{self.graph.where(st.index)}: {detail}") from None
+        self._account(st, xs, ys, env, owned)
 
     @staticmethod
     def _account(

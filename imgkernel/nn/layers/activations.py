@@ -8,6 +8,7 @@ during inference (``INPLACE``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from imgkernel.nn.layers.base import Backward, Forward, Layer, Params, Rng, Shap
 
 class ReLU(Layer):
     """``max(x, 0)`` (ONNX ``Relu``)."""
+
+    PER_SAMPLE = True
 
     type = "relu"
     INPLACE = True
@@ -39,6 +42,8 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """``x`` where positive, else ``alpha * x`` (ONNX ``LeakyRelu``)."""
+
+    PER_SAMPLE = True
 
     type = "leaky_relu"
     ATTRS = {"alpha": 0.01}
@@ -71,6 +76,8 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     """``1 / (1 + exp(-x))`` (ONNX ``Sigmoid``)."""
 
+    PER_SAMPLE = True
+
     type = "sigmoid"
     INPLACE = True
 
@@ -91,6 +98,8 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """Hyperbolic tangent (ONNX ``Tanh``)."""
 
+    PER_SAMPLE = True
+
     type = "tanh"
     INPLACE = True
 
@@ -110,6 +119,8 @@ class Tanh(Layer):
 
 class Clip(Layer):
     """``x`` limited to ``[min, max]``; either bound may be absent (ONNX ``Clip``)."""
+
+    PER_SAMPLE = True
 
     type = "clip"
     ATTRS = {"min": None, "max": None}
@@ -154,6 +165,8 @@ class Clip(Layer):
 class HardSigmoid(Layer):
     """``max(0, min(1, alpha * x + beta))`` (ONNX ``HardSigmoid``)."""
 
+    PER_SAMPLE = True
+
     type = "hard_sigmoid"
     ATTRS = {"alpha": 0.2, "beta": 0.5}
     ARCH_KEYS = None
@@ -178,6 +191,8 @@ class HardSigmoid(Layer):
 
 class HardSwish(Layer):
     """``x * max(0, min(1, x / 6 + 1 / 2))`` (ONNX ``HardSwish``, MobileNetV3)."""
+
+    PER_SAMPLE = True
 
     type = "hard_swish"
     ARCH_KEYS = None
@@ -208,6 +223,9 @@ class _AlongAxis(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         attrs.axis_index(self.axis, len(shape), inclusive=self.flatten and len(shape) > 0)
         return shape
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self.axis % max(len(shapes[0]), 1) != 0
 
     def _axes(self, x: np.ndarray) -> int | tuple[int, ...]:
         if not self.flatten:

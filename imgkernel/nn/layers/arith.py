@@ -8,12 +8,19 @@ may write into their first input when it has the result's shape
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from imgkernel.nn.layers import attrs
 from imgkernel.nn.layers.base import Layer, Shape
+
+
+def _broadcast_per_sample(shapes: Sequence[Shape]) -> bool:
+    """Whether broadcasting keeps samples apart: no operand but a batched one spans axis 0."""
+    rank = max(len(s) for s in shapes)
+    return all(len(s) < rank or s[0] in (None, 1) for s in shapes)
 
 
 class _Binary(Layer):
@@ -26,6 +33,9 @@ class _Binary(Layer):
 
     def output_shape(self, *shapes: Shape) -> Shape:
         return attrs.broadcast(shapes)
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return _broadcast_per_sample(shapes)
 
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
         return self.ufunc(xs[0], xs[1])
@@ -76,6 +86,9 @@ class Sum(Layer):
     def output_shape(self, *shapes: Shape) -> Shape:
         return attrs.broadcast(shapes)
 
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return _broadcast_per_sample(shapes)
+
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
         total = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
         for x in xs[2:]:
@@ -106,6 +119,9 @@ class PRelu(Layer):
                 f"slope {attrs.fmt_shape(slope)} does not broadcast to {attrs.fmt_shape(x)}"
             )
         return attrs.broadcast([x, slope])
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return _broadcast_per_sample(shapes)
 
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
         x, slope = xs

@@ -77,6 +77,9 @@ class Layer:
     #: Elementwise layers define ``inplace(x)``, which may overwrite ``x``.
     INPLACE: ClassVar[bool] = False
     ARCH_KEYS: ClassVar[frozenset[str] | None] = frozenset()
+    #: Whether each sample (index on axis 0) of the output depends only on the same
+    #: sample of the inputs, so a batch may be split (see :meth:`per_sample`).
+    PER_SAMPLE: ClassVar[bool] = False
     #: The number of input tensors the layer takes: (least, most; None: any number).
     #: Layers of more than one input define ``__call__(*xs)`` and ``output_shape(*shapes)``.
     ARITY: ClassVar[tuple[int, int | None]] = (1, 1)
@@ -173,6 +176,10 @@ class Layer:
         if n < least or (most is not None and n > most):
             want = str(least) if least == most else f"{least} to {most if most else 'any'}"
             raise LayerError(f"takes {want} input(s), got {n}")
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        """Whether, for inputs of ``shapes``, the batch (axis 0) may be split and run in parts."""
+        return self.PER_SAMPLE
 
     def infer(self, shapes: Sequence[Shape]) -> list[Shape]:
         """The shapes of all outputs for inputs of ``shapes`` (graph shape inference)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,8 @@ PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 class Constant(Layer):
     """A stored tensor (ONNX ``Constant`` or an initializer read as data); it reads nothing."""
+
+    PER_SAMPLE = True
 
     type = "constant"
     ARRAYS = ("value",)
@@ -65,6 +68,9 @@ class Concat(Layer):
             out.append(known.pop() if known else None)
         return tuple(out)
 
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self.axis % len(shapes[0]) != 0
+
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
         return np.concatenate(xs, axis=self.axis)
 
@@ -112,6 +118,9 @@ class Pad(Layer):
                 raise LayerError(f"reflect padding of ({before}, {after}) needs more than {d}")
             out.append(size)
         return tuple(out)
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self._widths(len(shapes[0]))[0] == (0, 0)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         widths = self._widths(x.ndim)

@@ -29,6 +29,8 @@ class ConvTranspose(Layer):
     ``output_shape`` larger than the natural size).
     """
 
+    PER_SAMPLE = True
+
     type = "conv_transpose"
     ATTRS = {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1}
     ARRAYS = ("weight", "bias")

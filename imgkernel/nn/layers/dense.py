@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,9 @@ class Dense(Layer):
 
     def training_problem(self) -> str | None:
         return "cannot train a transpose_input dense" if self.transpose_input else None
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return not self.transpose_input and len(shapes[0]) >= 2
 
     def forward_train(self, p: Params, x: np.ndarray, training: bool, rng: Rng) -> Forward:
         shape = x.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,9 @@ class BatchNorm(Layer):
     def n_outputs(self) -> int:
         return 3 if self.training_mode else 1
 
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return not self.training_mode
+
     def output_shape(self, shape: Shape) -> Shape | list[Shape]:  # type: ignore[override]
         c = self.multiplier.shape[0]
         if len(shape) < 2 or shape[1] != c:
@@ -75,6 +79,8 @@ class LRN(Layer):
 
     ``y = x / (bias + alpha / size * sum of x^2 over the size channels around)^beta``.
     """
+
+    PER_SAMPLE = True
 
     type = "lrn"
     ATTRS = {"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
@@ -110,6 +116,8 @@ class LRN(Layer):
 
 class Dropout(Layer):
     """Identity at inference; inverted dropout in training (kept cells scaled by 1/(1-rate))."""
+
+    PER_SAMPLE = True
 
     type = "dropout"
     ATTRS = {"rate": 0.5}

@@ -116,6 +116,7 @@ def pool2d_backward(cache: PoolCache, dy: np.ndarray) -> np.ndarray:
 
 
 class _Pool(Layer):
+    PER_SAMPLE = True
     mode: ClassVar[str] = "max"
     ATTRS = {
         "size": None,
@@ -274,6 +275,7 @@ class MinPool(_Pool):
 
 
 class _GlobalPool(Layer):
+    PER_SAMPLE = True
     mode: ClassVar[str] = "avg"
 
     def output_shape(self, shape: Shape) -> Shape:

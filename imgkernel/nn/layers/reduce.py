@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,10 @@ class ReduceMean(Layer):
         if self.keepdims:
             return tuple(1 if i in axes else d for i, d in enumerate(shape))
         return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        axes = self._axes(len(shapes[0]))
+        return axes is None or 0 not in axes
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         axes = self._axes(x.ndim)

@@ -13,6 +13,7 @@ value) and are built once per input size; each axis is then one matmul.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -166,6 +167,12 @@ class Resize(Layer):
 
     def output_shape(self, shape: Shape) -> Shape:
         return tuple(size for _, size in self._plan(shape))
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self._plan(shapes[0])[0] == (1.0, shapes[0][0]) and self._roi(0, len(shapes[0])) == (
+            0.0,
+            1.0,
+        )
 
     def _roi(self, axis: int, rank: int) -> tuple[float, float]:
         if self.roi is None or self.coordinates != "tf_crop_and_resize":

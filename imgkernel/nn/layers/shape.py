@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,9 @@ class Flatten(_Rearrange):
     def output_shape(self, shape: Shape) -> Shape:
         a = attrs.axis_index(self.axis, len(shape), inclusive=True)
         return (attrs.prod(shape[:a]), attrs.prod(shape[a:]))
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return attrs.axis_index(self.axis, len(shapes[0]), inclusive=True) == 1
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         a = self.axis + x.ndim if self.axis < 0 else self.axis
@@ -100,6 +104,9 @@ class Reshape(_Rearrange):
             raise cannot
         return tuple(dims)
 
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self.shape[:1] == (0,) and not self.allowzero
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return x.reshape(self._target(x.shape))  # type: ignore[arg-type]
 
@@ -126,6 +133,9 @@ class Transpose(_Rearrange):
 
     def output_shape(self, shape: Shape) -> Shape:
         return tuple(shape[a] for a in self._perm(len(shape)))
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self._perm(len(shapes[0]))[:1] == (0,)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return x.transpose(self._perm(x.ndim))
@@ -156,6 +166,9 @@ class Squeeze(_Rearrange):
                 raise LayerError(f"cannot squeeze axis {a} of size {shape[a]}")
         return tuple(d for i, d in enumerate(shape) if i not in axes)
 
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return self.axes is not None and 0 not in attrs.axes_of(self.axes, len(shapes[0]))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.squeeze(x, axis=None if self.axes is None else tuple(self.axes))
 
@@ -181,12 +194,17 @@ class Unsqueeze(_Rearrange):
         dims = iter(shape)
         return tuple(1 if i in axes else next(dims) for i in range(rank))
 
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        return 0 not in attrs.axes_of(self.axes, len(shapes[0]) + len(self.axes))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.expand_dims(x, tuple(attrs.axes_of(self.axes, x.ndim + len(self.axes))))
 
 
 class Identity(_Rearrange):
     """The input itself (ONNX ``Identity``)."""
+
+    PER_SAMPLE = True
 
     type = "identity"
     ARCH_KEYS = None
