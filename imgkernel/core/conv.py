@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from imgkernel.core.correlate import correlate_planes
+from imgkernel.core.parallel import blas_single_thread, run_tiles, workers
 from imgkernel.core.windows import (
     Border,
     as_pair,
@@ -53,6 +54,8 @@ Padding = str | int | Sequence[int]
 IM2COL_BYTES = 1 << 23
 #: Bytes of output a depthwise convolution sums at once.
 CHUNK_BYTES = 1 << 20
+#: Multiply-adds of one image's convolution above which it is split over threads.
+PARALLEL_MACS = 1 << 22
 
 
 def _check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
@@ -351,15 +354,33 @@ def _im2col_matmul(
             b = min(batch, n - b0)
             dst = out[b0 : b0 + b, g * kg : (g + 1) * kg]
             if b == 1:
-                # (cg, oh, ow, kh, kw) -> columns (cg*kh*kw, oh*ow)
-                cols = group_windows[b0].transpose(0, 3, 4, 1, 2).reshape(cg * kh * kw, oh * ow)
-                target = dst[0].reshape(kg, oh * ow)
-                if np.shares_memory(target, out):
-                    np.matmul(weights[g], cols, out=target)
-                else:
-                    dst[0] = np.matmul(weights[g], cols).reshape(kg, oh, ow)
+                _image_product(group_windows[b0], weights[g], dst[0])
                 continue
             # (b, cg, oh, ow, kh, kw) -> columns (cg*kh*kw, b*oh*ow)
             cols = group_windows[b0 : b0 + b].transpose(1, 4, 5, 0, 2, 3)
             product = np.matmul(weights[g], cols.reshape(cg * kh * kw, b * oh * ow))
             dst[...] = product.reshape(kg, b, oh, ow).transpose(1, 0, 2, 3)
+
+
+def _image_product(windows: np.ndarray, weights: np.ndarray, dst: np.ndarray) -> None:
+    """One image: columns (cg*kh*kw, rows*ow) and a product into ``dst`` (kg, oh, ow).
+
+    A large one is split into bands of output rows over the threads of
+    :mod:`imgkernel.core.parallel`, each with single-threaded BLAS (which here
+    beats one multi-threaded product: OpenBLAS's threads spin for the cores).
+    """
+    cg, oh, ow, kh, kw = windows.shape
+    kg = weights.shape[0]
+
+    def band(a: int, b: int) -> None:
+        # (cg, rows, ow, kh, kw) -> columns (cg*kh*kw, rows*ow)
+        cols = windows[:, a:b].transpose(0, 3, 4, 1, 2).reshape(cg * kh * kw, (b - a) * ow)
+        dst[:, a:b] = np.matmul(weights, cols).reshape(kg, b - a, ow)
+
+    work = kg * cg * kh * kw * oh * ow
+    parts = workers() if work >= PARALLEL_MACS else 1
+    if parts <= 1 or oh < 2 * parts:
+        band(0, oh)
+        return
+    with blas_single_thread():
+        run_tiles(oh, band, -(-oh // parts))

@@ -12,10 +12,25 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from imgkernel.nn.layers import attrs
 from imgkernel.nn.layers.base import Backward, Forward, Layer, Params, Rng, Shape
+
+
+def expit(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The logistic sigmoid ``1 / (1 + exp(-x))``, stable for large ``|x|`` (no overflow).
+
+    (numpy only: importing scipy.special would cost more than a small model's run.)
+
+    >>> expit(np.array([-800.0, 0.0, 800.0], np.float32))
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    negative = x < 0
+    e = np.exp(-np.abs(x))  # in (0, 1]
+    r = np.reciprocal(e + 1, out=out)  # 1 / (1 + exp(-|x|)): sigmoid(|x|)
+    np.multiply(r, e, out=e)  # sigmoid(-|x|)
+    np.copyto(r, e, where=negative)
+    return r
 
 
 class ReLU(Layer):
