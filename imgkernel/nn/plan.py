@@ -144,9 +144,14 @@ class Plan:
         :mod:`imgkernel.core.parallel` when the plan is separable.
         """
         n = min((len(v) for v in values.values()), default=0) if self.separable else 0
-        parts = min(workers(), n)
-        if parts <= 1 or threading.current_thread().name.startswith("imgkernel"):
+        threads = workers()
+        parts = min(threads, n)
+        if threads <= 1 or threading.current_thread().name.startswith("imgkernel"):
             return self._run(values)
+        if parts <= 1:
+            # one sample: the big convolutions split their rows over the threads
+            with blas_single_thread():
+                return self._run(values)
         size = -(-n // parts)
         results: dict[int, list[np.ndarray]] = {}
 
