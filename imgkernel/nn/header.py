@@ -107,9 +107,10 @@ def _graph(header: dict[str, Any], spec: InputSpec | None, arrays: Any) -> Graph
     prev = inputs[0].name
     for i, entry in enumerate(entries):
         layer, where = _layer(f"node {i}", entry, arrays)
-        reads = _names(entry.get("inputs", [prev]), where, "inputs")
-        default = [layer.name] + [f"{layer.name}:{k}" for k in range(1, layer.n_outputs())]
-        writes = _names(entry.get("outputs", default), where, "outputs")
+        default = [] if layer.ARITY[1] == 0 else [prev]  # a constant reads nothing
+        reads = _names(entry.get("inputs", default), where, "inputs")
+        named = [layer.name] + [f"{layer.name}:{k}" for k in range(1, layer.n_outputs())]
+        writes = _names(entry.get("outputs", named), where, "outputs")
         nodes.append(Node(layer, reads, writes))
         prev = writes[0] if writes else prev
     outputs = header.get("outputs", [prev])

@@ -239,3 +239,17 @@ def test_v1_files_still_load(tmp_path: Path):
         load_model(write(tmp_path / "v1bad.npz", bad))
     for name in ("digits", "stripes"):  # the bundled version-1 files
         assert load_model(name).is_sequential
+
+
+def test_handwritten_graph_with_a_constant(tmp_path: Path):
+    header = v2(
+        [
+            {"type": "constant", "name": "shift", "value": "shift"},
+            {"type": "add", "name": "plus", "inputs": ["x", "shift"]},
+            {"type": "relu", "name": "relu"},
+        ]
+    )
+    m = load_model(write(tmp_path / "c.npz", header, shift=np.arange(4, dtype=np.float32)))
+    x = rand(3, 4)
+    np.testing.assert_allclose(m(x), np.maximum(x + np.arange(4), 0), rtol=1e-6)
+    assert [n.inputs for n in m.nodes] == [(), ("x", "shift"), ("plus",)]
