@@ -371,16 +371,19 @@ def _image_product(windows: np.ndarray, weights: np.ndarray, dst: np.ndarray) ->
     """
     cg, oh, ow, kh, kw = windows.shape
     kg = weights.shape[0]
+    if kg * cg * kh * kw * oh * ow < PARALLEL_MACS or workers() <= 1 or oh < 4:
+        cols = windows.transpose(0, 3, 4, 1, 2).reshape(cg * kh * kw, oh * ow)
+        target = dst.reshape(kg, oh * ow)
+        if np.shares_memory(target, dst):
+            np.matmul(weights, cols, out=target)
+        else:
+            dst[...] = np.matmul(weights, cols).reshape(kg, oh, ow)
+        return
 
     def band(a: int, b: int) -> None:
         # (cg, rows, ow, kh, kw) -> columns (cg*kh*kw, rows*ow)
         cols = windows[:, a:b].transpose(0, 3, 4, 1, 2).reshape(cg * kh * kw, (b - a) * ow)
         dst[:, a:b] = np.matmul(weights, cols).reshape(kg, b - a, ow)
 
-    work = kg * cg * kh * kw * oh * ow
-    parts = workers() if work >= PARALLEL_MACS else 1
-    if parts <= 1 or oh < 2 * parts:
-        band(0, oh)
-        return
     with blas_single_thread():
-        run_tiles(oh, band, -(-oh // parts))
+        run_tiles(oh, band, -(-oh // workers()))

@@ -43,6 +43,9 @@ class Step:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     release: tuple[str, ...] = ()
+    #: the first input, if the layer may overwrite it (elementwise, read once here)
+    overwrite: str | None = None
+    single: bool = True
 
 
 def fold_batchnorm(conv: Conv2D, bn: BatchNorm) -> Conv2D:
@@ -124,6 +127,10 @@ class Plan:
             st.release = tuple(
                 t for t in dict.fromkeys(st.inputs) if last[t] == k and t not in keep
             )
+            first = st.inputs[0] if st.inputs else None
+            if st.layer.INPLACE and first in st.release and st.inputs.count(first) == 1:
+                st.overwrite = first
+            st.single = st.layer.n_outputs() == 1
 
     def _separable(self) -> bool:
         """Whether every sample runs on its own: a batch may be split."""
@@ -168,48 +175,41 @@ class Plan:
         owned: set[str] = set()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for st in self.steps:
-                self._step(st, env, owned)
+                xs = [env[t] for t in st.inputs]
+                try:
+                    if st.overwrite is not None and st.overwrite in owned:
+                        ys = [st.layer.inplace(*xs)]
+                    elif st.single:
+                        ys = [st.layer(*xs)]
+                    else:
+                        ys = list(st.layer(*xs))
+                except (UsageError, ValueError, IndexError, MemoryError) as exc:
+                    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise UsageError(f"{self.graph.where(st.index)}: {detail}") from None
+                _account(st, xs, ys, env, owned)
         return [env[t] for t in self.outputs]
 
-    def _step(self, st: Step, env: dict[str, np.ndarray], owned: set[str]) -> None:
-        """Run one step on ``env``: in place when it may, then release and account."""
-        xs = [env[t] for t in st.inputs]
-        first = st.inputs[0] if st.inputs else None
-        reuse = first is not None and first in owned and first in st.release
-        try:
-            if reuse and st.layer.INPLACE and st.inputs.count(first) == 1:
-                ys = [st.layer.inplace(*xs)]
-            else:
-                ys = st.layer.run(xs)
-        except (UsageError, ValueError, IndexError, MemoryError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"{self.graph.where(st.index)}: {detail}") from None
-        self._account(st, xs, ys, env, owned)
 
-    @staticmethod
-    def _account(
-        st: Step, xs: list[np.ndarray], ys: list[np.ndarray], env: dict, owned: set[str]
-    ) -> None:
-        """Release the step's last reads; mark its outputs owned if they alias nothing alive."""
-        released = [x for t, x in zip(st.inputs, xs, strict=True) if t in owned and t in st.release]
-        for t, x in zip(st.inputs, xs, strict=True):
-            # an input that stays alive and is now aliased by an output is no longer ours alone
-            if t in owned and t not in st.release and any(np.may_share_memory(y, x) for y in ys):
-                owned.discard(t)
-        for t in st.release:
-            del env[t]
-        owned.difference_update(st.release)
-        for t, y in zip(st.outputs, ys, strict=True):
-            env[t] = y
-            if _fresh(y, xs, released):
-                owned.add(t)
+def _account(
+    st: Step, xs: list[np.ndarray], ys: list[np.ndarray], env: dict, owned: set[str]
+) -> None:
+    """Release the step's last reads; mark its outputs owned if they alias nothing alive.
 
-
-def _fresh(y: np.ndarray, xs: list[np.ndarray], released: list[np.ndarray]) -> bool:
-    """Whether ``y`` is a writable array sharing memory with no input but released owned ones."""
-    if not isinstance(y, np.ndarray) or not y.flags.writeable:
-        return False
-    for x in xs:
-        if np.may_share_memory(y, x) and not any(x is r for r in released):
-            return False
-    return True
+    A new array (no base) is owned; an input passed on (or written in place) stays
+    owned only if it was and is released here; a view owns nothing, and the
+    inputs that stay alive lose their ownership (the view may alias them).
+    """
+    release = st.release
+    for t, y in zip(st.outputs, ys, strict=True):
+        env[t] = y
+        if y.base is not None:
+            owned.difference_update([s for s in st.inputs if s not in release])
+            continue
+        for s, x in zip(st.inputs, xs, strict=True):
+            if x is y and not (s in owned and s in release):
+                break
+        else:
+            owned.add(t)
+    for t in release:
+        del env[t]
+        owned.discard(t)
