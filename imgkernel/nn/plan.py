@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgkernel.core.conv import PARALLEL_MACS
 from imgkernel.core.parallel import blas_single_thread, run_tiles, workers
 from imgkernel.errors import UsageError
 from imgkernel.nn.graph import Graph
@@ -73,6 +74,7 @@ class Plan:
         self.steps = self._fuse(steps)
         self._note_releases()
         self.separable = self._separable()
+        self.macs, self.largest = self._work()
 
     def _needed(self) -> set[int]:
         """Indices of the nodes the outputs depend on, stopping at the given tensors."""
@@ -132,6 +134,21 @@ class Plan:
                 st.overwrite = first
             st.single = st.layer.n_outputs() == 1
 
+    def _work(self) -> tuple[int, int]:
+        """Multiply-adds per sample of the convolutions and dense layers: total and largest."""
+        total = largest = 0
+        for st in self.steps:
+            weight = getattr(st.layer, "weight", None)
+            if not isinstance(weight, np.ndarray):
+                continue
+            out = self.graph.shapes[st.outputs[0]]
+            cells = 1
+            for d in out[2:] if weight.ndim > 2 else out[1:-1]:
+                cells *= d or 1
+            total += weight.size * cells
+            largest = max(largest, weight.size * cells)
+        return total, largest
+
     def _separable(self) -> bool:
         """Whether every sample runs on its own: a batch may be split."""
         shapes = self.graph.shapes
@@ -152,10 +169,12 @@ class Plan:
         """
         n = min((len(v) for v in values.values()), default=0) if self.separable else 0
         threads = workers()
-        parts = min(threads, n)
+        parts = min(threads, n) if n * self.macs >= PARALLEL_MACS else 1
         if threads <= 1 or threading.current_thread().name.startswith("imgkernel"):
             return self._run(values)
         if parts <= 1:
+            if self.largest < PARALLEL_MACS:
+                return self._run(values)
             # one sample: the big convolutions split their rows over the threads
             with blas_single_thread():
                 return self._run(values)
