@@ -168,13 +168,14 @@ class Plan:
         :mod:`imgkernel.core.parallel` when the plan is separable.
         """
         n = min((len(v) for v in values.values()), default=0) if self.separable else 0
+        split = n > 1 and n * self.macs >= PARALLEL_MACS
+        if not split and self.largest < PARALLEL_MACS:
+            return self._run(values)  # too little work to pay for threads
         threads = workers()
-        parts = min(threads, n) if n * self.macs >= PARALLEL_MACS else 1
         if threads <= 1 or threading.current_thread().name.startswith("imgkernel"):
             return self._run(values)
+        parts = min(threads, n) if split else 1
         if parts <= 1:
-            if self.largest < PARALLEL_MACS:
-                return self._run(values)
             # one sample: the big convolutions split their rows over the threads
             with blas_single_thread():
                 return self._run(values)
@@ -205,7 +206,15 @@ class Plan:
                 except (UsageError, ValueError, IndexError, MemoryError) as exc:
                     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     raise UsageError(f"{self.graph.where(st.index)}: {detail}") from None
-                _account(st, xs, ys, env, owned)
+                if st.single and ys[0].base is None and not any(x is ys[0] for x in xs):
+                    # the common case: one new array
+                    env[st.outputs[0]] = ys[0]
+                    owned.add(st.outputs[0])
+                    for t in st.release:
+                        del env[t]
+                        owned.discard(t)
+                else:
+                    _account(st, xs, ys, env, owned)
         return [env[t] for t in self.outputs]
 
 
