@@ -19,6 +19,7 @@ from imgkernel.errors import UsageError, read_user_text
 from imgkernel.images import (
     OutputOptions,
     check_stdin_once,
+    deliver,
     read_array,
     read_image,
     write_array,
@@ -114,36 +115,88 @@ def ranked_json(path: str, ranked: Ranked) -> str:
 
 @click.command("run")
 @click.argument("model_path", metavar="MODEL")
-@click.argument("tensor", metavar="INPUT.npy")
+@click.argument("tensors", nargs=-1, metavar="[INPUT.npy]...")
 @click.option(
     "-o",
     "--output",
     default="-",
     show_default=True,
     metavar="OUTPUT.npy",
-    help="Where to write the float32 result ('-' for stdout).",
+    help="Where to write the float32 result ('-' for stdout; a .npz holds every output by name).",
 )
-@click.option("--layer", type=LAYER, help="Stop after this layer (name or 0-based index).")
-def run_command(model_path: str, tensor: str, output: str, layer: int | str | None) -> None:
-    """Run the raw forward pass on a float tensor saved with numpy.save.
+@click.option("--layer", type=LAYER, help="Write this node's output (name or 0-based index).")
+@click.option(
+    "--from-layer",
+    "start",
+    type=LAYER,
+    help="Feed INPUT to this node (name or index) instead of to the graph input.",
+)
+def run_command(
+    model_path: str,
+    tensors: tuple[str, ...],
+    output: str,
+    layer: int | str | None,
+    start: int | str | None,
+) -> None:
+    """Run the forward pass on tensors saved with numpy.save; write the raw result.
 
-    Spatial models take (N, C, H, W) (a single (C, H, W) sample is accepted);
-    --layer prints the feature maps of one layer instead of the output.
+    The result is the model's output as its last node makes it: probabilities
+    when the model ends in a softmax, otherwise raw outputs (logits for a
+    classifier). Each INPUT ('-' or none: standard input) feeds a graph input,
+    in order, of the shape 'imgkernel summary MODEL' shows: an image model
+    takes (N, C, H, W) float32 prepared as its input spec says (a single
+    (C, H, W) sample is accepted), a model of feature vectors (N, F).
+    --layer writes one node's output instead (feature maps); --from-layer
+    feeds INPUT to a node, so feature maps can be changed on the way:
+
+    \b
+      imgkernel run digits x.npy --layer relu1 | imgkernel pool --size 2 --format npy \\
+          | imgkernel run digits --from-layer conv2d2
     """
     from imgkernel.nn import load_model
 
-    if output != "-" and not output.lower().endswith(".npy"):
-        raise UsageError(f"{output}: run writes a .npy array; name the output *.npy or use -")
+    lowered = output.lower()
+    if output != "-" and not lowered.endswith((".npy", ".npz")):
+        raise UsageError(
+            f"{output}: run writes a .npy array; name the output *.npy (or *.npz) or use -"
+        )
+    sources = list(tensors) or ["-"]
+    check_stdin_once(sources)
     model = load_model(model_path)
-    x = read_array(tensor)
-    expected = model.input_spec.shape
-    if x.ndim == len(expected):
+    g = model.graph
+    targets = [g.data_input(start)] if start is not None else g.input_names
+    if len(sources) != len(targets):
+        raise UsageError(
+            f"the model takes {len(targets)} input tensor(s) ({', '.join(targets)}), "
+            f"got {len(sources)}"
+        )
+    feeds = {t: _read_tensor(src, g.shapes[t]) for src, t in zip(sources, targets, strict=True)}
+    wanted = [layer] if layer is not None else list(g.outputs)
+    if len(wanted) > 1 and not lowered.endswith(".npz"):
+        raise UsageError(
+            f"the model has {len(wanted)} outputs ({', '.join(g.outputs)}): write them to a "
+            ".npz (-o OUTPUT.npz) or pick one with --layer"
+        )
+    results = model.run(feeds, wanted)
+    if lowered.endswith(".npz"):
+        names = [g.tensor(k) for k in wanted]
+        arrays = {n: np.asarray(r, np.float32) for n, r in zip(names, results, strict=True)}
+        deliver(output, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
+        return
+    write_array(output, np.asarray(results[0], dtype=np.float32))
+
+
+def _read_tensor(source: str, expected: tuple[int | None, ...]) -> np.ndarray:
+    """A .npy tensor of the ``expected`` shape (a single sample gets a batch axis)."""
+    x = read_array(source)
+    if x.ndim == len(expected) - 1 and expected[:1] == (None,):
         x = x[None]
-    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
-        shape = ", ".join(str(d) for d in expected)
-        raise UsageError(f"{tensor}: expected a tensor of shape (N, {shape}), got {tuple(x.shape)}")
-    result = model.forward(x.astype(np.float32, copy=False), until=layer)
-    write_array(output, np.asarray(result, dtype=np.float32))
+    if x.ndim != len(expected) or any(
+        d is not None and d != s for d, s in zip(expected, x.shape, strict=True)
+    ):
+        shape = ", ".join("N" if d is None else str(d) for d in expected)
+        raise UsageError(f"{source}: expected a tensor of shape ({shape}), got {tuple(x.shape)}")
+    return x.astype(np.float32, copy=False)
 
 
 @click.command("summary")
@@ -213,6 +266,26 @@ def features_command(
     write_image(target, grid, alpha=None, format=out.format_for(target, "PNG"), **out.save)
 
 
+class DimList(click.ParamType):
+    """Tensor dims ``3,224,224`` or ``N,64``: integers, ``N`` (or -1) for any size."""
+
+    name = "dims"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[int | None]:
+        if isinstance(value, list):
+            return value
+        dims: list[int | None] = []
+        for part in str(value).replace("x", ",").split(","):
+            text = part.strip()
+            if text.upper() in ("N", "-1", "?"):
+                dims.append(None)
+            elif text.isdigit() and int(text) > 0:
+                dims.append(int(text))
+            else:
+                self.fail(f"{value!r} is not a list of dims like 3,224,224 or N,64", param, ctx)
+        return dims
+
+
 @click.command("convert")
 @click.argument("source", metavar="MODEL.onnx")
 @click.option("-o", "--output", required=True, metavar="MODEL.npz", help="Model file to write.")
@@ -232,6 +305,11 @@ def features_command(
 @click.option("--mean", type=FloatList(), help="Per-channel mean, e.g. 0.485,0.456,0.406.")
 @click.option("--std", type=FloatList(), help="Per-channel std, e.g. 0.229,0.224,0.225.")
 @click.option(
+    "--input-shape",
+    type=DimList(),
+    help="The first input's shape for a graph of dynamic dims, e.g. 3,224,224 or N,64.",
+)
+@click.option(
     "--resize",
     type=click.Choice(["stretch", "fit", "crop", "none"]),
     default="stretch",
@@ -239,9 +317,17 @@ def features_command(
     help="How images are brought to size.",
 )
 def convert_command(source: str, output: str, labels_file: str | None, **options: Any) -> None:
-    """Import an ONNX CNN (Conv, Relu, MaxPool, Gemm, Softmax, ...) as a model file.
+    """Import an ONNX model (a CNN graph: Conv, Relu, Add, Concat, Resize, Gemm, ...).
 
-    Needs the optional onnx package: pip install 'imgkernel[onnx]'.
+    Any DAG of the supported operators converts (residual blocks, U-Nets,
+    several inputs and outputs); 'imgkernel summary' shows the result. An
+    (N, C, H, W) input with 1 or 3 channels becomes the image input, which
+    --scale, --mean, --std and --resize describe; other inputs take tensors
+    ('imgkernel run'). Needs the optional onnx package: pip install 'imgkernel[onnx]'.
+
+    \b
+      imgkernel convert resnet18.onnx -o resnet18.npz --labels classes.txt \\
+          --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
     """
     from imgkernel.nn import save_model
     from imgkernel.nn.onnx import convert_onnx
@@ -254,7 +340,7 @@ def convert_command(source: str, output: str, labels_file: str | None, **options
         raise UsageError("convert needs a file for -o (a model is not written to stdout)")
     save_model(model, output)
     click.echo(
-        f"wrote {output}: {len(model.layers)} layers, {model.param_count:,} parameters", err=True
+        f"wrote {output}: {len(model.nodes)} nodes, {model.param_count:,} parameters", err=True
     )
 
 
@@ -265,6 +351,7 @@ def models_command() -> None:
 
     for name in list_bundled_models():
         model = load_model(name)
-        c, h, w = model.input_spec.shape
+        dims = model.input_shape[1:] if model.input_shape[:1] == (None,) else model.input_shape
         labels = ",".join(model.labels[:12]) + ("..." if len(model.labels) > 12 else "")
-        click.echo(f"{name}\t{c}x{h}x{w}\t{labels}\t{getattr(model, 'description', '')}")
+        shape = "x".join(str(d) for d in dims)
+        click.echo(f"{name}\t{shape}\t{labels}\t{model.description}")

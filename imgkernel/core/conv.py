@@ -37,13 +37,19 @@ import numpy as np
 from imgkernel.core.correlate import correlate_planes
 from imgkernel.core.geometry import WindowGeometry, window_geometry
 from imgkernel.core.padding import PaddedPlanes
+from imgkernel.core.parallel import blas_single_thread, run_tiles, workers
 from imgkernel.core.windows import Border, pad, parse_border, window_view
 from imgkernel.errors import UsageError
 
 Padding = str | int | Sequence[int]
 
-#: Bytes of im2col columns built at once by :func:`conv2d`.
-IM2COL_BYTES = 1 << 26
+#: Bytes of im2col columns built at once by :func:`conv2d`: a few images at a time,
+#: so the columns are still in cache when the matrix product reads them.
+IM2COL_BYTES = 1 << 23
+#: Bytes of output a depthwise convolution sums at once.
+CHUNK_BYTES = 1 << 20
+#: Multiply-adds of one image's convolution above which it is split over threads.
+PARALLEL_MACS = 1 << 22
 
 #: Multiply-adds above which a kernel larger than its input is refused
 #: (:func:`conv_geometry`): about a second of work, all but spent on padding.
@@ -266,17 +272,61 @@ def conv2d(
         xp = arr  # nothing to pad or convert: window views read the input directly
     oh, ow = geometry.out_hw
     out = np.empty((n, k, oh, ow), dtype=dtype)
-    if cg == 1 and k == groups and dtype == np.float32:
-        # Depthwise: each output plane is one input plane filtered by one kernel.
-        for g in range(groups):
-            out[:, g] = correlate_planes(
-                np.ascontiguousarray(xp[:, g]), w[g, 0].astype(np.float64), stride2, dilation2
-            )
+    if cg == 1 and k == groups:
+        _depthwise(xp, w.astype(dtype, copy=False), stride2, dilation2, out)
     else:
         _im2col_matmul(xp, w.astype(dtype, copy=False), groups, stride2, dilation2, out)
     if bias is not None:
         out += bias.astype(dtype).reshape(1, k, 1, 1)
     return out[0] if squeeze else out
+
+
+def _taps(
+    k_hw: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int], o_hw: tuple[int, int]
+) -> list[tuple[int, int, slice, slice]]:
+    """(i, j, rows, cols): the cells kernel tap (i, j) meets, as slices of the padded input."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = k_hw, stride, dilation, o_hw
+    return [
+        (
+            i,
+            j,
+            slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (ow - 1) + 1, sw),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+def _depthwise(
+    xp: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out: np.ndarray,
+) -> None:
+    """Each output plane is one input plane filtered by its own kernel: one multiply-add per tap.
+
+    Images are taken in cache-sized chunks so the running sum stays in cache.
+    """
+    n, c = out.shape[:2]
+    taps = _taps(w.shape[2:], stride, dilation, out.shape[2:])
+    plane = out.shape[2] * out.shape[3] * out.dtype.itemsize
+    per_image = c * plane
+    images = max(1, CHUNK_BYTES // max(per_image, 1))
+    channels = c if images > 1 else max(1, min(c, CHUNK_BYTES // max(plane, 1)))
+    for b0 in range(0, n, images):
+        for c0 in range(0, c, channels):
+            block = (slice(b0, b0 + images), slice(c0, c0 + channels))
+            dst, src = out[block], xp[block]
+            tmp = np.empty_like(dst)
+            for t, (i, j, rows, cols) in enumerate(taps):
+                weight = w[c0 : c0 + channels, 0, i, j].reshape(1, -1, 1, 1)
+                if t == 0:
+                    np.multiply(src[:, :, rows, cols], weight, out=dst)
+                else:
+                    np.multiply(src[:, :, rows, cols], weight, out=tmp)
+                    dst += tmp
 
 
 def _check_conv_args(
@@ -315,7 +365,12 @@ def _im2col_matmul(
     dilation: tuple[int, int],
     out: np.ndarray,
 ) -> None:
-    """``out[n, k] = sum over its group's windows`` by im2col columns and BLAS, in batches."""
+    """``out[n, k] = sum over its group's windows`` by im2col columns and BLAS, images in chunks.
+
+    One image: columns (cg*kh*kw, oh*ow) and one product straight into the output.
+    Several (small maps): columns (cg*kh*kw, images*oh*ow), so one wide product
+    serves them all, whose (k, images, ...) result is then put in place.
+    """
     n = xp.shape[0]
     k, cg, kh, kw = w.shape
     oh, ow = out.shape[2:]
@@ -327,13 +382,39 @@ def _im2col_matmul(
     for g in range(groups):
         group_windows = windows[:, g * cg : (g + 1) * cg]
         for b0 in range(0, n, batch):
-            # (b, cg, oh, ow, kh, kw) -> columns (b, cg*kh*kw, oh*ow), then BLAS
-            cols = group_windows[b0 : b0 + batch].transpose(0, 1, 4, 5, 2, 3)
-            cols = cols.reshape(cols.shape[0], cg * kh * kw, oh * ow)
-            dst = out[b0 : b0 + batch, g * kg : (g + 1) * kg].reshape(-1, kg, oh * ow)
-            if np.shares_memory(dst, out):
-                np.matmul(weights[g], cols, out=dst)  # straight into the output
-            else:
-                out[b0 : b0 + batch, g * kg : (g + 1) * kg] = np.matmul(weights[g], cols).reshape(
-                    -1, kg, oh, ow
-                )
+            b = min(batch, n - b0)
+            dst = out[b0 : b0 + b, g * kg : (g + 1) * kg]
+            if b == 1:
+                _image_product(group_windows[b0], weights[g], dst[0])
+                continue
+            # (b, cg, oh, ow, kh, kw) -> columns (cg*kh*kw, b*oh*ow)
+            cols = group_windows[b0 : b0 + b].transpose(1, 4, 5, 0, 2, 3)
+            product = np.matmul(weights[g], cols.reshape(cg * kh * kw, b * oh * ow))
+            dst[...] = product.reshape(kg, b, oh, ow).transpose(1, 0, 2, 3)
+
+
+def _image_product(windows: np.ndarray, weights: np.ndarray, dst: np.ndarray) -> None:
+    """One image: columns (cg*kh*kw, rows*ow) and a product into ``dst`` (kg, oh, ow).
+
+    A large one is split into bands of output rows over the threads of
+    :mod:`imgkernel.core.parallel`, each with single-threaded BLAS (which here
+    beats one multi-threaded product: OpenBLAS's threads spin for the cores).
+    """
+    cg, oh, ow, kh, kw = windows.shape
+    kg = weights.shape[0]
+    if kg * cg * kh * kw * oh * ow < PARALLEL_MACS or workers() <= 1 or oh < 4:
+        cols = windows.transpose(0, 3, 4, 1, 2).reshape(cg * kh * kw, oh * ow)
+        target = dst.reshape(kg, oh * ow)
+        if np.shares_memory(target, dst):
+            np.matmul(weights, cols, out=target)
+        else:
+            dst[...] = np.matmul(weights, cols).reshape(kg, oh, ow)
+        return
+
+    def band(a: int, b: int) -> None:
+        # (cg, rows, ow, kh, kw) -> columns (cg*kh*kw, rows*ow)
+        cols = windows[:, a:b].transpose(0, 3, 4, 1, 2).reshape(cg * kh * kw, (b - a) * ow)
+        dst[:, a:b] = np.matmul(weights, cols).reshape(kg, b - a, ow)
+
+    with blas_single_thread():
+        run_tiles(oh, band, -(-oh // workers()))

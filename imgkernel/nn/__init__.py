@@ -6,17 +6,21 @@ The package, bottom to top:
   pooling, shape, dense, norm), each with its attributes, shape inference,
   inference forward pass and training forward/backward pass; a registry of
   layer types;
-* :mod:`~imgkernel.nn.spec` - the input spec; :mod:`~imgkernel.nn.model` - the
-  sequential :class:`Model`; :mod:`~imgkernel.nn.fileformat` - the ``.npz``
-  file and the bundled models (``models/``);
+* :mod:`~imgkernel.nn.graph` - the graph (named tensors, nodes, inputs and
+  outputs, shape inference); :mod:`~imgkernel.nn.plan` - running it (tensors
+  released after their last reader, batchnorm folded, batches split over
+  threads); :mod:`~imgkernel.nn.spec` - the image input spec;
+  :mod:`~imgkernel.nn.model` - the :class:`Model` (a sequential model is a
+  chain graph); :mod:`~imgkernel.nn.header` and :mod:`~imgkernel.nn.fileformat`
+  - the ``.npz`` file and the bundled models (``models/``);
 * :mod:`~imgkernel.nn.prepare`, :mod:`~imgkernel.nn.predict`,
   :mod:`~imgkernel.nn.features` - images in, classes and feature maps out;
 * :mod:`imgkernel.nn.train` - training (loss, optimizers, architectures, the
   loop, image folders) and :mod:`imgkernel.nn.onnx` - ONNX import (needs the
   optional onnx package), imported where they are used.
 
-Arrays: CNN tensors ``(N, C, H, W)`` float32, conv weights ``(K, C/groups, kh, kw)``,
-dense weights ``(out, in)``.
+Arrays: CNN tensors ``(N, C, H, W)`` float32 (graph tensors any rank),
+conv weights ``(K, C/groups, kh, kw)``, dense weights ``(out, in)``.
 """
 
 from imgkernel.nn.features import conv_filters, feature_grid, feature_maps

@@ -20,6 +20,7 @@ def feature_maps(model: Model, image: Any, layer: int | str) -> np.ndarray:
     if (
         x is not None
         and x.ndim == 3
+        and model.input_spec is not None
         and x.shape == model.input_spec.shape
         and x.dtype == np.float32
     ):

@@ -1,10 +1,10 @@
 """The ``.npz`` model file: writing, reading and validating it, and the bundled models.
 
 A model file is a numpy ``.npz`` archive: a ``__model__`` entry holding the
-JSON header (format, version, input spec, labels, layers) and one entry per
-weight array. ``docs/model-format.md`` describes it. Files are never
-unpickled; every defect is a :class:`imgkernel.errors.UsageError` that names
-the file.
+JSON header (format, version, input spec, graph inputs, nodes, outputs,
+labels; :mod:`imgkernel.nn.header` reads it) and one entry per weight array.
+``docs/model-format.md`` describes it. Files are never unpickled; every
+defect is a :class:`imgkernel.errors.UsageError` that names the file.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import IO, Any
 import numpy as np
 
 from imgkernel.errors import UsageError, open_user_file
-from imgkernel.nn.layers import LAYER_TYPES, Layer
-from imgkernel.nn.model import FORMAT, VERSION, Model
-from imgkernel.nn.spec import InputSpec
+from imgkernel.nn.header import model_from_json
+from imgkernel.nn.model import Model
 
 MODEL_KEY = "__model__"
 
-_HEADER_KEYS = {"format", "version", "input", "labels", "layers", "description"}
+__all__ = ["MODEL_KEY", "decode_header", "list_bundled_models", "load_model", "model_from_json",
+           "save_model"]  # fmt: skip
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip entry; an empty zip
 _NPY_MAGIC = b"\x93NUMPY"
 _CORRUPT = (OSError, EOFError, zipfile.BadZipFile)
@@ -45,7 +45,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     entries = {MODEL_KEY: header, **model.arrays()}
 
     def encode(fh: IO[bytes]) -> None:
-        np.savez_compressed(fh, **entries)  # type: ignore[arg-type]
+        np.savez(fh, **entries)  # type: ignore[arg-type]
 
     deliver(target, encode)
 
@@ -160,73 +160,3 @@ def decode_header(raw: np.ndarray) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError("the model header must be a JSON object")
     return data
-
-
-def _check_header(header: dict[str, Any]) -> None:
-    if header.get("format") != FORMAT:
-        raise UsageError(
-            f"not an imgkernel model (format is {header.get('format')!r}, expected {FORMAT!r})"
-        )
-    version = header.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise UsageError(f"bad model format version {version!r}")
-    if version > VERSION:
-        raise UsageError(
-            f"the model uses format version {version}; this imgkernel reads version {VERSION} "
-            "(upgrade imgkernel)"
-        )
-    unknown = set(header) - _HEADER_KEYS
-    if unknown:
-        raise UsageError(f"unknown model header key(s): {', '.join(sorted(unknown))}")
-    if "input" not in header:
-        raise UsageError("the model header lacks the 'input' spec")
-
-
-def model_from_json(header: dict[str, Any], arrays: dict[str, np.ndarray] | Any) -> Model:
-    """Build and validate a model from its header and a mapping of npz entries."""
-    _check_header(header)
-    spec = InputSpec.from_json(header["input"])
-    labels = header.get("labels", [])
-    if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
-        raise UsageError("model labels must be a list of strings")
-    entries = header.get("layers")
-    if not isinstance(entries, list):
-        raise UsageError("the model header must hold a list of layers")
-    layers = [_layer_from_entry(i, entry, arrays) for i, entry in enumerate(entries)]
-    return Model(layers, labels, spec, header.get("description", "") or "")
-
-
-def _layer_from_entry(i: int, entry: Any, arrays: Any) -> Layer:
-    """Layer ``i`` of the header, its weight arrays looked up in ``arrays``."""
-    name: Any = entry.get("name") if isinstance(entry, dict) else None
-    if not isinstance(entry, dict):
-        raise UsageError(f"layer {i}: must be an object, got {entry!r}")
-    kind = entry.get("type")
-    if kind not in LAYER_TYPES:
-        raise UsageError(
-            f"layer {i} ({name!r}): unknown layer type {kind!r}; known: {', '.join(LAYER_TYPES)}"
-        )
-    cls = LAYER_TYPES[kind]
-    where = f"layer {i} ({name!r}, {kind})"
-    available = set(arrays.keys()) if hasattr(arrays, "keys") else set(arrays)
-    kwargs: dict[str, Any] = {}
-    for key, value in entry.items():
-        if key in ("type", "name"):
-            continue
-        if key not in cls.ARRAYS:
-            kwargs[key] = value
-        elif value is not None:
-            if not isinstance(value, str):
-                raise UsageError(f"{where}: {key} must name an array entry, got {value!r}")
-            if value not in available:
-                raise UsageError(f"{where}: missing array {value!r} ({key})")
-            try:
-                kwargs[key] = arrays[value]
-            except ValueError as exc:
-                raise UsageError(
-                    f"{where}: array {value!r} cannot be read without pickle ({exc})"
-                ) from None
-    try:
-        return cls(name, **kwargs)
-    except UsageError as exc:
-        raise UsageError(f"{where}: {exc}") from None

@@ -21,8 +21,8 @@ def _softmax_last(x: np.ndarray) -> np.ndarray:
 def predict_proba(model: Model, batch: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Class probabilities (N, K) for a prepared batch.
 
-    If the last (non-dropout) layer is not a softmax, the outputs are taken as
-    logits and a softmax is applied.
+    If the model does not end in a softmax, its outputs are taken as logits
+    and a softmax is applied.
     """
     n = batch.shape[0]
     if len(model.output_shape) != 2:
@@ -30,8 +30,7 @@ def predict_proba(model: Model, batch: np.ndarray, *, batch_size: int = 64) -> n
             f"the model's output is {fmt_shape(model.output_shape)}, not N x classes; "
             "it cannot classify"
         )
-    tail = [layer for layer in model.layers if layer.type != "dropout"]
-    has_softmax = bool(tail) and tail[-1].type == "softmax"
+    has_softmax = model.ends_in_softmax()
     outs = []
     for b0 in range(0, max(n, 1), batch_size):
         out = model.forward(batch[b0 : b0 + batch_size])

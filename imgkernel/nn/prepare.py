@@ -12,8 +12,16 @@ from imgkernel.nn.spec import InputSpec
 
 
 def _spec_of(model: Any) -> InputSpec:
-    """The input spec of a model, or the spec itself."""
-    return model if isinstance(model, InputSpec) else model.input_spec
+    """The input spec of a model, or the spec itself; a model of tensors has none."""
+    if isinstance(model, InputSpec):
+        return model
+    if model.input_spec is None:
+        dims = " x ".join("N" if d is None else str(d) for d in model.input_shape)
+        raise UsageError(
+            f"the model takes {dims} tensors, not images (it has no image input spec); "
+            "run it on a .npy tensor with 'imgkernel run'"
+        )
+    return model.input_spec
 
 
 def _to_float_image(image: Any) -> np.ndarray:

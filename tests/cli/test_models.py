@@ -177,11 +177,11 @@ def write_bad_models(tmp: Path) -> dict[str, Path]:
     with np.load(good) as archive:
         entries = dict(archive)
     header = json.loads(str(entries["__model__"]))
-    header["layers"][4]["weight"] = "missing.weight"
+    header["nodes"][4]["weight"] = "missing.weight"
     bad["missing"] = tmp / "missing.npz"
     np.savez(bad["missing"], **{**entries, "__model__": np.array(json.dumps(header))})
     wrong = dict(entries)
-    fc_name = json.loads(str(entries["__model__"]))["layers"][4]["weight"]
+    fc_name = json.loads(str(entries["__model__"]))["nodes"][4]["weight"]
     wrong[fc_name] = np.zeros((2, 5), np.float32)
     bad["shapes"] = tmp / "shapes.npz"
     np.savez(bad["shapes"], **wrong)
@@ -194,8 +194,8 @@ def write_bad_models(tmp: Path) -> dict[str, Path]:
         ("text", "not an npz"),
         ("pickled", "pickle"),
         ("foreign", "not an imgkernel model"),
-        ("missing", "layer 4"),
-        ("shapes", "layer 4"),
+        ("missing", "node 4"),
+        ("shapes", "node 4"),
     ],
 )
 @pytest.mark.parametrize("command", ["classify", "summary", "run"])

@@ -266,13 +266,22 @@ def test_npy_layout_is_checked(tmp_path):
         read_image(str(tmp_path / "m.npy"), layout="nhwc")
 
 
-@pytest.mark.parametrize("shape", [(5,), (2, 3, 4, 1, 1), (0, 4), (2, 0, 3), ()])
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4, 1, 1), (0, 4), (2, 0, 3), (1, 0, 4, 4), ()])
 def test_npy_bad_shape(tmp_path, shape):
     path = tmp_path / "bad.npy"
     np.save(path, np.zeros(shape, np.float32))
     with pytest.raises(UsageError, match="bad.npy") as exc:
         read_image(str(path))
     assert "shape" in str(exc.value)
+
+
+def test_npy_feature_maps_read_as_they_are(tmp_path):
+    # (N, C, H, W): a batch of CNN feature maps as 'imgkernel run --layer' writes
+    maps = np.arange(2 * 5 * 3 * 4, dtype=np.float32).reshape(2, 5, 3, 4)
+    np.save(tmp_path / "maps.npy", maps)
+    image = read_image(str(tmp_path / "maps.npy"))
+    assert image.layout is not None and image.layout.name == "nchw"
+    np.testing.assert_array_equal(image.layout.restore(image.pixels), maps)
 
 
 def test_npy_object_and_complex_rejected(tmp_path):

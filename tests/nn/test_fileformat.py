@@ -71,7 +71,7 @@ def test_save_load_round_trip(tmp_path: Path):
     # the header is a plain string, readable without pickle
     with np.load(path, allow_pickle=False) as z:
         header = json.loads(str(z["__model__"]))
-    assert header["format"] == "imgkernel-model" and header["version"] == 1
+    assert header["format"] == "imgkernel-model" and header["version"] == 2
 
 
 def write_npz(path: Path, header: dict | None, **arrays) -> Path:
@@ -182,8 +182,8 @@ def test_not_a_model(tmp_path: Path):
         load_model(write_npz(tmp_path / "n.npz", None, a=rand(2)))
     with pytest.raises(UsageError, match="not an imgkernel model"):
         load_model(write_npz(tmp_path / "f.npz", header([], format="keras")))
-    with pytest.raises(UsageError, match="version 2"):
-        load_model(write_npz(tmp_path / "v.npz", header([], version=2)))
+    with pytest.raises(UsageError, match="version 3"):
+        load_model(write_npz(tmp_path / "v.npz", header([], version=3)))
     with pytest.raises(UsageError, match="no model file or bundled model"):
         load_model(tmp_path / "missing.npz")
     np.save(tmp_path / "single.npy", rand(3))

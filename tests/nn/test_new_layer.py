@@ -69,7 +69,7 @@ def channel_scale() -> Iterator[type[Layer]]:
             from imgkernel.nn.onnx.graph import OPS
         except ImportError:  # pragma: no cover
             return
-        OPS.pop("Mul", None)
+        OPS.pop("Scale", None)
 
 
 def small_model(cls: type[Layer]) -> Model:
@@ -148,18 +148,19 @@ def test_onnx_operator_function(channel_scale):
     from onnx import TensorProto, helper, numpy_helper
 
     from imgkernel.nn.onnx import convert_onnx
-    from imgkernel.nn.onnx.graph import OPS, Step, op
+    from imgkernel.nn.onnx.graph import OPS, op
+    from imgkernel.nn.onnx.step import Step
 
-    assert "Mul" not in OPS
+    assert "Scale" not in OPS
 
-    @op("Mul")
+    @op("Scale")
     def mul(step: Step) -> None:
         factor = np.asarray(step.required(1, "B")).reshape(-1)
         step.add(channel_scale(step.name(), weight=factor))
 
     scale = np.array([[[3.0]], [[-1.0]], [[0.5]]], np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "s"], ["y"], name="mul")],
+        [helper.make_node("Scale", ["x", "s"], ["y"], name="mul")],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],

@@ -1,7 +1,8 @@
 """Layer types: one class per type, each with its forward and backward pass.
 
 Importing this package registers every built-in type in :data:`LAYER_TYPES`
-(in this order: conv, activations, pooling, shape, dense, normalisation). A
+(in this order: conv, activations, pooling, shape, dense, normalisation,
+arithmetic, tensor-making, transposed conv, reductions, resizing). A
 new type is one :class:`Layer` subclass with a ``type`` string, anywhere: see
 :mod:`imgkernel.nn.layers.base` (the base class and registry),
 :mod:`imgkernel.nn.layers.attrs` (attribute checks, shape helpers) and
@@ -20,7 +21,17 @@ from imgkernel.nn.layers.base import (
     trainable_types,
 )
 from imgkernel.nn.layers.conv import Conv2D, conv2d_backward, conv2d_forward
-from imgkernel.nn.layers.activations import Clip, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from imgkernel.nn.layers.activations import (
+    Clip,
+    HardSigmoid,
+    HardSwish,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from imgkernel.nn.layers.pool import (
     AvgPool,
     GlobalAvgPool,
@@ -30,33 +41,60 @@ from imgkernel.nn.layers.pool import (
     pool2d_backward,
     pool2d_forward,
 )
-from imgkernel.nn.layers.shape import Flatten, Reshape
-from imgkernel.nn.layers.dense import Dense
-from imgkernel.nn.layers.norm import BatchNorm, Dropout
+from imgkernel.nn.layers.shape import Flatten, Identity, Reshape, Squeeze, Transpose, Unsqueeze
+from imgkernel.nn.layers.dense import Dense, Gemm, MatMul
+from imgkernel.nn.layers.norm import LRN, BatchNorm, Dropout
+from imgkernel.nn.layers.arith import Add, Div, Mul, PRelu, Sub, Sum
+from imgkernel.nn.layers.combine import Concat, Constant, Pad
+from imgkernel.nn.layers.deconv import ConvTranspose
+from imgkernel.nn.layers.reduce import ReduceMean
+from imgkernel.nn.layers.resize import Resize
 
 __all__ = [
-    "LAYER_TYPES",
+    "Add",
     "AvgPool",
     "BatchNorm",
     "BuildContext",
     "Clip",
+    "Concat",
+    "Constant",
     "Conv2D",
+    "ConvTranspose",
     "Dense",
+    "Div",
     "Dropout",
     "Flatten",
+    "Gemm",
     "GlobalAvgPool",
     "GlobalMaxPool",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "LAYER_TYPES",
+    "LRN",
     "Layer",
     "LayerError",
     "LeakyReLU",
+    "LogSoftmax",
+    "MatMul",
     "MaxPool",
     "MinPool",
+    "Mul",
+    "PRelu",
+    "Pad",
     "ReLU",
+    "ReduceMean",
     "Reshape",
+    "Resize",
     "Shape",
     "Sigmoid",
     "Softmax",
+    "Squeeze",
+    "Sub",
+    "Sum",
     "Tanh",
+    "Transpose",
+    "Unsqueeze",
     "arch_types",
     "conv2d_backward",
     "conv2d_forward",

@@ -110,3 +110,50 @@ def weight_array(value: Any, what: str, ndim: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise LayerError(f"{what} contains NaN or infinite values")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def ints(value: Any, what: str, minimum: int | None = None) -> tuple[int, ...]:
+    """A list of integers (each at least ``minimum``): axes, perms, pads, shapes."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise LayerError(f"{what} must be a list of integers, got {value!r}")
+    return tuple(integer(v, what, minimum) for v in value)
+
+
+def tuple_of(value: Any, n: int, what: str, minimum: int = 1) -> tuple[int, ...]:
+    """``n`` integers from one integer (repeated) or a list of ``n``: sizes, strides, dilations."""
+    out = ints(value, what, minimum)
+    if len(out) == 1 and n != 1:
+        out = out * n
+    if len(out) != n:
+        raise LayerError(f"{what} must be an integer or a list of {n}, got {value!r}")
+    return out
+
+
+def broadcast(shapes: Iterable[Shape]) -> Shape:
+    """The numpy broadcast of shapes whose dims may be None (any size)."""
+    shapes = list(shapes)
+    rank = max((len(s) for s in shapes), default=0)
+    out: list[int | None] = []
+    for i in range(rank):
+        dims = [s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            shown = " and ".join(fmt_shape(s) for s in shapes)
+            raise LayerError(f"cannot broadcast {shown} together")
+        if known:
+            out.append(known.pop())
+        elif None in dims:
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def axes_of(value: Any, rank: int, what: str = "axes") -> tuple[int, ...]:
+    """Axes (negative count from the end) as sorted non-negative indices, each once."""
+    axes = tuple(axis_index(a, rank, what) for a in ints(value, what))
+    if len(set(axes)) != len(axes):
+        raise LayerError(f"{what} {list(value)} repeats an axis")
+    return tuple(sorted(axes))

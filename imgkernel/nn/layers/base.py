@@ -18,6 +18,7 @@ checks and shape helpers: :mod:`imgkernel.nn.layers.attrs`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,6 +77,12 @@ class Layer:
     #: Elementwise layers define ``inplace(x)``, which may overwrite ``x``.
     INPLACE: ClassVar[bool] = False
     ARCH_KEYS: ClassVar[frozenset[str] | None] = frozenset()
+    #: Whether each sample (index on axis 0) of the output depends only on the same
+    #: sample of the inputs, so a batch may be split (see :meth:`per_sample`).
+    PER_SAMPLE: ClassVar[bool] = False
+    #: The number of input tensors the layer takes: (least, most; None: any number).
+    #: Layers of more than one input define ``__call__(*xs)`` and ``output_shape(*shapes)``.
+    ARITY: ClassVar[tuple[int, int | None]] = (1, 1)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -123,6 +130,10 @@ class Layer:
         """Shape of the output for an input of ``shape`` (None = any batch size)."""
         return shape
 
+    def n_outputs(self) -> int:
+        """How many output tensors the layer makes (``__call__`` returns a tuple if not 1)."""
+        return 1
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The inference forward pass."""
         raise NotImplementedError
@@ -159,6 +170,28 @@ class Layer:
         return cls(name, **spec)
 
     # -- common -------------------------------------------------------------
+    def check_arity(self, n: int) -> None:
+        """Raise a LayerError unless the layer takes ``n`` input tensors."""
+        least, most = self.ARITY
+        if n < least or (most is not None and n > most):
+            want = str(least) if least == most else f"{least} to {most if most else 'any'}"
+            raise LayerError(f"takes {want} input(s), got {n}")
+
+    def per_sample(self, shapes: Sequence[Shape]) -> bool:
+        """Whether, for inputs of ``shapes``, the batch (axis 0) may be split and run in parts."""
+        return self.PER_SAMPLE
+
+    def infer(self, shapes: Sequence[Shape]) -> list[Shape]:
+        """The shapes of all outputs for inputs of ``shapes`` (graph shape inference)."""
+        self.check_arity(len(shapes))
+        out = self.output_shape(*shapes)
+        return [out] if self.n_outputs() == 1 else list(out)  # type: ignore[arg-type]
+
+    def run(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """All outputs for the input tensors ``xs`` (the graph's inference step)."""
+        out = self(*xs)
+        return [out] if self.n_outputs() == 1 else list(out)
+
     def parameters(self) -> Params:
         """The weight arrays by key (``weight``, ``bias``, ...)."""
         return self.arrays

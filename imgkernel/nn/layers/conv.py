@@ -135,6 +135,8 @@ def conv2d_backward(
 class Conv2D(Layer):
     """2-D convolution (PyTorch ``Conv2d`` / ONNX ``Conv``) via :func:`conv2d`."""
 
+    PER_SAMPLE = True
+
     type = "conv2d"
     ATTRS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
     ARRAYS = ("weight", "bias")

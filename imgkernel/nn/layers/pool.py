@@ -11,6 +11,7 @@ window's counted cells (ONNX semantics: padding, ``ceil_mode``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -115,6 +116,7 @@ def pool2d_backward(cache: PoolCache, dy: np.ndarray) -> np.ndarray:
 
 
 class _Pool(Layer):
+    PER_SAMPLE = True
     mode: ClassVar[str] = "max"
     ATTRS = {
         "size": None,
@@ -137,12 +139,26 @@ class _Pool(Layer):
     ) -> None:
         if size is None:
             raise LayerError("missing attribute 'size'")
+        self.ceil_mode = attrs.boolean(ceil_mode, "ceil_mode")
+        self.count_include_pad = attrs.boolean(count_include_pad, "count_include_pad")
+        if not isinstance(size, (list, tuple)) or len(size) == 2:
+            self._configure_2d(size, stride, padding, dilation)
+            return
+        # 1-D or 3-D (and more): pooled one axis at a time
+        self.size = attrs.ints(size, "size", 1)
+        d = len(self.size)
+        self.stride = self.size if stride is None else attrs.tuple_of(stride, d, "stride")
+        self.dilation = attrs.tuple_of(dilation, d, "dilation")
+        if isinstance(padding, str):
+            self.padding = attrs.padding(padding)
+        else:
+            self.padding = attrs.tuple_of(padding, 2 * d, "padding", 0)
+
+    def _configure_2d(self, size: Any, stride: Any, padding: Any, dilation: Any) -> None:
         self.size = attrs.pair(size, "size")
         self.stride = self.size if stride is None else attrs.pair(stride, "stride")
         self.padding = attrs.padding(padding)
         self.dilation = attrs.pair(dilation, "dilation")
-        self.ceil_mode = attrs.boolean(ceil_mode, "ceil_mode")
-        self.count_include_pad = attrs.boolean(count_include_pad, "count_include_pad")
         self._size = attrs.simple(self.size)
         self._kw = {
             "mode": self.mode,
@@ -164,27 +180,71 @@ class _Pool(Layer):
             "count_include_pad": self.count_include_pad,
         }
 
+    def training_problem(self) -> str | None:
+        return None if len(self.size) == 2 else "training supports 2-D pooling only"
+
+    def _axis(self, i: int, n: int) -> tuple[tuple[int, int], dict[str, Any]]:
+        """Spatial axis ``i`` of ``n`` cells as a (n x 1) 2-D pooling: size and keywords."""
+        pads: Any = self.padding
+        if not isinstance(pads, str):
+            pads = (pads[2 * i], pads[2 * i + 1], 0, 0)
+        kw = {
+            "stride": (self.stride[i], 1),
+            "padding": pads,
+            "dilation": (self.dilation[i], 1),
+            "ceil_mode": self.ceil_mode,
+        }
+        return (self.size[i], 1), kw
+
     def output_shape(self, shape: Shape) -> Shape:
-        hw = attrs.spatial(shape, self.type)
-        try:
-            geometry = pool_geometry(
-                hw, self.size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode
+        d = len(self.size)
+        if len(shape) != d + 2:
+            raise LayerError(
+                f"{self.type} of {d} spatial axes needs a rank-{d + 2} input, "
+                f"got {attrs.fmt_shape(shape)}"
             )
+        try:
+            if d == 2:
+                hw = attrs.spatial(shape, self.type)
+                geometry = pool_geometry(
+                    hw,
+                    self.size,
+                    self.stride,
+                    self.padding,
+                    self.dilation,
+                    ceil_mode=self.ceil_mode,
+                )
+                return (shape[0], shape[1], *geometry.out_hw)
+            out = list(shape[:2])
+            for i, n in enumerate(shape[2:]):
+                if n is None:
+                    raise LayerError(f"{self.type} needs known spatial sizes")
+                size, kw = self._axis(i, n)
+                out.append(pool_geometry((n, 1), size, **kw).out_hw[0])
+            return tuple(out)
         except UsageError as exc:
             raise LayerError(str(exc)) from None
-        return (shape[0], shape[1], *geometry.out_hw)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return pool2d(x, self._size, self._stride, **self._kw)
+        if len(self.size) == 2:
+            return pool2d(x, self._size, self._stride, **self._kw)
+        for i in range(len(self.size)):
+            shape = x.shape
+            size, kw = self._axis(i, shape[2 + i])
+            planes = x.reshape(math.prod(shape[: 2 + i]), 1, shape[2 + i], -1)
+            kw.update(mode=self.mode, count_include_pad=self.count_include_pad, layout="tensor")
+            y = pool2d(planes, size, **kw)
+            x = y.reshape(*shape[: 2 + i], y.shape[2], *shape[3 + i :])
+        return x
 
     def forward_train(self, p: Params, x: np.ndarray, training: bool, rng: Rng) -> Forward:
         return pool2d_forward(
             x,
-            self.size,
-            self.stride,
+            self.size,  # type: ignore[arg-type]
+            self.stride,  # type: ignore[arg-type]
             mode=self.mode,
             padding=self.padding,
-            dilation=self.dilation,
+            dilation=self.dilation,  # type: ignore[arg-type]
             ceil_mode=self.ceil_mode,
             count_include_pad=self.count_include_pad,
         )
@@ -215,13 +275,21 @@ class MinPool(_Pool):
 
 
 class _GlobalPool(Layer):
+    PER_SAMPLE = True
     mode: ClassVar[str] = "avg"
 
     def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 4:
+            if len(shape) < 3:
+                raise LayerError(f"{self.type} needs an (N, C, ...) input, got rank {len(shape)}")
+            return (shape[0], shape[1]) + (1,) * (len(shape) - 2)
         attrs.spatial(shape, self.type)
         return (shape[0], shape[1], 1, 1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 4:
+            reduce = np.mean if self.mode == "avg" else np.max
+            return reduce(x, axis=tuple(range(2, x.ndim)), keepdims=True)
         return global_pool(x, self.mode, layout="tensor")
 
 

@@ -1,30 +1,38 @@
-"""Walking a sequential ONNX graph: the conversion state, and the node being converted.
+"""Walking an ONNX graph: the conversion state and the registry of operator functions.
 
-:class:`Graph` follows the chain of data tensors from the graph input to its
-output, hands every node to the function registered for its ``op_type``
-(:data:`OPS`, filled by :mod:`imgkernel.nn.onnx.ops` and
-:mod:`imgkernel.nn.onnx.shape_ops`) and collects the layers they add. A
-:class:`Step` is one node with the helpers an operator function needs.
+:class:`Graph` visits the nodes in order. A node whose inputs are all
+constants is folded into a constant (evaluated by ``onnx.reference``, so any
+ONNX operator folds); a node computing a shape from a tensor's shape is
+followed symbolically (:mod:`imgkernel.nn.onnx.shape_ops`); any other node is
+handed to the function registered for its ``op_type`` (:data:`OPS`, filled by
+:mod:`imgkernel.nn.onnx.ops` and :mod:`imgkernel.nn.onnx.tensor_ops`), which
+adds imgkernel nodes through a :class:`~imgkernel.nn.onnx.step.Step`.
+
+Tensors keep their ONNX names at the graph's inputs and outputs; a tensor in
+between is named after the node that makes it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imgkernel.errors import UsageError
-from imgkernel.nn.layers import Dense, Flatten, Layer, Reshape, Shape
+from imgkernel.nn.graph import Node, TensorSpec
+from imgkernel.nn.layers import Layer, Shape
+from imgkernel.nn.layers.attrs import fmt_shape
+
+if TYPE_CHECKING:
+    from imgkernel.nn.onnx.step import Step
 
 OpFunction = Callable[["Step"], None]
 
-#: Operators on the data chain: op_type -> function adding the node's layer(s).
+#: Operators on data tensors: op_type -> function adding the node's layer(s).
 OPS: dict[str, OpFunction] = {}
-#: Operators off the chain: constants and computations of shape values.
+#: Operators on shape values computed in the graph (and Constant).
 SIDE_OPS: dict[str, OpFunction] = {}
 
 
@@ -39,30 +47,17 @@ def op(*op_types: str, side: bool = False) -> Callable[[OpFunction], OpFunction]
     return register
 
 
-_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def clean_name(name: str, fallback: str) -> str:
-    """A layer name safe as an npz entry prefix."""
-    cleaned = _NAME_RE.sub("_", name).strip("_./")
-    return cleaned or fallback
-
-
-def keeps_batch_axis(layer: Layer) -> bool:
-    """Whether ``layer`` keeps its input's axis 0 as its output's axis 0."""
-    if isinstance(layer, Flatten):
-        return layer.axis == 1
-    if isinstance(layer, Reshape):
-        return layer.shape[0] == 0
-    if isinstance(layer, Dense):
-        return not layer.transpose_input
-    return True
-
-
 class Graph:
-    """The state of one conversion: constants, layers so far, tensor shapes, shape values."""
+    """The state of one conversion: constants, shape values, the imgkernel nodes so far."""
 
-    def __init__(self, model_proto: Any, onnx: Any, numpy_helper: Any, fold: bool) -> None:
+    def __init__(
+        self,
+        model_proto: Any,
+        onnx: Any,
+        numpy_helper: Any,
+        fold: bool,
+        constants: Mapping[str, Any] | None = None,
+    ) -> None:
         self.onnx, self.nh, self.fold = onnx, numpy_helper, fold
         self.graph = model_proto.graph
         self.opset = 1
@@ -72,181 +67,156 @@ class Graph:
         self.consts: dict[str, np.ndarray] = {
             init.name: numpy_helper.to_array(init) for init in self.graph.initializer
         }
-        self.layers: list[Layer] = []
-        self.shapes: list[Shape] = []
-        self.names: set[str] = set()
-        self.input_shape: Shape = ()
-        #: shape of each data tensor so far, and whether its axis 0 is the batch
-        self.tensor_shapes: dict[str, Shape] = {}
-        self.batch_axis: dict[str, bool] = {}
-        #: shape values computed in the graph (Shape, Gather, ...): a list of
-        #: dims (int, BATCH or UNKNOWN) or, for a scalar, a 1-tuple
+        #: values of graph inputs, used where an operator needs a constant
+        self.bound = {k: np.asarray(v) for k, v in (constants or {}).items()}
+        #: shape values computed in the graph (Shape, Gather, ...)
         self.syms: dict[str, list[Any] | tuple[Any]] = {}
-        #: the graph input's batch size if it is fixed
+        #: ONNX data tensor -> imgkernel tensor; imgkernel tensor -> shape
+        self.names: dict[str, str] = {}
+        self.shapes: dict[str, Shape] = {}
+        self.nodes: list[Node] = []
+        self.producer: dict[str, int] = {}
+        self.layer_names: set[str] = set()
+        self.inputs: list[TensorSpec] = []
+        self.read: set[str] = set()  # graph inputs read as data
+        self.input_names: set[str] = set()
+        self.const_tensors: dict[str, str] = {}  # constant -> its constant node's tensor
+        self.uses = Counter(i for n in self.graph.node for i in n.input if i)
+        self.uses.update(o.name for o in self.graph.output)
+        self.output_names = {o.name for o in self.graph.output}
+        #: the graph input's batch size if it is fixed (a static-batch export)
         self.fixed_batch: int | None = None
 
-    @property
-    def shape(self) -> Shape:
-        """The shape of the chain's current tensor."""
-        return self.shapes[-1] if self.shapes else self.input_shape
+    # -- the walk -------------------------------------------------------------
+    def run(self, input_shape: Sequence[int | None] | None) -> tuple[list[TensorSpec], list[str]]:
+        """Convert every node; the graph inputs read and the output tensor names."""
+        from imgkernel.nn.onnx.step import Step
 
-    def run(self, input_shape: Sequence[int] | None) -> tuple[list[Layer], tuple[int, int, int]]:
-        """Convert every node; the layers and the (C, H, W) input."""
-        inputs = [i for i in self.graph.input if i.name not in self.consts]
-        if len(inputs) != 1:
-            raise UsageError(
-                f"the graph must have exactly one (non-constant) input, got {len(inputs)}"
-            )
-        if len(self.graph.output) != 1:
-            raise UsageError(
-                f"the graph must have exactly one output, got {len(self.graph.output)}"
-            )
-        dims = self._input_dims(inputs[0], input_shape)
-        self.input_shape = (None, *dims)
-        current = inputs[0].name
-        self.tensor_shapes[current] = self.input_shape
-        self.batch_axis[current] = True
+        self._add_inputs(input_shape)
         for index, node in enumerate(self.graph.node):
-            current = self._convert(Step(self, node, index), current)
-        if self.graph.output[0].name != current:
-            raise UsageError(
-                f"the graph is not sequential: its output {self.graph.output[0].name!r} is not "
-                f"the last node's output {current!r}"
-            )
-        return self.layers, dims
+            self._convert(Step(self, node, index))
+        outputs = [self._output(o.name) for o in self.graph.output]
+        self.read.update(t for t in outputs if t in self.input_names)
+        inputs = [spec for spec in self.inputs if spec.name in self.read]
+        return inputs, outputs
 
-    def _convert(self, step: Step, current: str) -> str:
-        """Convert one node; the name of the chain's tensor after it."""
+    def _convert(self, step: Step) -> None:
         node = step.node
         if node.domain not in ("", "ai.onnx"):
             raise UsageError(f"{step.where}: unsupported operator {node.domain}.{node.op_type}")
-        if node.op_type in SIDE_OPS:
+        given = [i for i in node.input if i]
+        if all(i in self.consts for i in given) and self._fold(step):
+            return
+        if node.op_type in SIDE_OPS and (
+            node.op_type not in OPS or not given or any(i in self.syms for i in given)
+        ):
             SIDE_OPS[node.op_type](step)
-            return current
+            return
         if node.op_type not in OPS:
+            supported = ", ".join(sorted({*OPS, *SIDE_OPS}))
             raise UsageError(
-                f"{step.where}: unsupported operator {node.op_type} (supported: {', '.join(OPS)})"
+                f"{step.where}: unsupported operator {node.op_type} (supported: {supported})"
             )
-        data_inputs = [i for i in node.input if i and i not in self.consts and i not in self.syms]
-        if data_inputs != [current]:
-            raise UsageError(
-                f"{step.where}: the graph is not sequential (inputs "
-                f"{list(node.input)}, expected the output of the previous node {current!r})"
-            )
-        n_layers = len(self.layers)
         OPS[node.op_type](step)
-        extra = [o for o in node.output[1:] if o]
-        if extra and any(self._used(o) for o in extra):
-            raise UsageError(f"{step.where}: only the first output may be used")
-        keeps = self.batch_axis[current]
-        if len(self.layers) > n_layers:
-            keeps = keeps and keeps_batch_axis(self.layers[-1])
-        self.tensor_shapes[node.output[0]] = self.shape
-        self.batch_axis[node.output[0]] = keeps
-        return str(node.output[0])
+        for pos, name in enumerate(node.output):
+            if name and name not in self.names and name not in self.consts:
+                if self.uses[name]:
+                    raise UsageError(f"{step.where}: output {pos} ({name!r}) is not supported")
 
-    def _used(self, name: str) -> bool:
-        return any(name in n.input for n in self.graph.node) or any(
-            o.name == name for o in self.graph.output
-        )
+    def _fold(self, step: Step) -> bool:
+        """Evaluate a node of constant inputs with the ONNX reference (False: it cannot)."""
+        from onnx.reference import ReferenceEvaluator
 
-    def _input_dims(self, value_info: Any, override: Sequence[int] | None) -> tuple[int, int, int]:
-        graph_dims = value_info.type.tensor_type.shape.dim
-        if graph_dims and graph_dims[0].HasField("dim_value") and graph_dims[0].dim_value > 0:
-            self.fixed_batch = int(graph_dims[0].dim_value)
+        node = step.node
+        try:
+            evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
+            values = evaluator.run(None, {i: self.consts[i] for i in node.input if i})
+        except Exception:  # noqa: BLE001 - any failure: convert the node instead
+            return False
+        for name, value in zip(node.output, values, strict=False):
+            if name and isinstance(value, np.ndarray):
+                self.consts[name] = value
+        return True
+
+    def _add_inputs(self, override: Sequence[int | None] | None) -> None:
+        data = [i for i in self.graph.input if i.name not in self.consts]
+        if not data:
+            raise UsageError("the graph has no (non-constant) input")
+        for k, value_info in enumerate(data):
+            shape = self._input_dims(value_info, override if k == 0 else None)
+            self.inputs.append(TensorSpec(value_info.name, shape))
+            self.names[value_info.name] = value_info.name
+            self.shapes[value_info.name] = shape
+            self.input_names.add(value_info.name)
+
+    def _input_dims(self, value_info: Any, override: Sequence[int | None] | None) -> Shape:
+        dims = value_info.type.tensor_type.shape.dim
+        shape: list[int | None] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
         if override is not None:
-            dims = tuple(int(d) for d in override)
-            if len(dims) == 4:
-                dims = dims[1:]
-            if len(dims) != 3:
-                raise UsageError(f"input shape must be (C, H, W), got {override!r}")
-            return (dims[0], dims[1], dims[2])
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in graph_dims]
-        if len(shape) != 4:
+            given = [None if d is None or d < 0 else int(d) for d in override]
+            if len(shape) == 4 and len(given) == 3:
+                given = [None, *given]  # (C, H, W) of an (N, C, H, W) input
+            if len(given) != len(shape) and shape:
+                raise UsageError(
+                    f"input shape {list(override)!r} does not fit the rank-{len(shape)} "
+                    f"graph input {value_info.name!r}"
+                )
+            shape = given
+        elif len(shape) == 4 and shape[0] is not None and value_info.name not in self.bound:
+            # an (N, C, H, W) image batch exported with a static batch: any batch size runs
+            self.fixed_batch = int(shape[0])
+            shape[0] = None
+        if any(d is None for d in shape[1:]):
             raise UsageError(
-                f"the graph input {value_info.name!r} must be (N, C, H, W), got rank {len(shape)}"
+                f"the graph input {value_info.name!r} has dynamic dims "
+                f"{fmt_shape(tuple(shape))}; give input_shape (e.g. (C, H, W))"
             )
-        c, h, w = shape[1:]
-        if c is None or h is None or w is None or min(c, h, w) <= 0:
-            raise UsageError(
-                f"the graph input {value_info.name!r} has dynamic C/H/W {shape}; "
-                "give input_shape=(C, H, W)"
-            )
-        return (int(c), int(h), int(w))
+        return tuple(shape)
 
+    def _output(self, name: str) -> str:
+        """The imgkernel tensor of a graph output (a constant output becomes a constant node)."""
+        if name in self.names:
+            return self.names[name]
+        if name in self.consts or name in self.bound:
+            from imgkernel.nn.layers import Constant
 
-@dataclass
-class Step:
-    """One node being converted, with what its operator function needs."""
+            value = self.consts.get(name, self.bound.get(name))
+            layer = Constant(self.unique_name("constant"), value=value)
+            return self.add_node(layer, [], [name], f"graph output {name!r}")[0]
+        raise UsageError(f"the graph output {name!r} is not computed by any node")
 
-    graph: Graph
-    node: Any
-    index: int
-
-    @property
-    def where(self) -> str:
-        return f"node {self.index} ({self.node.name or '<unnamed>'!r}, {self.node.op_type})"
-
-    @cached_property
-    def attrs(self) -> dict[str, Any]:
-        get = self.graph.onnx.helper.get_attribute_value
-        return {a.name: get(a) for a in self.node.attribute}
-
-    @property
-    def shape(self) -> Shape:
-        return self.graph.shape
-
-    def const(self, pos: int, what: str, required: bool = True) -> np.ndarray | None:
-        """Input ``pos`` of the node, which must be a constant (None if absent and optional)."""
-        if pos >= len(self.node.input) or self.node.input[pos] == "":
-            if required:
-                raise UsageError(f"{self.where}: missing input {what}")
-            return None
-        name = self.node.input[pos]
-        if name not in self.graph.consts:
-            raise UsageError(
-                f"{self.where}: input {what} ({name!r}) must be a constant "
-                "initializer (only sequential graphs are supported)"
-            )
-        return self.graph.consts[name]
-
-    def required(self, pos: int, what: str) -> np.ndarray:
-        value = self.const(pos, what)
-        assert value is not None
-        return value
-
-    def spatial(self) -> tuple[int, int]:
-        """(H, W) of the current tensor, which must be (N, C, H, W)."""
-        s = self.shape
-        if len(s) != 4:
-            raise UsageError(f"{self.where}: needs an (N, C, H, W) input, got rank {len(s)}")
-        return int(s[2] or 0), int(s[3] or 0)
-
-    def name(self) -> str:
-        """A new unique layer name from the node's name."""
-        base = clean_name(self.node.name, f"{self.node.op_type.lower()}{self.index}")
+    # -- building ---------------------------------------------------------------
+    def unique_name(self, base: str) -> str:
         name, k = base, 1
-        while name in self.graph.names:
+        while name in self.layer_names or name in self.shapes:
             k += 1
             name = f"{base}_{k}"
-        self.graph.names.add(name)
+        self.layer_names.add(name)
         return name
 
-    def add(self, layer: Layer) -> None:
-        """Append ``layer`` to the model, checking it fits the current shape."""
+    def add_node(
+        self, layer: Layer, inputs: list[str], outputs: list[str], where: str
+    ) -> list[str]:
+        """Append ``layer`` reading the imgkernel tensors ``inputs``; its output tensors.
+
+        ``outputs`` are the ONNX names of the outputs (mapped to the new tensors).
+        """
         try:
-            out = layer.output_shape(self.shape)
+            shapes = layer.infer([self.shapes[t] for t in inputs])
         except UsageError as exc:
-            raise UsageError(f"{self.where}: {exc}") from None
-        self.graph.layers.append(layer)
-        self.graph.shapes.append(out)
-
-    def replace_last(self, layer: Layer) -> None:
-        """Replace the previous layer (a bias or a batchnorm folded into it)."""
-        self.graph.layers.pop()
-        self.graph.shapes.pop()
-        self.add(layer)
-
-    @property
-    def previous(self) -> Layer | None:
-        return self.graph.layers[-1] if self.graph.layers else None
+            raise UsageError(f"{where}: {exc}") from None
+        made = []
+        for k, shape in enumerate(shapes):
+            onnx_name = outputs[k] if k < len(outputs) else ""
+            base = onnx_name if onnx_name in self.output_names else layer.name
+            tensor = base if k == 0 or onnx_name in self.output_names else f"{base}:{k}"
+            while tensor in self.shapes:
+                tensor += "_"
+            self.shapes[tensor] = shape
+            self.producer[tensor] = len(self.nodes)
+            if onnx_name:
+                self.names[onnx_name] = tensor
+            made.append(tensor)
+        self.nodes.append(Node(layer, tuple(inputs), tuple(made)))
+        self.read.update(t for t in inputs if t in self.input_names)
+        return made

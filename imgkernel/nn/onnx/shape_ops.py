@@ -1,9 +1,10 @@
-"""ONNX nodes off the data chain: constants, and shape values computed in the graph.
+"""ONNX nodes off the data path: constants, and shape values computed in the graph.
 
-PyTorch exports ``x.view(x.size(0), -1)`` with a dynamic batch as Shape ->
-Gather(0) -> Unsqueeze -> Concat with constants -> Reshape. These nodes are
-followed symbolically (the batch size is :data:`BATCH`) and accepted only
-in such a computation of a Reshape target.
+The shape of a tensor whose dims are all known is a constant (and what is
+computed from it is folded). With a dynamic batch, PyTorch exports
+``x.view(x.size(0), -1)`` as Shape -> Gather(0) -> Unsqueeze -> Concat with
+constants -> Reshape. These nodes are followed symbolically (the batch size
+is :data:`BATCH`) and accepted only in such a computation of a Reshape target.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from imgkernel.errors import UsageError
-from imgkernel.nn.onnx.graph import Step, op
+from imgkernel.nn.onnx.graph import op
+from imgkernel.nn.onnx.step import Step
 
 FLATTEN_HINT = "use torch.flatten(x, 1) or export with a static batch"
 
@@ -75,15 +77,17 @@ def _inputs(step: Step) -> list[str]:
 def shape(step: Step) -> None:
     g = step.graph
     inputs = [i for i in step.node.input if i]
-    if len(inputs) != 1 or inputs[0] not in g.tensor_shapes:
+    if len(inputs) != 1 or inputs[0] in g.syms:
         raise _refused(step)
-    src = inputs[0]
     dims: list[Any] = [
-        (BATCH if i == 0 and g.batch_axis[src] else UNKNOWN) if d is None else int(d)
-        for i, d in enumerate(g.tensor_shapes[src])
+        (BATCH if i == 0 else UNKNOWN) if d is None else int(d) for i, d in enumerate(step.shape(0))
     ]
     start, end = int(step.attrs.get("start", 0)), step.attrs.get("end")
-    g.syms[step.node.output[0]] = dims[start : None if end is None else int(end)]
+    dims = dims[start : None if end is None else int(end)]
+    if all(isinstance(d, int) for d in dims):
+        g.consts[step.node.output[0]] = np.array(dims, np.int64)
+    else:
+        g.syms[step.node.output[0]] = dims
 
 
 @op("Gather", side=True)

@@ -53,6 +53,8 @@ class Network:
 
     @classmethod
     def from_model(cls, model: Model, dtype: Any = np.float32) -> Network:
+        if model.input_spec is None or not model.is_sequential:
+            raise UsageError("training needs a sequential model of images (a chain of layers)")
         return cls(model.layers, model.input_spec.shape, dtype=dtype)
 
     def layer_params(self, layer: Layer) -> dict[str, np.ndarray]:
