@@ -14,25 +14,25 @@ module            commands
 ================  ==========================================================
 
 The command modules define their commands with the types of ``params`` and
-the messages of ``app``; this package adds them to the group, so ``app``
-knows no command and no command module imports another.
+the messages of ``app``; this package names them to the group, which imports
+a command's module when it is used, so ``app`` knows no command and no
+command module imports another.
 """
 
-from imgkernel.cli import filter, kernels, models, pool, train
 from imgkernel.cli.app import cli, main
 
-for _command in (
-    filter.filter_command,
-    kernels.kernels_command,
-    pool.pool_command,
-    models.classify_command,
-    models.run_command,
-    models.summary_command,
-    models.features_command,
-    models.convert_command,
-    models.models_command,
-    train.train_command,
-):
-    cli.add_command(_command)
+# Each command's module is imported when the command is used (see Group.lazy).
+cli.lazy = {
+    "filter": ("imgkernel.cli.filter", "filter_command"),
+    "kernels": ("imgkernel.cli.kernels", "kernels_command"),
+    "pool": ("imgkernel.cli.pool", "pool_command"),
+    "classify": ("imgkernel.cli.models", "classify_command"),
+    "run": ("imgkernel.cli.models", "run_command"),
+    "summary": ("imgkernel.cli.models", "summary_command"),
+    "features": ("imgkernel.cli.models", "features_command"),
+    "convert": ("imgkernel.cli.models", "convert_command"),
+    "models": ("imgkernel.cli.models", "models_command"),
+    "train": ("imgkernel.cli.train", "train_command"),
+}
 
 __all__ = ["cli", "main"]

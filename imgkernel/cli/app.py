@@ -28,7 +28,25 @@ PROG = "imgkernel"
 
 
 class Group(click.Group):
-    """Turns library errors into one line on stderr and an exit status."""
+    """Turns library errors into one line on stderr and an exit status.
+
+    Commands may be registered lazily (``lazy``: name -> (module, attribute)):
+    a command's module is imported only when that command runs or help lists
+    it, so ``imgkernel filter`` does not pay for the model commands' imports.
+    """
+
+    lazy: dict[str, tuple[str, str]] = {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            import importlib
+
+            module, attribute = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if sys.stdout is None:  # started with file descriptor 1 closed (`imgkernel ... >&-`)

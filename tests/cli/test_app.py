@@ -109,7 +109,7 @@ def test_contract_entry_points() -> None:
     assert set(package.__all__) == {"cli", "main"}
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"imgkernel": "imgkernel.cli:main"}
-    assert sorted(cli.commands) == [
+    assert cli.list_commands(click.Context(cli)) == [
         "classify",
         "convert",
         "features",
@@ -121,6 +121,17 @@ def test_contract_entry_points() -> None:
         "summary",
         "train",
     ]
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    # Start-up: `imgkernel filter` must not import the model commands (lazy registry).
+    code = (
+        "import sys; from imgkernel.cli import cli; import click; "
+        "cli.get_command(click.Context(cli), 'filter'); "
+        "print('imgkernel.cli.models' in sys.modules, 'imgkernel.nn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 # ---------------------------------------------------------------- error boundary
