@@ -5,8 +5,29 @@ Imports nothing of imgkernel but :mod:`imgkernel.errors`. Arrays: images
 ``(K, C/groups, kh, kw)``.
 """
 
+from typing import TYPE_CHECKING
+
 from imgkernel.core.conv import conv2d, filter2d
 from imgkernel.core.pool import global_pool, pool2d
-from imgkernel.core.tiles import TilePlan, plan_filter, plan_pool
+
+if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
+    from imgkernel.core.tiles import TilePlan, plan_filter, plan_pool
 
 __all__ = ["TilePlan", "conv2d", "filter2d", "global_pool", "plan_filter", "plan_pool", "pool2d"]
+
+#: Names loaded on first use: what only some commands need stays out of start-up.
+_LAZY = {
+    "TilePlan": "imgkernel.core.tiles",
+    "plan_filter": "imgkernel.core.tiles",
+    "plan_pool": "imgkernel.core.tiles",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

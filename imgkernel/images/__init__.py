@@ -24,6 +24,8 @@ module             what it holds
 (extra ``dask``) are imported only by the functions that need them.
 """
 
+from typing import TYPE_CHECKING
+
 from imgkernel.images.batch import OutputOptions, run_images
 from imgkernel.images.deliver import deliver
 from imgkernel.images.display import (
@@ -43,12 +45,14 @@ from imgkernel.images.image import (
     to_pixel_type,
 )
 from imgkernel.images.outputs import expand_outputs
-from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
-from imgkernel.images.regions import open_region_source
 from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
-from imgkernel.images.tiled import LargeResult, LargeRoute, pool_large, run_large
 from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
+
+if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
+    from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
+    from imgkernel.images.regions import open_region_source
+    from imgkernel.images.tiled import LargeResult, LargeRoute, pool_large, run_large
 
 __all__ = [
     "STREAMED_FORMATS",
@@ -88,3 +92,25 @@ __all__ = [
     "write_image",
     "write_text",
 ]
+
+#: Names loaded on first use: what only some commands need stays out of start-up.
+_LAZY = {
+    "POOL_MODES": "imgkernel.images.pool",
+    "pool_files": "imgkernel.images.pool",
+    "pool_image": "imgkernel.images.pool",
+    "open_region_source": "imgkernel.images.regions",
+    "LargeResult": "imgkernel.images.tiled",
+    "LargeRoute": "imgkernel.images.tiled",
+    "pool_large": "imgkernel.images.tiled",
+    "run_large": "imgkernel.images.tiled",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

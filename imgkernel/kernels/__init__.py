@@ -8,14 +8,18 @@ a kernels TOML file), ``library`` (named kernels and specs), ``files``
 applied to image files: alpha, band by band, display mapping).
 """
 
+from typing import TYPE_CHECKING
+
 from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands
-from imgkernel.kernels.describe import describe_kernel
 from imgkernel.kernels.files import load_kernel_file
 from imgkernel.kernels.filter_image import choose_kernel, filter_files, filter_image
-from imgkernel.kernels.large import filter_large
 from imgkernel.kernels.library import load_library, parse_spec
 from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
 from imgkernel.kernels.record import Kernel
+
+if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
+    from imgkernel.kernels.describe import describe_kernel
+    from imgkernel.kernels.large import filter_large
 
 __all__ = [
     "Kernel",
@@ -32,3 +36,19 @@ __all__ = [
     "parse_matrix",
     "parse_spec",
 ]
+
+#: Names loaded on first use: what only some commands need stays out of start-up.
+_LAZY = {
+    "describe_kernel": "imgkernel.kernels.describe",
+    "filter_large": "imgkernel.kernels.large",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
