@@ -23,8 +23,6 @@ import numpy as np
 from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
     TILE_BYTES,
-    blas_limitable,
-    blas_single_thread,
     gemm_columns,
     run_tiles,
     thread_buffer,
@@ -150,9 +148,8 @@ def correlate_gemm(
         return out
     read = band_reader(xp)
     tile = _tile_rows(oh, xp.shape[2] * 4 * sh, rows)
-    # Whole rows per GEMM (fewer calls); column chunks that keep OpenBLAS on
-    # the calling thread when threadpoolctl cannot limit it.
-    cols = ow if blas_limitable() else gemm_columns(mats[0][1].size, ow, least=4096)
+    # Column chunks that keep each sgemm on OpenBLAS's calling thread.
+    cols = gemm_columns(mats[0][1].size, ow, least=4096)
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
 
     def task(a: int, b: int) -> None:
@@ -177,6 +174,8 @@ def correlate_gemm(
                             np.matmul(mat[:m, :span], window, out=part)
                             np.add(dst, part, out=dst)
 
-    with blas_single_thread():
-        run_tiles(len(blocks), task, 1)
+    # Every sgemm stays under OpenBLAS's serial size (gemm_columns), so BLAS
+    # never starts threads of its own: no limiter needed (threadpoolctl's
+    # first call alone costs 14 ms, a small image's whole filtering).
+    run_tiles(len(blocks), task, 1)
     return out

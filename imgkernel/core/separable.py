@@ -18,7 +18,6 @@ from numpy.lib.stride_tricks import as_strided
 from imgkernel.core.padding import PaddedPlanes, band_reader
 from imgkernel.core.parallel import (
     blas_limitable,
-    blas_single_thread,
     gemm_columns,
     run_tiles,
     thread_buffer,
@@ -147,7 +146,7 @@ class _RowPass:
         r, b = src.shape[0], self.b
         # All rows per batched matmul, or (without threadpoolctl) few enough
         # for OpenBLAS to stay on this thread.
-        group = r if blas_limitable() else gemm_columns(self.span * b, r, least=16)
+        group = gemm_columns(self.span * b, r, least=16)
         for g0 in range(0, r if self.full else 0, group):
             part, into = src[g0 : g0 + group], dst[g0 : g0 + group]
             (s0, s1), (d0, d1) = part.strides, into.strides
@@ -259,6 +258,5 @@ def correlate_separable(
             _interleave(horiz, dst, phases)
 
     out = np.empty((p, oh, ow), dtype=np.float32)
-    with blas_single_thread():
-        run_tiles(len(blocks), task, 1)
+    run_tiles(len(blocks), task, 1)  # sgemms under OpenBLAS's serial size: no limiter
     return out
