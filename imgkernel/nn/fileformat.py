@@ -13,6 +13,7 @@ import io as _io
 import json
 import os
 import zipfile
+import zlib
 from typing import IO, Any
 
 import numpy as np
@@ -27,7 +28,9 @@ __all__ = ["MODEL_KEY", "decode_header", "list_bundled_models", "load_model", "m
            "save_model"]  # fmt: skip
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip entry; an empty zip
 _NPY_MAGIC = b"\x93NUMPY"
-_CORRUPT = (OSError, EOFError, zipfile.BadZipFile)
+#: What a damaged archive member raises while it is read: a bad zip entry, a
+#: short file, or deflate data that does not decompress (zlib.error).
+_CORRUPT = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
@@ -118,20 +121,71 @@ def _load(source: Any, label: str) -> Model:
         if MODEL_KEY not in archive.files:
             raise UsageError(f"{label}: not an imgkernel model (no {MODEL_KEY} entry)")
         try:
-            raw = archive[MODEL_KEY]
+            raw = _CheckedArrays(archive, 4 * MAX_HEADER_CHARS)[MODEL_KEY]
+        except UsageError as exc:
+            raise UsageError(f"{label}: the model header is too large ({exc})") from None
         except ValueError:
             raise UsageError(
                 f"{label}: the {MODEL_KEY} entry is a pickled object array; "
                 "store the JSON as a string, not an object"
             ) from None
         except _CORRUPT as exc:
-            raise UsageError(f"{label}: corrupt model file ({exc})") from None
+            raise UsageError(f"{label}: damaged model file ({exc})") from None
         try:
-            return model_from_json(decode_header(raw), archive)
+            return model_from_json(decode_header(raw), _CheckedArrays(archive))
         except UsageError as exc:
             raise UsageError(f"{label}: {exc}") from None
-        except _CORRUPT as exc:
-            raise UsageError(f"{label}: corrupt model file ({exc})") from None
+        except (*_CORRUPT, ValueError) as exc:
+            raise UsageError(f"{label}: damaged model file ({exc})") from None
+
+
+#: Longest JSON header accepted (10,000 nodes of a few hundred characters).
+MAX_HEADER_CHARS = 8 << 20
+#: Largest archive entry read (a weight array of a billion float32 values).
+MAX_ENTRY_BYTES = 4 << 30
+
+
+class _CheckedArrays:
+    """An npz archive whose members' headers are checked before they are read.
+
+    A member's ``.npy`` header may claim any shape; reading it would then
+    allocate that much. Each member's shape is read from its header first and
+    refused over :data:`MAX_ENTRY_BYTES`, and a member that fails to
+    decompress is a damaged file, not a traceback.
+    """
+
+    def __init__(self, archive: Any, limit: int = 0) -> None:
+        self.archive = archive
+        self.files = archive.files
+        self.limit = limit or MAX_ENTRY_BYTES
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.archive.files
+
+    def keys(self) -> list[str]:
+        return list(self.archive.files)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        from numpy.lib import format as npformat
+
+        with self.archive.zip.open(key + ".npy") as member:
+            version = npformat.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = npformat.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = npformat.read_array_header_2_0(member)
+        size = np.dtype(dtype).itemsize
+        for length in shape:
+            size *= int(length)
+        if size > self.limit:
+            raise UsageError(
+                f"entry {key!r} claims {tuple(shape)} {np.dtype(dtype)}, more than "
+                f"{self.limit:,} bytes"
+            )
+        return self.archive[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
 
 
 def decode_header(raw: np.ndarray) -> dict[str, Any]:
@@ -149,6 +203,11 @@ def decode_header(raw: np.ndarray) -> dict[str, Any]:
         raise UsageError(
             f"the {MODEL_KEY} entry must be a unicode string or uint8 bytes, got "
             f"{raw.dtype} of shape {raw.shape}"
+        )
+    if len(text) > MAX_HEADER_CHARS:
+        raise UsageError(
+            f"the model header has {len(text):,} characters, more than the limit of "
+            f"{MAX_HEADER_CHARS:,}"
         )
     try:
         data = json.loads(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -292,3 +293,77 @@ def test_real_pickle_file_is_reported_as_a_pickle(tmp_path: Path):
     with pytest.raises(UsageError, match=r"not an npz model file \(a Python pickle") as info:
         load_model(p)
     assert str(info.value).startswith(f"{p}: ")
+
+
+# --------------------------------------------------------------------------- damaged and hostile files
+
+
+def _digits_arrays() -> dict:
+    from imgkernel.nn.fileformat import _bundled_dir
+
+    with np.load(io.BytesIO(_bundled_dir().joinpath("digits.npz").read_bytes())) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def _header(arrays: dict) -> dict:
+    raw = arrays["__model__"]
+    return json.loads(str(raw) if raw.dtype.kind == "U" else raw.tobytes().decode())
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("corrupt", "damaged model file"),
+        ("overflow", r"contains NaN or infinite values \(in float32\)"),
+        ("claims", "claims .* more than"),
+        ("many", "more than the limit"),
+        ("description", "description must be a string"),
+        ("padding", "too large"),
+    ],
+)
+def test_hostile_model_files_are_one_line_usage_errors(tmp_path, make, message):
+    import zipfile
+
+    arrays = _digits_arrays()
+    header = _header(arrays)
+    path = tmp_path / f"{make}.npz"
+    key = next(k for k in arrays if k.endswith("weight"))
+    if make == "overflow":  # finite in float64, infinite in float32
+        arrays[key] = np.full(arrays[key].shape, 1e300)
+    elif make == "many":
+        header["layers"] = [{"type": "relu", "name": f"r{i}"} for i in range(20_000)]
+    elif make == "description":
+        header["description"] = {"text": "not a string"}
+    elif make == "padding":
+        conv = next(e for e in header["layers"] if e["type"] == "conv2d")
+        conv["padding"] = [10**6] * 4
+    arrays["__model__"] = np.array(json.dumps(header))
+    if make == "corrupt":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.save(buffer, array, allow_pickle=False)
+                archive.writestr(name + ".npy", buffer.getvalue())
+        data = bytearray(path.read_bytes())
+        at = data.find(b"__model__.npy") + 200
+        data[at : at + 16] = b"\xff" * 16
+        path.write_bytes(bytes(data))
+    elif make == "claims":  # a member header claiming 100 GB
+        from numpy.lib import format as npformat
+
+        buffer = io.BytesIO()
+        npformat.write_array_header_1_0(
+            buffer, {"descr": "<f4", "fortran_order": False, "shape": (10**5, 10**5, 10)}
+        )
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, array in arrays.items():
+                member = io.BytesIO()
+                np.save(member, array, allow_pickle=False)
+                data = buffer.getvalue() if name == key else member.getvalue()
+                archive.writestr(name + ".npy", data)
+    else:
+        np.savez(path, **arrays)
+    with pytest.raises(UsageError, match=message) as caught:
+        load_model(str(path))
+    assert str(caught.value).startswith(str(path))
+    assert "\n" not in str(caught.value)

@@ -107,9 +107,13 @@ def weight_array(value: Any, what: str, ndim: int | None = None) -> np.ndarray:
         raise LayerError(f"{what} must hold real numbers, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise LayerError(f"{what} must be {ndim}-D, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise LayerError(f"{what} contains NaN or infinite values")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    # Checked after the conversion to the compute type: 1e300 is finite in
+    # float64 and infinite in float32, and a model that loads must also run.
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(out)):
+        raise LayerError(f"{what} contains NaN or infinite values (in float32)")
+    return out
 
 
 def ints(value: Any, what: str, minimum: int | None = None) -> tuple[int, ...]:

@@ -57,7 +57,8 @@ def _read(path: Any, onnx: Any) -> tuple[Any, str]:
     try:
         proto = onnx.load(source)
     except Exception as exc:  # protobuf raises its own DecodeError
-        raise UsageError(f"{source}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else "unreadable protobuf data"
+        raise UsageError(f"{source}: not an ONNX model ({detail})") from None
     if not proto.graph.node:
         # protobuf parses many non-ONNX files as an empty message
         raise UsageError(f"{source}: not an ONNX model (no graph nodes)")
