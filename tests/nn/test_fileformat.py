@@ -295,7 +295,7 @@ def test_real_pickle_file_is_reported_as_a_pickle(tmp_path: Path):
     assert str(info.value).startswith(f"{p}: ")
 
 
-# --------------------------------------------------------------------------- damaged and hostile files
+# --------------------------------------------------------------------- damaged, hostile files
 
 
 def _digits_arrays() -> dict:
