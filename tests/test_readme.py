@@ -21,7 +21,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Tour lines needing what a test cannot make in a second or two.
-SKIPPED = ("imgkernel train ", "exported.onnx", "scripts/make_digits.py", "digits.npz some-digit")
+SKIPPED = (
+    "imgkernel train ",
+    "exported.onnx",
+    "scripts/make_digits.py",
+    "digits.npz some-digit",
+    "resnet18",  # needs torchvision and the ImageNet labels
+)
 
 
 def tour_lines() -> list[str]:
