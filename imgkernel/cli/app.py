@@ -220,14 +220,26 @@ def cli() -> None:
 def main() -> None:
     """The console script: run :data:`cli` as ``imgkernel``.
 
-    SIGTERM (``kill``, a CI timeout) unwinds like an exception, so a file
-    being written is removed rather than left half-written beside its
-    target, and the process exits with the status a killed one has (143).
+    Ctrl-C and SIGTERM (``kill``, a CI timeout) stop the process at once: a
+    file being written is removed (its target is left as it was), one line
+    says so for Ctrl-C, and the status is a killed process's (130, 143).
+    Stopping at once, rather than raising an exception wherever Python
+    happens to be, never leaves a half-unwound interpreter to print
+    "Exception ignored" from an import lock or a pool thread.
     """
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, _terminated)
+        signal.signal(signal.SIGTERM, _stopped)
+        signal.signal(signal.SIGINT, _stopped)
     cli.main(prog_name=PROG)
 
 
-def _terminated(signum: int, _frame: Any) -> NoReturn:
-    raise SystemExit(128 + signum)
+def _stopped(signum: int, _frame: Any) -> NoReturn:
+    from imgkernel.images.deliver import remove_pending
+
+    remove_pending()
+    if signum == signal.SIGINT:
+        # sys.stderr, not descriptor 2: c_stderr_silenced() points 2 at /dev/null
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"{PROG}: interrupted\n")
+            sys.stderr.flush()
+    os._exit(128 + signum)

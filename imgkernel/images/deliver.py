@@ -11,12 +11,12 @@ one's permissions. Images, arrays, text and model files all arrive this way.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from io import BytesIO
 from typing import IO
@@ -98,29 +98,61 @@ def write_all(out: IO[bytes], data: bytes) -> None:
     out.flush()
 
 
+#: Temporary files being written: removed at exit if an exception (Ctrl-C,
+#: SIGTERM) arrives before their own cleanup is in place (see :func:`_replace`).
+_PENDING: set[str] = set()
+
+
+def remove_pending() -> None:
+    """Remove every temporary file still being written (at exit, or on a signal)."""
+    for name in list(_PENDING):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+atexit.register(remove_pending)
+
+
 def _replace(target: str, dest: str, encode: Callable[[IO[bytes]], None]) -> None:
     directory = os.path.dirname(os.path.abspath(dest))
+    # The name is recorded before the file exists, so a signal at any moment
+    # leaves nothing behind: before the try below, the exit hook removes it.
+    name = _fresh_name(directory, os.path.basename(dest))
+    _PENDING.add(name)
     try:
-        tmp = tempfile.NamedTemporaryFile(
-            dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".tmp", delete=False
+        os.close(_create(name, target, directory))
+        with open(name, "r+b") as tmp:  # by name, so encoders see the path in tmp.name
+            encode(tmp)
+        _set_mode(name, dest)
+        os.replace(name, dest)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        if isinstance(exc, OSError) and not isinstance(exc, UsageError):
+            raise _cannot_write(target, exc) from None
+        raise
+    finally:
+        _PENDING.discard(name)
+
+
+def _fresh_name(directory: str, base: str) -> str:
+    """A hidden name beside the target that no file has: ``.NAME.RANDOM.tmp``."""
+    while True:
+        name = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
+        if not os.path.lexists(name):
+            return name
+
+
+def _create(name: str, target: str, directory: str) -> int:
+    """Create ``name`` (exclusively, owner-only until :func:`_set_mode`); its descriptor."""
+    try:
+        return os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600
         )
     except PermissionError:
         raise UsageError(
             f"{target}: permission denied (cannot create files in {directory})"
         ) from None
-    except OSError as exc:
-        raise _cannot_write(target, exc) from None
-    try:
-        with tmp:
-            encode(tmp)
-        _set_mode(tmp.name, dest)
-        os.replace(tmp.name, dest)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
-        if isinstance(exc, OSError) and not isinstance(exc, UsageError):
-            raise _cannot_write(target, exc) from None
-        raise
 
 
 def _cannot_write(target: str, exc: OSError) -> ImgkernelError:
