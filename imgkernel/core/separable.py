@@ -26,8 +26,33 @@ from imgkernel.core.parallel import (
 from imgkernel.core.windows import valid_shape
 from imgkernel.errors import UsageError
 
+#: rank1_factors results by kernel (bands and tiles ask again for the same kernel).
+_FACTORS: dict[tuple[bytes, tuple[int, ...], float], tuple[np.ndarray, np.ndarray] | None] = {}
+
 
 def rank1_factors(
+    weights2d: np.ndarray, rtol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split a separable 2-D kernel into a column and a row factor (cached).
+
+    See :func:`_rank1_factors`; the SVD runs once per kernel, not once per
+    band of an image.
+
+    >>> col, row = rank1_factors(np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0]))
+    >>> bool(np.allclose(np.outer(col, row), [[1, 0, -1], [2, 0, -2], [1, 0, -1]]))
+    True
+    """
+    w = np.asarray(weights2d, dtype=np.float64)
+    key = (w.tobytes(), w.shape, float(rtol))
+    if key not in _FACTORS:
+        if len(_FACTORS) > 256:
+            _FACTORS.clear()
+        _FACTORS[key] = _rank1_factors(w, rtol)
+    found = _FACTORS[key]
+    return None if found is None else (found[0].copy(), found[1].copy())
+
+
+def _rank1_factors(
     weights2d: np.ndarray, rtol: float = 1e-6
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Split a separable 2-D kernel into a column and a row factor.

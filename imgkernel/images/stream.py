@@ -42,11 +42,26 @@ class Bands:
     bands: Iterator[Band]
 
     def whole(self) -> Band:
-        """Every band joined: ``(pixels, alpha)`` of the whole result."""
-        parts = list(self.bands)
-        pixels = np.concatenate([p for p, _ in parts])
-        alphas = [a for _, a in parts if a is not None]
-        return pixels, (np.concatenate(alphas) if alphas else None)
+        """Every band joined: ``(pixels, alpha)`` of the whole result.
+
+        Each band is copied into one array as it comes (no list of bands and
+        a concatenated copy of them at once).
+        """
+        pixels: np.ndarray | None = None
+        alpha: np.ndarray | None = None
+        row = 0
+        for colour, opacity in self.bands:
+            if pixels is None:
+                pixels = np.empty((self.height, *colour.shape[1:]), colour.dtype)
+                if opacity is not None:
+                    alpha = np.empty((self.height, *opacity.shape[1:]), opacity.dtype)
+            pixels[row : row + len(colour)] = colour
+            if alpha is not None and opacity is not None:
+                alpha[row : row + len(opacity)] = opacity
+            row += len(colour)
+        if pixels is None or row != self.height:
+            raise ValueError(f"bands hold {row} rows, expected {self.height}")
+        return pixels, alpha
 
 
 def write_bands(target: str, result: Bands, *, level: int) -> None:
