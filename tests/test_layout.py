@@ -37,8 +37,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def layer_of(path: Path) -> str:
     parts = path.relative_to(PACKAGE).parts
-    if len(parts) == 1:
-        return "errors" if parts[0] == "errors.py" else ""
+    if len(parts) == 1:  # errors and lazy are the base every layer may use
+        return "errors" if parts[0] in ("errors.py", "lazy.py") else ""
     return parts[0]
 
 
@@ -55,7 +55,7 @@ def imported_layers(tree: ast.AST) -> set[str]:
         for name in names:
             parts = name.split(".")
             if parts[0] == "imgkernel" and len(parts) > 1:
-                found.add(parts[1])
+                found.add("errors" if parts[1] == "lazy" else parts[1])
     return found & set(ALLOWED)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from imgkernel.core.conv import conv2d, filter2d
 from imgkernel.core.pool import global_pool, pool2d
+from imgkernel.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
     from imgkernel.core.tiles import TilePlan, plan_filter, plan_pool
@@ -23,11 +24,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -3,7 +3,7 @@
 :func:`window_geometry` checks a window's size, stride, dilation and padding
 (:mod:`imgkernel.core.windows` computes them) against an ``(H, W)`` input,
 for convolution (:func:`imgkernel.core.conv.conv_geometry`), pooling
-(:func:`imgkernel.core.windows.pool_geometry`) and model layers alike. The
+(:func:`imgkernel.core.geometry.pool_geometry`) and model layers alike. The
 arithmetic is exact (Python integers), so ``--dilation 99999999999`` is a
 size to refuse, not an overflow: a padded input or an output larger than the
 machine's memory is a usage error that says so, and so is a window far
@@ -209,3 +209,96 @@ def _cause(
     else:
         pads = text([int(v) for v in padding])
     return " and ".join([*named, f"padding {pads}"])
+
+
+@dataclass(frozen=True)
+class PoolGeometry(WindowGeometry):
+    """Where the windows of a pooling fall (ONNX MaxPool/AveragePool rules).
+
+    ``pads`` are the explicit ``(top, bottom, left, right)`` pads;
+    ``overhang`` the cells a ``ceil_mode`` window hangs beyond the bottom and
+    right padding (they never count, see :meth:`counts`).
+    """
+
+    @property
+    def overhang(self) -> tuple[int, int]:
+        def axis(i: int) -> int:
+            end = (self.out_hw[i] - 1) * self.stride[i] + self.dilation[i] * (self.size[i] - 1) + 1
+            return max(0, end - (self.in_hw[i] + self.pads[2 * i] + self.pads[2 * i + 1]))
+
+        return axis(0), axis(1)
+
+    @property
+    def all_pads(self) -> tuple[int, int, int, int]:
+        """Explicit pads plus the ``ceil_mode`` overhang: what the source is padded by."""
+        top, bottom, left, right = self.pads
+        extra_h, extra_w = self.overhang
+        return (top, bottom + extra_h, left, right + extra_w)
+
+    def counts(self, include_pad: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Cells each window counts along H and along W (an average's divisor factors).
+
+        Real input cells, plus the explicit pads when ``include_pad``; cells
+        of the ``ceil_mode`` overhang never count (as the ONNX reference
+        evaluator and PyTorch do).
+
+        >>> g = pool_geometry((5, 5), (2, 2), ceil_mode=True)
+        >>> g.out_hw, g.all_pads, g.counts(False)[0]
+        ((3, 3), (0, 1, 0, 1), array([2, 2, 1]))
+        """
+        axes = []
+        for axis in (0, 1):
+            n, k, s, d = self.in_hw[axis], self.size[axis], self.stride[axis], self.dilation[axis]
+            before, after = self.pads[2 * axis], self.pads[2 * axis + 1]
+            taps = np.arange(self.out_hw[axis])[:, None] * s - before + np.arange(k) * d
+            lo, hi = (-before, n + after) if include_pad else (0, n)
+            axes.append(((taps >= lo) & (taps < hi)).sum(axis=1))
+        return axes[0], axes[1]
+
+
+def pool_geometry(
+    in_hw: tuple[int, int],
+    size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: str | int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    *,
+    ceil_mode: bool = False,
+    channels: int = 1,
+    itemsize: int = 4,
+) -> PoolGeometry:
+    """Check a pooling's parameters against an ``(H, W)`` input and place its windows.
+
+    The stride defaults to the window size. Each pad must be smaller than the
+    window on its axis (ONNX Runtime's rule); the rest is
+    :func:`window_geometry` (``channels`` planes of ``itemsize`` bytes).
+
+    >>> pool_geometry((6, 6), 3, 2, padding=1).out_hw
+    (3, 3)
+    >>> pool_geometry((2, 2), 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    imgkernel.errors.UsageError: the 3x3 pooling window ... the padded input is only 2x2; ...
+    """
+    k2 = as_pair(size, "size")
+    s2 = k2 if stride is None else as_pair(stride, "stride")
+    d2 = as_pair(dilation, "dilation")
+    pads = resolve_padding(padding, in_hw, k2, s2, d2)
+    top, bottom, left, right = pads
+    if max(top, bottom) >= k2[0] or max(left, right) >= k2[1]:
+        raise UsageError(
+            f"padding {padding!r} must be smaller than the window {k2[0]}x{k2[1]} "
+            f"on each axis (resolved to top, bottom, left, right = {pads})"
+        )
+    g = window_geometry(
+        in_hw,
+        k2,
+        s2,
+        d2,
+        padding,
+        channels=channels,
+        itemsize=itemsize,
+        ceil_mode=ceil_mode,
+        what=f"the {k2[0]}x{k2[1]} pooling window",
+    )
+    return PoolGeometry(g.in_hw, g.size, g.stride, g.dilation, g.pads, g.out_hw)

@@ -40,8 +40,9 @@ from functools import partial
 
 import numpy as np
 
+from imgkernel.core.geometry import pool_geometry
 from imgkernel.core.parallel import TILE_BYTES, run_tiles
-from imgkernel.core.windows import Border, pad, pool_geometry
+from imgkernel.core.windows import Border, pad
 from imgkernel.errors import UsageError
 
 Padding = str | int | Sequence[int]

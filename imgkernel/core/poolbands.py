@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from imgkernel.core.geometry import pool_geometry
 from imgkernel.core.pool import pool2d
-from imgkernel.core.windows import pool_geometry
 
 #: Bytes of float32 results a band holds (as for the filter's bands).
 BAND_BYTES = 2 << 20

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgkernel.core.geometry import pool_geometry
 from imgkernel.core.padding import Border, pad
-from imgkernel.core.windows import as_pair, output_size, pool_geometry, resolve_padding
+from imgkernel.core.windows import as_pair, output_size, resolve_padding
 from imgkernel.errors import UsageError
 
 __all__ = [

@@ -48,6 +48,7 @@ from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
 from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
 from imgkernel.images.write import SAVE_OPTIONS, write_array, write_image, write_text
+from imgkernel.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
     from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
@@ -106,11 +107,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from imgkernel.core import global_pool, pool2d
+from imgkernel.core.geometry import pool_geometry
 from imgkernel.core.poolbands import iter_pool_bands
-from imgkernel.core.windows import pool_geometry
 from imgkernel.errors import UsageError
 from imgkernel.images.batch import OutputOptions, Result, run_images
 from imgkernel.images.display import to_display

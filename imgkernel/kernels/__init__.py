@@ -16,6 +16,7 @@ from imgkernel.kernels.filter_image import choose_kernel, filter_files, filter_i
 from imgkernel.kernels.library import load_library, parse_spec
 from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
 from imgkernel.kernels.record import Kernel
+from imgkernel.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
     from imgkernel.kernels.describe import describe_kernel
@@ -44,11 +45,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -13,7 +13,7 @@ import numpy as np
 
 from imgkernel.core.conv import conv_geometry, filter2d
 from imgkernel.core.geometry import WindowGeometry
-from imgkernel.core.windows import as_pair, pad, pad_rows, parse_border
+from imgkernel.core.windows import pad, pad_rows, parse_border
 from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
 from imgkernel.kernels.record import Kernel
@@ -66,8 +66,7 @@ def apply_kernel(
            [ 0., 10.]], dtype=float32)
     """
     alpha_mode = check_choice(alpha_mode, "alpha mode", ALPHA_MODES)
-    rate = as_pair(dilation, "dilation")
-    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    rate = kernel.spacing(dilation)
     options: dict[str, Any] = dict(
         stride=stride,
         padding=padding,
@@ -215,8 +214,7 @@ def iter_kernel_bands(
     >>> bool(np.array_equal(np.concatenate(parts), whole))
     True
     """
-    rate = as_pair(dilation, "dilation")
-    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    rate = kernel.spacing(dilation)
     # The whole image's geometry, checked (and its size reported) before any band.
     geometry = _geometry(pixels, kernel.shape, dict(stride=stride, dilation=rate, padding=padding))
     step, pads, span = geometry.stride, geometry.pads, geometry.span[0]
@@ -279,8 +277,7 @@ def output_height(
     >>> output_height(7, 5, kernel_from_matrix(np.ones((3, 3))), stride=2, padding="valid")
     3
     """
-    rate = as_pair(dilation, "dilation")
-    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    rate = kernel.spacing(dilation)
     return conv_geometry((height, width), kernel.shape, stride, rate, padding).out_hw[0]
 
 

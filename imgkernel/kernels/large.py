@@ -71,8 +71,7 @@ def tile_mode(
     """
     dtype = np.dtype(dtype)
     step = as_pair(stride, "stride")
-    rate = as_pair(dilation, "dilation")
-    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    rate = kernel.spacing(dilation)
     core_free = all(
         _position_free(weights, dtype, method, step, rate) for weights in kernel.components
     )
@@ -202,8 +201,7 @@ def filter_large(
     )
     fits = brd.numpy_mode != "constant" or _holds(src.dtype, brd.value)
     gather: Border | None = brd if fits else None
-    rate = as_pair(dilation, "dilation")
-    rate = (rate[0] * kernel.dilation[0], rate[1] * kernel.dilation[1])
+    rate = kernel.spacing(dilation)
     geometry = dict(stride=stride, dilation=rate, padding=padding)
     if mode == "bands" and not fits:
         mode = "whole"

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from imgkernel.core.windows import as_pair
 from imgkernel.errors import UsageError, check_choice, check_float, check_int
 from imgkernel.images import POINTWISE_DISPLAY_MODES
 from imgkernel.kernels.checks import quote
@@ -142,6 +143,15 @@ got 'normalize'
         return all(
             abs(float(c.sum())) <= 1e-9 * max(1.0, float(np.abs(c).sum())) for c in self.components
         )
+
+    def spacing(self, dilation: Any = 1) -> tuple[int, int]:
+        """The taps' spacing when a caller asks for ``dilation``: it times the record's own.
+
+        >>> Kernel("k", np.ones((3, 3)), dilation=(2, 1)).spacing(3)
+        (6, 3)
+        """
+        ask = as_pair(dilation, "dilation")
+        return ask[0] * self.dilation[0], ask[1] * self.dilation[1]
 
     def divided(self, divisor: float) -> Kernel:
         """This kernel with its weights divided by ``divisor`` (a non-zero finite number).

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from imgkernel.core.conv import conv2d, conv_geometry, filter2d
-from imgkernel.core.geometry import window_geometry
+from imgkernel.core.geometry import pool_geometry, window_geometry
 from imgkernel.core.pool import pool2d
-from imgkernel.core.windows import MAX_INDEX, pool_geometry
+from imgkernel.core.windows import MAX_INDEX
 from imgkernel.errors import UsageError
 
 

@@ -2,7 +2,7 @@
 
 Inference runs :func:`imgkernel.core.pool.pool2d`/``global_pool``; the window
 geometry (pads, ``ceil_mode`` overhang, output size, counted cells) is
-:func:`imgkernel.core.windows.pool_geometry`'s, for inference, shape inference
+:func:`imgkernel.core.geometry.pool_geometry`'s, for inference, shape inference
 and training alike. For training, max/min pooling route the gradient to the
 (first) winning cell of each window, average pooling spreads it over the
 window's counted cells (ONNX semantics: padding, ``ceil_mode``,
@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from imgkernel.core.geometry import PoolGeometry, pool_geometry
 from imgkernel.core.pool import global_pool, pool2d
-from imgkernel.core.windows import Border, PoolGeometry, pad, pool_geometry
+from imgkernel.core.windows import Border, pad
 from imgkernel.errors import UsageError
 from imgkernel.nn.layers import attrs
 from imgkernel.nn.layers.base import Backward, Forward, Layer, LayerError, Params, Rng, Shape
