@@ -11,6 +11,8 @@ module             what it holds
 ``display``        :func:`to_display` and the :class:`Display` policy
 ``outputs``        output names for a batch: files, directories, templates
 ``batch``          :class:`OutputOptions` and :func:`run_images`
+``many``           many inputs in batches: worker processes, Dask, the failure rule
+``inputs``         inputs from arguments, quoted globs and ``--files-from`` lists
 ``stream``         results as row bands, written as they come (:class:`Bands`)
 ``png``            imgkernel's PNG writer (parallel deflate strips)
 ``pool``           pooling image files (:func:`pool_files`)
@@ -42,6 +44,8 @@ from imgkernel.images.image import (
     max_value_for,
     to_pixel_type,
 )
+from imgkernel.images.inputs import list_inputs
+from imgkernel.images.many import BatchOptions, Outcome, Reporter, attempt, run_many
 from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
@@ -60,18 +64,23 @@ __all__ = [
     "POOL_MODES",
     "SAVE_OPTIONS",
     "ArrayLayout",
+    "BatchOptions",
     "Display",
     "Image",
     "LargeResult",
     "LargeRoute",
     "Offset",
+    "Outcome",
     "OutputOptions",
+    "Reporter",
+    "attempt",
     "attach_alpha",
     "check_stdin_once",
     "deliver",
     "expand_outputs",
     "format_from_name",
     "is_text_output",
+    "list_inputs",
     "open_region_source",
     "max_value_for",
     "pool_files",
@@ -82,6 +91,7 @@ __all__ = [
     "read_image",
     "run_images",
     "run_large",
+    "run_many",
     "to_display",
     "to_pixel_type",
     "write_array",
