@@ -14,7 +14,6 @@ import click
 import numpy as np
 
 from imgkernel.cli.app import PROG, warn
-from imgkernel.cli.classify import ClassifyJob, Ranked, ranked_json, ranked_line
 from imgkernel.cli.params import LAYER, FloatList, batch_options, output_options
 from imgkernel.errors import UsageError, read_user_text
 from imgkernel.images import (
@@ -82,6 +81,7 @@ def classify_command(
       find photos -name '*.jpg' | imgkernel classify model.npz --files-from - --jobs 2
     """
     from imgkernel.nn import load_model
+    from imgkernel.nn.classify_files import ClassifyJob, ranked_json, ranked_line
 
     paths = list_inputs(images, batch.files_from)
     if not paths:
@@ -112,7 +112,7 @@ def classify_command(
 
 def classified(
     model: Any, paths: Sequence[str], top: int, batch_size: int, max_pixels: int | None
-) -> Iterator[tuple[str, Ranked]]:
+) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     """``(path, ranked labels)`` per image, reading only ``batch_size`` images at a time."""
     from imgkernel.nn import classify, prepare_images
 

@@ -1,7 +1,7 @@
-"""``classify`` over many images: the work of one batch, picklable for worker processes.
+"""Classifying image files in batches: the work of one batch, picklable for worker processes.
 
-``imgkernel classify`` (in :mod:`imgkernel.cli.models`) hands batches of
-image paths to :class:`ClassifyJob` through :func:`imgkernel.images.run_many`:
+``imgkernel classify`` hands batches of image paths to :class:`ClassifyJob`
+through :func:`imgkernel.images.run_many`:
 each worker loads the model once, reads and prepares each image on its own
 (a bad one is that image's failure, not the batch's), runs the good ones
 through the model ``batch_size`` at a time and returns one output line per
@@ -18,20 +18,21 @@ from typing import Any
 import numpy as np
 
 from imgkernel.images import Outcome, attempt, read_image
+from imgkernel.nn.fileformat import load_model
+from imgkernel.nn.predict import classify
+from imgkernel.nn.prepare import prepare_image
+
+__all__ = ["ClassifyJob", "Ranked", "ranked_json", "ranked_line"]
 
 Ranked = list[tuple[str, float]]
 
 
 @functools.lru_cache(maxsize=2)
 def _model(path: str) -> Any:
-    from imgkernel.nn import load_model
-
     return load_model(path)
 
 
 def _prepared(model: Any, path: str, max_pixels: int | None) -> np.ndarray:
-    from imgkernel.nn import prepare_image
-
     return prepare_image(model, read_image(path, max_pixels=max_pixels).pixels)
 
 
@@ -47,8 +48,6 @@ class ClassifyJob:
     max_pixels: int | None = None
 
     def __call__(self, paths: list[str]) -> list[Outcome]:
-        from imgkernel.nn import classify
-
         model = _model(self.model)
         outcomes = [
             attempt(functools.partial(_prepared, model, p, self.max_pixels), p) for p in paths
