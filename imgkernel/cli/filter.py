@@ -99,7 +99,7 @@ def filter_command(
       imgkernel filter emboss *.png -o out/{stem}-emboss.png
       imgkernel filter --matrix "1,0,-1;2,0,-2;1,0,-1" photo.png --abs -o gx.png
       imgkernel filter sobel 'photos/**/*.jpg' -o 'edges/{stem}.png' --skip-existing
-      imgkernel filter sobel huge.tif -o edges.tif --scheduler tcp://10.0.0.5:8786
+      imgkernel filter sobel huge.tif -o edges.tif --scheduler tcp://scheduler:8786
 
     Many inputs run on worker processes (--jobs, default one per core) or a
     Dask cluster (--scheduler). A bad input among many is named on stderr
