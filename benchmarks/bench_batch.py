@@ -146,9 +146,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, wall, cpu, tree, single in rows:
         rate, used = args.files / wall, cpu / wall
-        print(
-            f"| {name} | {wall:.2f} | {cpu:.2f} | {used:.2f} | {rate:.0f} | {tree:.0f} / {single:.0f} |"
-        )
+        memory = f"{tree:.0f} / {single:.0f}"
+        print(f"| {name} | {wall:.2f} | {cpu:.2f} | {used:.2f} | {rate:.0f} | {memory} |")
     base = rows[1][1]
     print(f"--jobs 2 speed-up over --jobs 1: {base / rows[0][1]:.2f}x wall")
     print(f"--jobs 2 speed-up over the shell loop: {rows[2][1] / rows[0][1]:.1f}x wall")
