@@ -372,6 +372,7 @@ BATCH_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any], str]] = {
         ("--scheduler",),
         dict(
             type=SchedulerType(),
+            metavar="tcp://HOST:PORT|local:N",
             help="Run on a Dask cluster: tcp://HOST:PORT, or local:N worker processes. Many "
             "inputs go there in batches of files; one TIFF/Zarr image in tiles.",
         ),
