@@ -49,6 +49,18 @@ class UsageError(ImgkernelError, ValueError):
     exit_code = 2
 
 
+class BatchFailed(ImgkernelError):
+    """Some inputs of a batch failed (the others were done): exit status 2 when every
+    failure was a usage error, else 1; ``failures`` holds ``(message, status)`` per input."""
+
+    def __init__(
+        self, message: str, exit_code: int = 1, failures: Iterable[tuple[str, int]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.failures = list(failures)
+
+
 class ImgkernelWarning(UserWarning):
     """Something the user should know that did not stop the work (one line on stderr)."""
 

@@ -13,10 +13,11 @@ from imgkernel.cli.params import (
     KERNEL_LIBRARIES,
     PAIR,
     PaddingType,
+    batch_options,
     display_options,
     output_options,
 )
-from imgkernel.images import Display, OutputOptions
+from imgkernel.images import BatchOptions, Display, OutputOptions
 
 
 @click.command("filter")
@@ -65,6 +66,7 @@ from imgkernel.images import Display, OutputOptions
     help="Alpha: keep unfiltered, filter like a channel, or weight colours by alpha.",
 )
 @click.option("--method", default="auto", hidden=True)
+@batch_options()
 def filter_command(
     kernel_spec: str | None,
     inputs: tuple[str, ...],
@@ -74,6 +76,7 @@ def filter_command(
     kernel_files: tuple[str, ...],
     divisor: float | str | None,
     display: Display,
+    batch: BatchOptions,
     **options: Any,
 ) -> None:
     """Apply a named kernel (or --matrix / --kernel-file) to images.
@@ -95,7 +98,15 @@ def filter_command(
       imgkernel filter gaussian:sigma=2 < photo.png > blurred.png
       imgkernel filter emboss *.png -o out/{stem}-emboss.png
       imgkernel filter --matrix "1,0,-1;2,0,-2;1,0,-1" photo.png --abs -o gx.png
+      imgkernel filter sobel 'photos/**/*.jpg' -o 'edges/{stem}.png' --skip-existing
+      imgkernel filter sobel huge.tif -o edges.tif --scheduler tcp://scheduler:8786
+
+    Many inputs run on worker processes (--jobs, default one per core) or a
+    Dask cluster (--scheduler). A bad input among many is named on stderr
+    and the others go on; the command then fails with a count (--fail-fast
+    stops at the first). TIFF over 67 Mpx and Zarr go tile by tile.
     """
+    from imgkernel.images import list_inputs
     from imgkernel.kernels import choose_kernel, filter_files
 
     if kernel_spec is not None and (matrix is not None or kernel_file is not None):
@@ -104,4 +115,7 @@ def filter_command(
     kernel = choose_kernel(
         kernel_spec, matrix=matrix, kernel_file=kernel_file, libraries=kernel_files, divisor=divisor
     )
-    filter_files(inputs, kernel, out, display=display, **options)
+    sources = list_inputs(inputs, batch.files_from)
+    if batch.files_from is not None and not sources:
+        return  # an empty list: nothing to do
+    filter_files(sources, kernel, out, display=display, batch=batch, **options)

@@ -6,7 +6,7 @@ so ``imgkernel --help`` and the image commands start without it.
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -14,14 +14,17 @@ import click
 import numpy as np
 
 from imgkernel.cli.app import PROG, warn
-from imgkernel.cli.params import LAYER, FloatList, output_options
+from imgkernel.cli.params import LAYER, FloatList, batch_options, output_options
 from imgkernel.errors import UsageError, read_user_text
 from imgkernel.images import (
+    BatchOptions,
     OutputOptions,
     check_stdin_once,
     deliver,
+    list_inputs,
     read_array,
     read_image,
+    run_many,
     write_array,
     write_image,
 )
@@ -29,12 +32,10 @@ from imgkernel.images import (
 #: Most tiles `features` draws in one grid.
 GRID_LIMIT = 256
 
-Ranked = list[tuple[str, float]]
-
 
 @click.command("classify")
 @click.argument("model_path", metavar="MODEL")
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.argument("images", nargs=-1, metavar="IMAGE...")
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -55,6 +56,7 @@ Ranked = list[tuple[str, float]]
     type=click.IntRange(min=0),
     help="Raise Pillow's decompression-bomb limit (pixels; 0: no limit).",
 )
+@batch_options(targets=False, tiles=False)
 def classify_command(
     model_path: str,
     images: tuple[str, ...],
@@ -62,28 +64,55 @@ def classify_command(
     as_json: bool,
     batch_size: int,
     max_pixels: int | None,
+    batch: BatchOptions,
 ) -> None:
     """Classify images with a saved CNN (a .npz path or a bundled model name).
 
     Prints one line per image: PATH<TAB>LABEL<TAB>PROBABILITY, followed by
-    further LABEL<TAB>PROBABILITY pairs with --top K. '-' reads one image
-    from standard input. 'imgkernel models' lists the bundled models.
+    further LABEL<TAB>PROBABILITY pairs with --top K, in the order of the
+    inputs. '-' reads one image from standard input. 'imgkernel models'
+    lists the bundled models. Many images run on worker processes (--jobs)
+    or a Dask cluster (--scheduler); a bad image among many is named on
+    stderr and the others go on.
 
     \b
       imgkernel classify digits sample_images/digits/*.png
       imgkernel classify model.npz photo.jpg --top 3 --json
+      find photos -name '*.jpg' | imgkernel classify model.npz --files-from - --jobs 2
     """
     from imgkernel.nn import load_model
+    from imgkernel.nn.classify_files import ClassifyJob, ranked_json, ranked_line
 
+    paths = list_inputs(images, batch.files_from)
+    if not paths:
+        if batch.files_from is not None:
+            return  # an empty list: nothing to do
+        raise UsageError("missing argument IMAGE...: give images (or --files-from FILE)")
     model = load_model(model_path)
-    check_stdin_once(images)
-    for path, ranked in classified(model, images, top, batch_size, max_pixels):
-        click.echo(ranked_json(path, ranked) if as_json else ranked_line(path, ranked))
+    check_stdin_once(paths)
+    if len(paths) == 1:
+        for path, ranked in classified(model, paths, top, batch_size, max_pixels):
+            click.echo(ranked_json(path, ranked) if as_json else ranked_line(path, ranked))
+        return
+    on_stdin = "-" in paths
+    if batch.scheduler is not None and not on_stdin:  # a worker's folder is its own
+        paths = [os.path.abspath(p) for p in paths]
+        if os.path.isfile(model_path):
+            model_path = os.path.abspath(model_path)
+    job = ClassifyJob(model_path, top, as_json, batch_size, max_pixels)
+    run_many(
+        job,
+        paths,
+        batch,
+        emit=lambda _, line: click.echo(line),
+        local=on_stdin,
+        local_batch=batch_size,
+    )
 
 
 def classified(
     model: Any, paths: Sequence[str], top: int, batch_size: int, max_pixels: int | None
-) -> Iterator[tuple[str, Ranked]]:
+) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     """``(path, ranked labels)`` per image, reading only ``batch_size`` images at a time."""
     from imgkernel.nn import classify, prepare_images
 
@@ -92,25 +121,6 @@ def classified(
         pictures = [read_image(p, max_pixels=max_pixels).pixels for p in chunk]
         batch = prepare_images(model, pictures)
         yield from zip(chunk, classify(model, batch, top=top), strict=True)
-
-
-def ranked_line(path: str, ranked: Ranked) -> str:
-    """``PATH<TAB>LABEL<TAB>P[<TAB>LABEL<TAB>P...]``.
-
-    >>> ranked_line("a.png", [("cat", 0.91234), ("dog", 0.08766)])
-    'a.png\\tcat\\t0.9123\\tdog\\t0.0877'
-    """
-    pairs = "\t".join(f"{label}\t{p:.4f}" for label, p in ranked)
-    return f"{path}\t{pairs}"
-
-
-def ranked_json(path: str, ranked: Ranked) -> str:
-    """One JSON object: the path, the best label and probability, and the top list."""
-    best_label, best_p = ranked[0]
-    top = [{"label": label, "probability": round(p, 6)} for label, p in ranked]
-    return json.dumps(
-        {"path": path, "label": best_label, "probability": round(best_p, 6), "top": top}
-    )
 
 
 @click.command("run")

@@ -16,7 +16,14 @@ from typing import Any
 import click
 
 from imgkernel.errors import UsageError, check_float
-from imgkernel.images import LAYOUTS, SAVE_OPTIONS, Display, Offset, OutputOptions
+from imgkernel.images import (
+    LAYOUTS,
+    SAVE_OPTIONS,
+    BatchOptions,
+    Display,
+    Offset,
+    OutputOptions,
+)
 
 __all__ = [
     "FINITE",
@@ -30,9 +37,11 @@ __all__ = [
     "FloatList",
     "IntPair",
     "LayerType",
+    "SchedulerType",
     "OffsetType",
     "OutputOptions",
     "PaddingType",
+    "batch_options",
     "display_options",
     "output_options",
 ]
@@ -166,6 +175,31 @@ class LayerType(click.ParamType):
         text = str(value)
         return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
 
+
+class SchedulerType(click.ParamType):
+    """Where batches (and the tiles of one large image) run: ``local:N`` or a Dask address."""
+
+    name = "tcp://HOST:PORT|local:N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        text = str(value).strip()
+        if text.startswith("local:"):
+            count = text[len("local:") :]
+            if not (count.isdigit() and 1 <= int(count) <= LOCAL_WORKERS_MAX):
+                self.fail(
+                    f"{value!r}: local:N needs N from 1 to {LOCAL_WORKERS_MAX} worker processes",
+                    param,
+                    ctx,
+                )
+            return f"local:{int(count)}"
+        scheme, _, address = text.partition("://")
+        if not (scheme.isidentifier() and address.strip("/")):
+            self.fail(f"{value!r} is not tcp://HOST:PORT (a Dask scheduler) or local:N", param, ctx)
+        return text
+
+
+#: Most worker processes of a ``local:N`` cluster.
+LOCAL_WORKERS_MAX = 256
 
 PAIR = IntPair(1)
 FINITE = FiniteFloat()
@@ -307,6 +341,94 @@ def output_options(
 
         for name, (decls, settings) in reversed(table.items()):
             bundled = click.option(*decls, name, **{**settings, **overrides.get(name, {})})(bundled)
+        return bundled
+
+    return decorate
+
+
+#: The options of a command over many inputs: click's settings by destination name,
+#: and which commands have them (``targets``: they write a file per input; ``tiles``:
+#: they have a tiled path).
+BATCH_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any], str]] = {
+    "files_from": (
+        ("--files-from",),
+        dict(
+            metavar="FILE|-",
+            help="Read more inputs from FILE, one path a line ('-': standard input).",
+        ),
+        "",
+    ),
+    "jobs": (
+        ("-j", "--jobs"),
+        dict(
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Worker processes for many inputs (default: one per core; one input runs "
+            "in this process).",
+        ),
+        "",
+    ),
+    "scheduler": (
+        ("--scheduler",),
+        dict(
+            type=SchedulerType(),
+            metavar="tcp://HOST:PORT|local:N",
+            help="Run on a Dask cluster: tcp://HOST:PORT, or local:N worker processes. Many "
+            "inputs go there in batches of files; one TIFF/Zarr image in tiles.",
+        ),
+        "",
+    ),
+    "tile_size": (
+        ("--tile-size",),
+        dict(
+            type=click.IntRange(8, 1 << 16),
+            metavar="N",
+            help="Work tile by tile, N output pixels a side (TIFF or Zarr in and out); "
+            "Zarr and TIFF over 67 Mpx go tile by tile anyway.",
+        ),
+        "tiles",
+    ),
+    "skip_existing": (
+        ("--skip-existing",),
+        dict(is_flag=True, help="Skip inputs whose output exists (resume a stopped run)."),
+        "targets",
+    ),
+    "fail_fast": (
+        ("--fail-fast",),
+        dict(is_flag=True, help="Stop at the first bad input (default: do the others)."),
+        "",
+    ),
+    "quiet": (
+        ("-q", "--quiet"),
+        dict(is_flag=True, help="No progress bar (shown only when stderr is a terminal)."),
+        "",
+    ),
+}
+
+
+def batch_options(
+    *, targets: bool = True, tiles: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the :data:`BATCH_OPTIONS` to a command; it receives them as one ``batch``
+    (:class:`~imgkernel.images.BatchOptions`, with a progress bar on stderr when that is
+    a terminal). ``targets``/``tiles``: whether ``--skip-existing``/``--tile-size`` apply.
+    """
+    kinds = {"", *(["targets"] if targets else []), *(["tiles"] if tiles else [])}
+    table = {name: entry for name, entry in BATCH_OPTIONS.items() if entry[2] in kinds}
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def bundled(*args: Any, **kwargs: Any) -> Any:
+            from imgkernel.cli.progress import Progress
+
+            given = {name: kwargs.pop(name) for name in table}
+            quiet = given.pop("quiet")
+            name = click.get_current_context().info_name or "imgkernel"
+            reporter = Progress(name, show=not quiet)
+            return command(*args, batch=BatchOptions(reporter=reporter, **given), **kwargs)
+
+        for name, (decls, settings, _) in reversed(table.items()):
+            bundled = click.option(*decls, name, **settings)(bundled)
         return bundled
 
     return decorate

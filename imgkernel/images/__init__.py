@@ -11,6 +11,8 @@ module             what it holds
 ``display``        :func:`to_display` and the :class:`Display` policy
 ``outputs``        output names for a batch: files, directories, templates
 ``batch``          :class:`OutputOptions` and :func:`run_images`
+``many``           many inputs in batches: worker processes, Dask, the failure rule
+``inputs``         inputs from arguments, quoted globs and ``--files-from`` lists
 ``stream``         results as row bands, written as they come (:class:`Bands`)
 ``png``            imgkernel's PNG writer (parallel deflate strips)
 ``pool``           pooling image files (:func:`pool_files`)
@@ -44,6 +46,8 @@ from imgkernel.images.image import (
     max_value_for,
     to_pixel_type,
 )
+from imgkernel.images.inputs import list_inputs
+from imgkernel.images.many import BatchOptions, Outcome, Reporter, attempt, run_many
 from imgkernel.images.outputs import expand_outputs
 from imgkernel.images.read import check_stdin_once, probe_image, read_array, read_image
 from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
@@ -65,18 +69,23 @@ __all__ = [
     "POOL_MODES",
     "SAVE_OPTIONS",
     "ArrayLayout",
+    "BatchOptions",
     "Display",
     "Image",
     "LargeResult",
     "LargeRoute",
     "Offset",
+    "Outcome",
     "OutputOptions",
+    "Reporter",
+    "attempt",
     "attach_alpha",
     "check_stdin_once",
     "deliver",
     "expand_outputs",
     "format_from_name",
     "is_text_output",
+    "list_inputs",
     "open_region_source",
     "max_value_for",
     "pool_files",
@@ -87,6 +96,7 @@ __all__ = [
     "read_image",
     "run_images",
     "run_large",
+    "run_many",
     "to_display",
     "to_pixel_type",
     "write_array",

@@ -3,22 +3,29 @@
 A command that maps images to images (``filter``, ``pool``) hands
 :func:`run_images` its inputs, a per-image ``transform`` and one
 :class:`OutputOptions`; everything about names, formats and encoder settings
-happens here, the same way for every such command.
+happens here, the same way for every such command. Many inputs run in
+batches on worker processes or a Dask cluster (:mod:`imgkernel.images.many`,
+which also states the rule for a bad input among many); the work on one
+input is an :class:`ImageJob`, which worker processes receive pickled.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imgkernel.errors import ImgkernelWarning, UsageError
 from imgkernel.images.formats import format_from_name, is_text_output, requested_format
 from imgkernel.images.image import Image
+from imgkernel.images.many import BatchOptions, Outcome, attempt, run_many
 from imgkernel.images.outputs import check_no_input_overwritten, expand_outputs
-from imgkernel.images.read import check_stdin_once, probe_image, read_image
+from imgkernel.images.read import check_stdin_once, read_image
 from imgkernel.images.stream import STREAMED_FORMATS, Bands, write_bands
 from imgkernel.images.write import (
     DEFAULT_PNG_COMPRESS_LEVEL,
@@ -27,6 +34,9 @@ from imgkernel.images.write import (
     write_image,
     write_text,
 )
+
+if TYPE_CHECKING:  # tiled imports pool, which imports this module
+    from imgkernel.images.tiled import LargeRoute
 
 #: What a transform returns: ``(pixels, alpha)`` ready to save, the same as row
 #: bands (:class:`~imgkernel.images.stream.Bands`), or one line of text.
@@ -71,35 +81,127 @@ class OutputOptions:
         return requested_format(self.format) or named or fallback
 
 
-def run_images(inputs: Sequence[str], transform: Transform, options: OutputOptions) -> None:
+def run_images(
+    inputs: Sequence[str],
+    transform: Transform,
+    options: OutputOptions,
+    *,
+    large: LargeRoute | None = None,
+    batch: BatchOptions | None = None,
+) -> None:
     """Read each input (``-``: standard input), transform it and write it where asked.
 
     ``transform(image, out_format)`` returns ``(pixels, alpha)`` ready to save
-    in ``out_format``, or a line of text (for ``txt``/``json`` output, one line
-    per input on standard output unless ``-o`` names files). No input: ``-``.
-    Every input is checked before anything is written, so a bad third input
-    does not leave the first two outputs behind.
+    in ``out_format``, row bands, or a line of text (for ``txt``/``json``
+    output, one line per input on standard output unless ``-o`` names files).
+    No input: ``-``. ``large`` says which inputs take the tiled path (see
+    :class:`~imgkernel.images.tiled.LargeRoute`; its own scheduler is not
+    used: ``batch.scheduler`` computes the tiles of a single input, and
+    inputs among many run whole on a worker). ``batch`` says how many inputs
+    run (see :mod:`imgkernel.images.many`).
+
+    The output names, and whether one would replace an input, are settled
+    before any work; any problem there is raised at once. A single input's
+    failure is raised as it is. Among several inputs a bad one does not stop
+    the others: the failure rule of :mod:`imgkernel.images.many` (each error
+    reported, the complete outputs of good inputs kept,
+    :class:`~imgkernel.errors.BatchFailed` at the end).
     """
+    batch = batch or BatchOptions()
     sources = list(inputs) or ["-"]
     check_stdin_once(sources)
+    targets = _targets(sources, options)
+    check_no_input_overwritten(sources, targets, allowed=options.overwrite)
+    if large is not None and large.tile_size is not None:
+        _check_tiled_targets(targets)
+    local = None if large is None else replace(large, scheduler=None)
+    job = ImageJob(transform, options, local)
+    pairs = list(zip(sources, targets, strict=True))
+    if batch.skip_existing:
+        pairs = [(s, t) for s, t in pairs if t == "-" or not os.path.lexists(t)]
+    if len(sources) == 1:
+        for source, target in pairs:
+            route = _single_route(local, batch.scheduler, source, target)
+            job.run(source, target, route=route, text_out=True)
+        return
+    on_stdin = "-" in sources
+    if batch.scheduler is not None and not on_stdin:  # a worker's folder is its own
+        pairs = [(os.path.abspath(s), t if t == "-" else os.path.abspath(t)) for s, t in pairs]
+    run_many(job, pairs, batch, emit=_print_line, total=len(sources), local=on_stdin)
+
+
+def _targets(sources: list[str], options: OutputOptions) -> list[str]:
     requested = requested_format(options.format)
     if requested is not None and is_text_output(requested) and options.output in (None, "-"):
-        targets = ["-"] * len(sources)  # one text line per input on stdout
-    else:
-        default_ext = requested.lower() if requested else None
-        targets = expand_outputs(sources, options.output, default_ext=default_ext)
-    check_no_input_overwritten(sources, targets, allowed=options.overwrite)
-    for source in sources:
-        probe_image(source)
-    for source, target in zip(sources, targets, strict=True):
+        return ["-"] * len(sources)  # one text line per input on stdout
+    default_ext = requested.lower() if requested else None
+    return expand_outputs(sources, options.output, default_ext=default_ext)
+
+
+def _check_tiled_targets(targets: list[str]) -> None:
+    from imgkernel.images.tiled import check_target_format
+
+    for target in targets:
+        if target == "-":
+            raise UsageError("--tile-size writes a file: give -o NAME.tif (or NAME.zarr)")
+        check_target_format(target)
+
+
+def _single_route(
+    local: LargeRoute | None, scheduler: Any, source: str, target: str
+) -> LargeRoute | None:
+    """The route of a single input: its tiles on ``scheduler`` when the pair goes tiled
+    with a scheduler asked for (TIFF to TIFF, Zarr), else the local route."""
+    if local is None or scheduler is None:
+        return local
+    remote = replace(local, scheduler=scheduler)
+    try:
+        if remote.applies(source, target):
+            return remote
+    except UsageError:
+        if local.tile_size is not None:
+            raise
+    return local
+
+
+def _print_line(pair: tuple[str, str], text: str | None) -> None:
+    if text is not None:
+        write_text("-", text + "\n")
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One command's work on ``(source, target)`` pairs; picklable, for worker processes."""
+
+    transform: Transform
+    options: OutputOptions
+    large: LargeRoute | None = None
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> list[Outcome]:
+        """Each pair done, its failure caught (:func:`~imgkernel.images.many.attempt`)."""
+        return [attempt(partial(self.run, source, target), source) for source, target in pairs]
+
+    def run(
+        self, source: str, target: str, *, route: LargeRoute | None = None, text_out: bool = False
+    ) -> str | None:
+        """Do one input; a text result for standard output is returned (or, with
+        ``text_out``, written)."""
+        options = self.options
+        route = route or self.large
+        if route is not None and route.applies(source, target):
+            route(source, target)
+            return None
         image = read_image(
             source, max_pixels=options.max_pixels, layout=options.layout, frames=True
         )
         out_format = options.format_for(target, image.format)
         if image.frames > 1 and out_format in MULTI_FRAME_FORMATS:
-            _write_all_frames(image, target, out_format, transform, options)
-            continue
-        _write_one(image, target, out_format, transform(image, out_format), options)
+            _write_all_frames(image, target, out_format, self.transform, options)
+            return None
+        result = self.transform(image, out_format)
+        if isinstance(result, str) and target == "-" and not text_out:
+            return result
+        _write_one(image, target, out_format, result, options)
         if image.frames > 1:  # said once the output exists: a failure stays one line
             warnings.warn(
                 f"{image.display_name} has {image.frames} frames; only the first was used "
@@ -107,6 +209,7 @@ def run_images(inputs: Sequence[str], transform: Transform, options: OutputOptio
                 ImgkernelWarning,
                 stacklevel=2,
             )
+        return None
 
 
 def _write_one(

@@ -116,6 +116,7 @@ def expand_outputs(inputs: list[str], output: str | None, *, default_ext: str | 
 def _check_outputs(inputs: list[str], outs: list[str], output: str) -> None:
     """Distinct, non-empty names in directories that exist."""
     seen: dict[str, str] = {}
+    folders: set[str] = set()
     for src, dst in zip(inputs, outs, strict=True):
         key = os.path.normpath(dst)
         if key in seen:
@@ -127,8 +128,10 @@ def _check_outputs(inputs: list[str], outs: list[str], output: str) -> None:
         if dst == "-" or not dst:
             raise UsageError(f"output template {output!r} gives an empty or '-' name for {src}")
         parent = os.path.dirname(dst)
-        if parent and not os.path.isdir(parent):
-            raise UsageError(f"{dst}: directory {parent} does not exist")
+        if parent and parent not in folders:
+            if not os.path.isdir(parent):
+                raise UsageError(f"{dst}: directory {parent} does not exist")
+            folders.add(parent)
 
 
 def check_no_input_overwritten(inputs: list[str], outs: list[str], *, allowed: bool) -> None:
@@ -141,17 +144,16 @@ def check_no_input_overwritten(inputs: list[str], outs: list[str], *, allowed: b
     """
     if allowed:
         return
-    sources = [(src, _identity(src)) for src in inputs if src != "-"]
+    sources = {_identity(src): src for src in reversed(inputs) if src != "-"}
     for dst in outs:
         if dst == "-":
             continue
-        target = _identity(dst)
-        for src, identity in sources:
-            if identity == target:
-                raise UsageError(
-                    f"{dst} is also an input ({src}); refusing to overwrite it "
-                    "(choose another -o, or pass --overwrite)"
-                )
+        src = sources.get(_identity(dst))
+        if src is not None:
+            raise UsageError(
+                f"{dst} is also an input ({src}); refusing to overwrite it "
+                "(choose another -o, or pass --overwrite)"
+            )
 
 
 def _identity(path: str) -> tuple[int, int] | str:

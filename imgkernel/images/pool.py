@@ -26,18 +26,41 @@ from imgkernel.images.batch import OutputOptions, Result, run_images
 from imgkernel.images.display import to_display
 from imgkernel.images.formats import is_text_output
 from imgkernel.images.image import Image, attach_alpha, to_pixel_type
+from imgkernel.images.many import BatchOptions
 from imgkernel.images.stream import STREAMED_FORMATS, Bands
 
 POOL_MODES = ("max", "avg", "mean", "min")
 
 
-def pool_files(inputs: Sequence[str], options: OutputOptions, **pooling: Any) -> None:
+def pool_files(
+    inputs: Sequence[str],
+    options: OutputOptions,
+    *,
+    batch: BatchOptions | None = None,
+    **pooling: Any,
+) -> None:
     """Pool each input with :func:`pool_image` (``pooling`` are its keywords) and write it.
 
-    The window is checked before any input is read.
+    The window is checked before any input is read. ``batch`` says how many
+    inputs run (:mod:`imgkernel.images.many`); TIFF to TIFF over 67 Mpx,
+    Zarr in or out, and TIFF to TIFF with ``batch.tile_size`` are pooled
+    tile by tile (:func:`~imgkernel.images.tiled.pool_large`; not ``--global``).
     """
-    _check_window(pooling.get("size"), pooling.get("stride"), pooling.get("global_", False))
-    run_images(inputs, partial(pool_image, stream=True, **pooling), options)
+    from imgkernel.images.tiled import LargeRoute, pool_large
+
+    batch = batch or BatchOptions()
+    global_ = pooling.get("global_", False)
+    _check_window(pooling.get("size"), pooling.get("stride"), global_)
+    if global_ and batch.tile_size is not None:
+        raise UsageError("--global pools the whole image; drop --tile-size")
+    large = None
+    if not global_:
+        tiled = {k: v for k, v in pooling.items() if k != "global_"}
+        level = options.save.get("compress_level")
+        large = LargeRoute(partial(pool_large, level=level, **tiled), tile_size=batch.tile_size)
+    run_images(
+        inputs, partial(pool_image, stream=True, **pooling), options, large=large, batch=batch
+    )
 
 
 def pool_image(

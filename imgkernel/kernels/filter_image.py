@@ -8,7 +8,10 @@ exists at once), and :func:`filter_files` does it for a batch of files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,14 +20,17 @@ from imgkernel.errors import UsageError
 from imgkernel.images import (
     STREAMED_FORMATS,
     Bands,
+    BatchOptions,
     Display,
     Image,
+    LargeRoute,
     OutputOptions,
     is_text_output,
     max_value_for,
     run_images,
     to_display,
 )
+from imgkernel.images.tiled import LARGE_PIXELS
 from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands, output_height
 from imgkernel.kernels.files import load_kernel_file
 from imgkernel.kernels.library import load_library
@@ -77,16 +83,45 @@ def filter_files(
     options: OutputOptions,
     *,
     display: Display | None = None,
+    batch: BatchOptions | None = None,
     **filter_options: Any,
 ) -> None:
-    """Filter each input (see :func:`filter_image`) and write it as ``options`` say."""
+    """Filter each input (see :func:`filter_image`) and write it as ``options`` say.
 
-    def transform(image: Image, out_format: str) -> tuple[np.ndarray, np.ndarray | None] | Bands:
+    ``batch`` says how many inputs run (worker processes, a Dask cluster, the
+    failure rule: :mod:`imgkernel.images.many`). TIFF to TIFF over 67 Mpx,
+    Zarr in or out, and any TIFF to TIFF with ``batch.tile_size`` take the
+    tiled path (:func:`~imgkernel.kernels.large.filter_large`); ``normalize``
+    needs the whole result, so a large image then takes the whole path.
+    """
+    from imgkernel.kernels.large import filter_large
+
+    batch = batch or BatchOptions()
+    whole = (display or Display()).mode_or(kernel.display) == "normalize"
+    level = options.save.get("compress_level")
+    large = LargeRoute(
+        partial(filter_large, kernel=kernel, display=display, level=level, **filter_options),
+        tile_size=batch.tile_size,
+        pixels=sys.maxsize if whole else LARGE_PIXELS,
+    )
+    transform = FilterTransform(kernel, display, dict(filter_options))
+    run_images(inputs, transform, options, large=large, batch=batch)
+
+
+@dataclass(frozen=True)
+class FilterTransform:
+    """:func:`filter_image` with a kernel and options, as a picklable transform."""
+
+    kernel: Kernel
+    display: Display | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(
+        self, image: Image, out_format: str
+    ) -> tuple[np.ndarray, np.ndarray | None] | Bands:
         return filter_image(
-            image, kernel, out_format, display=display, stream=True, **filter_options
+            image, self.kernel, out_format, display=self.display, stream=True, **self.options
         )
-
-    run_images(inputs, transform, options)
 
 
 def filter_image(

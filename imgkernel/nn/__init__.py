@@ -15,6 +15,8 @@ The package, bottom to top:
   - the ``.npz`` file and the bundled models (``models/``);
 * :mod:`~imgkernel.nn.prepare`, :mod:`~imgkernel.nn.predict`,
   :mod:`~imgkernel.nn.features` - images in, classes and feature maps out;
+  :mod:`~imgkernel.nn.classify_files` - image files classified in batches
+  (on worker processes or a Dask cluster, through :mod:`imgkernel.images.many`);
 * :mod:`imgkernel.nn.train` - training (loss, optimizers, architectures, the
   loop, image folders) and :mod:`imgkernel.nn.onnx` - ONNX import (needs the
   optional onnx package), imported where they are used.

@@ -176,7 +176,6 @@ BAD = [
     (["filter", "sobel", "{gray}", "--border", "reflect:9"], "takes no value"),
     (["filter", "sobel", "{gray}", "--border", "constant:1e40"], "float32"),
     (["filter", "--matrix", "", "{gray}"], "matrix"),
-    (["filter", "sobel", "{gray}", "{missing}", "-o", "{tmp}/{{stem}}-z.png"], "missing"),
     (["filter", "sobel", "{gray}", "-o", "{tmp}/{{stem.upper}}.png"], "stem.upper"),
     (["filter", "sobel", "{gray}", "-o", "{tmp}/{{index:>1000000000}}.png"], "format"),
     (["filter", "sobel", "{gray}", "--format", "xyz"], "xyz"),

@@ -107,6 +107,13 @@ BY_NAME: dict[str, Pool] = {
     "std": (["0.5", "0.5,0.5,0.5"], ["nan", "0", "", "a", "0,0,0"]),
     "layer": LAYERS,
     "epochs": (["1"], INTS[1]),
+    # list.txt names good images and a bad one: the rule for one bad file among many.
+    "files_from": (
+        ["{d}/list.txt", "{d}/list.txt", "{d}/goodlist.txt"],
+        ["{d}/missing", "{d}", "{good}", "-", "", "{junk}"],
+    ),
+    # No good value: a cluster takes seconds to start (tests/cli/test_batch.py starts them).
+    "scheduler": ([], ["x", "", "local:0", "local:x", "local:99999", "tcp://", "{d}", "é"]),
 }
 
 #: Values of each command's positional arguments, by destination name.
@@ -244,6 +251,9 @@ def populate(folder: Path) -> dict[str, str]:
     }
     for name, text in extra.items():
         (folder / name).write_text(text, encoding="latin1")
+    listed = [names[key] for key in ("good", "rgba", "junk", "g16", "npy")]
+    (folder / "list.txt").write_text("\n".join(listed) + "\n", encoding="utf-8")
+    (folder / "goodlist.txt").write_text("\n".join(listed[:2]) + "\n", encoding="utf-8")
     (folder / "k.npy").write_bytes(_npy(np.array([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])))
     (folder / "empty").mkdir()
     (folder / "oneclass" / "cat").mkdir(parents=True)
@@ -261,7 +271,7 @@ def run_line(argv: list[str], kind: str) -> None:
         stdin = good_files()["png"] if "-" in line else b""
         before = snapshot(folder)
         outcome = invoke(line, stdin=stdin, kind=kind)
-        check(outcome, folder, before, what=line)
+        check(outcome, folder, before, what=line, several="--fail-fast" in line)
 
 
 def _fuzz(path: tuple[str, ...], examples: int):  # noqa: ANN202 - a test factory

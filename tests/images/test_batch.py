@@ -10,7 +10,7 @@ import pytest
 from image_helpers import FakeStream, listing, png_bytes, rand
 from PIL import Image as PILImage
 
-from imgkernel.errors import UsageError
+from imgkernel.errors import BatchFailed, UsageError
 from imgkernel.images import Image, OutputOptions, read_image, run_images
 
 
@@ -64,13 +64,21 @@ def test_text_results_are_lines_on_stdout(two: list[str], monkeypatch: pytest.Mo
     assert fake.buffer.getvalue().decode().splitlines() == [f"{two[0]} JSON", f"{two[1]} JSON"]
 
 
-def test_every_input_is_checked_before_anything_is_written(two: list[str], tmp_path: Path):
+def test_a_bad_input_among_several_does_not_stop_the_others(two: list[str], tmp_path: Path):
     missing = str(tmp_path / "missing.png")
-    with pytest.raises(UsageError, match="missing.png: no such file"):
-        run_images([*two, missing], inverted, OutputOptions(output=str(tmp_path / "{stem}-x.png")))
-    assert listing(tmp_path) == ["a.png", "b.png"]
-    with pytest.raises(UsageError, match="only once"):
+    template = str(tmp_path / "{stem}-x.png")
+    with pytest.raises(BatchFailed, match="^1 of 3 inputs failed$") as caught:
+        run_images([two[0], missing, two[1]], inverted, OutputOptions(output=template))
+    assert caught.value.exit_code == 2
+    assert caught.value.failures == [(f"{missing}: no such file", 2)]
+    assert listing(tmp_path) == ["a-x.png", "a.png", "b-x.png", "b.png"]
+    with pytest.raises(UsageError, match="only once"):  # found before any work
         run_images(["-", "-"], inverted, OutputOptions(output=str(tmp_path) + "/"))
+
+
+def test_a_single_bad_input_raises_its_own_error(tmp_path: Path):
+    with pytest.raises(UsageError, match="missing.png: no such file"):
+        run_images([str(tmp_path / "missing.png")], inverted, OutputOptions(output="x.png"))
 
 
 def test_no_inputs_reads_standard_input(monkeypatch: pytest.MonkeyPatch):
