@@ -59,17 +59,21 @@ BANDED = ("direct", "gemm", "separable", "box", "fft")
 FFT_MIN_TAPS = 25
 
 #: Rough costs in ns per output value and core beyond what every path pays
-#: (reading the input, writing the output), fitted to runs on 2000x1500 and
-#: 4000x3000 RGB float32: the tap loop per tap; the banded GEMM per element
-#: of its Toeplitz matrices plus a fixed part (partial sums); a Python-level
-#: numpy call; the FFT path whatever the kernel. Measured crossovers: gemm
-#: beats the tap loop from about 6 taps and fft up to 15x15 (4000x3000:
-#: 15x15 gemm 365 / fft 416 ms of CPU, 17x17 440 / 393).
-COST_TAP = 0.2
-COST_GEMM_CELL = 0.027
-COST_GEMM = 0.4
+#: (reading the input, writing the output), fitted to interleaved runs on a
+#: quiet machine, 4000x3000 RGB, uint8 and float32 alike (ms, 2 threads):
+#: tap loop 3x3 60, 5x5 140, 7x7 235 (a fixed part plus a cost per tap);
+#: banded GEMM 3x3 67, 5x5 102, 7x7 135 (a fixed part, partial sums and
+#: column chunks, plus a cost per element of its Toeplitz matrices); FFT
+#: 15x15 288 against GEMM 345 whatever the kernel; a Python-level numpy
+#: call. So a full 3x3 takes the tap loop, 5x5 and larger the GEMMs, and
+#: the FFT from about 13x13. (Under heavy load the GEMMs held up better,
+#: 3x3 included; the quiet machine is the case to choose for.)
+COST_DIRECT = 0.55
+COST_TAP = 0.12
+COST_GEMM_CELL = 0.036
+COST_GEMM = 1.25
 COST_CALL = 1500.0
-COST_FFT = 10.0
+COST_FFT = 8.0
 
 
 def _small_kernel_costs(
@@ -88,7 +92,7 @@ def _small_kernel_costs(
     cols = int(np.count_nonzero(k.any(axis=0)))
     rows = min(GEMM_ROWS, oh)
     inner = (rows - 1) * stride[0] + span_h
-    costs = {"direct": taps * (COST_TAP + 2 * COST_CALL / min(oh * ow, 1 << 18))}
+    costs = {"direct": COST_DIRECT + taps * (COST_TAP + 2 * COST_CALL / min(oh * ow, 1 << 18))}
     if stride[1] == 1:
         costs["gemm"] = COST_GEMM + cols * (COST_GEMM_CELL * inner + 2 * COST_CALL / (rows * ow))
     if taps >= FFT_MIN_TAPS and stride == (1, 1) and min(hp, wp) >= max(span_h, span_w):
