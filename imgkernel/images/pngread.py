@@ -9,11 +9,21 @@ bits (pyspng 0.1.4 turns 16-bit gray and RGB into gray+alpha and RGBA and
 refuses gray+alpha), not interlaced, with no palette, no transparency key,
 no EXIF orientation and no animation. Anything else returns None and Pillow
 reads it as before.
+
+pyspng needs the whole file in memory twice (ours, and its own copy), which
+for a large noisy PNG is more than the decoded image again. Files over
+:data:`BIG_PNG_BYTES` are therefore decoded by Pillow's streaming decoder
+(64 KiB of the file at a time) straight into a numpy array that Pillow's
+image maps (:func:`read_big_png`): gray and RGBA land in place, RGB is
+stored 4 bytes a pixel by Pillow and packed to 3 in place afterwards, the
+spare quarter handed back to the system.
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
+import warnings
 import zlib
 from typing import IO
 
@@ -24,6 +34,10 @@ import numpy as np
 _CHANNELS = {0: 1, 2: 3, 6: 4}
 #: Chunks (before the image data) that make Pillow's reading the right one.
 _PILLOW_CHUNKS = {b"tRNS", b"eXIf", b"acTL", b"PLTE"}
+#: Files larger than this skip pyspng (two copies of the file) for Pillow's
+#: streaming decoder into the array (none): 64 MiB keeps the extra under 150 MB.
+BIG_PNG_BYTES = 64 << 20
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def plain_png_size(data: bytes) -> tuple[int, int] | None:
@@ -36,7 +50,7 @@ def plain_png_size(data: bytes) -> tuple[int, int] | None:
     >>> plain_png_size(b"not a png") is None
     True
     """
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 33 or data[12:16] != b"IHDR":
+    if data[:8] != _SIGNATURE or len(data) < 33 or data[12:16] != b"IHDR":
         return None
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
     if colour not in _CHANNELS or depth != 8 or interlace:
@@ -70,6 +84,10 @@ def read_plain_png(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
         import pyspng
     except ImportError:  # pragma: no cover - an optional speed-up
         return None
+    length = stream.seek(0, 2)
+    stream.seek(0)
+    if length > BIG_PNG_BYTES:
+        return read_big_png(stream, limit)
     data = stream.read()
     stream.seek(0)
     size = plain_png_size(data)
@@ -79,3 +97,71 @@ def read_plain_png(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
         return pyspng.load(data)
     except Exception:  # libspng refuses damaged data: let Pillow report it
         return None
+
+
+def read_big_png(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
+    """A large plain 8-bit PNG decoded by Pillow into a numpy array, or None.
+
+    Same pixels and conditions as :func:`read_plain_png`; the peak memory is
+    the decoded image plus Pillow's read buffer (RGB: a third more until it
+    is packed). Anything unusual, damaged or refused returns None (stream at
+    its start) for the ordinary Pillow reader to read or report.
+    """
+    from PIL import Image as PILImage
+
+    head = stream.read(33)
+    stream.seek(0)
+    if head[:8] != _SIGNATURE or len(head) < 33 or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    if colour not in _CHANNELS or depth != 8 or interlace or (limit and width * height > limit):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            old, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
+            try:
+                pil = PILImage.open(stream, formats=["PNG"])
+            finally:
+                PILImage.MAX_IMAGE_PIXELS = old
+            if (
+                pil.mode != {1: "L", 3: "RGB", 4: "RGBA"}[_CHANNELS[colour]]
+                or pil.size != (width, height)
+                or {"transparency", "exif"} & set(pil.info)
+                or getattr(pil, "is_animated", False)
+            ):
+                raise ValueError("not a plain PNG")
+            store = _anonymous((height, width) if colour == 0 else (height, width, 4))
+            pil.im = PILImage.core.map_buffer(store, pil.size, "raw", 0, (pil.mode, 0, 1))
+            pil.load()
+    except Exception:  # damaged, refused or unusual: the ordinary reader says why
+        stream.seek(0)
+        return None
+    return _pack_rgb(store) if colour == 2 else store
+
+
+def _anonymous(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed uint8 array in its own anonymous mapping (pages can be handed back)."""
+    size = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(size, 1)), np.uint8, size).reshape(shape)
+
+
+def _pack_rgb(rgbx: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` from Pillow's 4-byte RGB pixels, packed in place row by row.
+
+    Row ``y`` moves from byte ``4Wy`` to ``3Wy``, never over a row not yet
+    moved (numpy buffers the first rows, where a row overlaps itself). The
+    freed tail of the mapping goes back to the system.
+    """
+    height, width, _ = rgbx.shape
+    flat = rgbx.reshape(-1)
+    row = 3 * width
+    for y in range(height):
+        flat[y * row : (y + 1) * row].reshape(width, 3)[...] = rgbx[y, :, :3]
+    buffer = rgbx.base
+    while buffer is not None and not isinstance(buffer, mmap.mmap):
+        buffer = getattr(buffer, "base", None) or getattr(buffer, "obj", None)
+    used = -(-height * row // mmap.PAGESIZE) * mmap.PAGESIZE
+    if isinstance(buffer, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") and used < len(buffer):
+        buffer.madvise(mmap.MADV_DONTNEED, used, len(buffer) - used)
+    return flat[: height * row].reshape(height, width, 3)

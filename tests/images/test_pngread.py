@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from imgkernel.errors import UsageError
-from imgkernel.images import read_image
+from imgkernel.images import pngread, read_image
 from imgkernel.images.png import encode_png
 from imgkernel.images.pngread import plain_png_size, read_plain_png
 
@@ -96,3 +96,94 @@ def test_damaged_data_is_reported_once(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(UsageError, match="bad.png"):
         read_image(str(path))
+
+
+# ------------------------------------------------- large files: Pillow into the array
+
+
+@pytest.fixture
+def big_path_for_all(monkeypatch):
+    """Every PNG counts as large, so the streaming path reads it."""
+    monkeypatch.setattr(pngread, "BIG_PNG_BYTES", 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    channels=st.sampled_from([None, 3, 4]),
+    writer=st.sampled_from(["pillow", "imgkernel"]),
+    seed=st.integers(0, 2**16),
+)
+def test_large_file_path_equals_pillow(height, width, channels, writer, seed):
+    shape = (height, width) if channels is None else (height, width, channels)
+    array = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    data = pillow_png(array, optimize=True) if writer == "pillow" else encode_png(array)
+    pixels = pngread.read_big_png(io.BytesIO(data), None)
+    assert pixels is not None and pixels.shape == shape
+    np.testing.assert_array_equal(pixels, array)
+    pixels[...] = 0  # an ordinary writable array: the streamed filters write into bands
+    assert not pixels.any()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: pillow_png(a.astype(np.uint16) * 257),
+        lambda a: pillow_png(np.stack([a, a], axis=2)),
+        lambda a: pillow_png(a, transparency=5),
+        lambda a: _interlaced_header(encode_png(a)),
+        lambda a: encode_png(a)[:60],
+        lambda a: _palette(a),
+        lambda a: _with_exif(a),
+    ],
+    ids=["16bit", "gray-alpha", "trns", "interlaced", "truncated", "palette", "exif"],
+)
+def test_large_file_path_leaves_other_pngs_to_pillow(make):
+    array = np.random.default_rng(0).integers(0, 256, (30, 40), dtype=np.uint8)
+    stream = io.BytesIO(make(array))
+    assert pngread.read_big_png(stream, None) is None
+    assert stream.tell() == 0
+
+
+def test_large_file_errors_are_the_ordinary_ones(tmp_path, big_path_for_all):
+    data = bytearray(encode_png(np.random.default_rng(1).integers(0, 256, (64, 64), np.uint8)))
+    data[-40:-20] = b"\0" * 20
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    with pytest.raises(UsageError, match="bad.png"):
+        read_image(str(tmp_path / "bad.png"))
+    (tmp_path / "big.png").write_bytes(encode_png(np.zeros((40, 50), np.uint8)))
+    with pytest.raises(UsageError, match="image too large"):
+        read_image(str(tmp_path / "big.png"), max_pixels=1000)
+
+
+def test_large_file_path_through_the_command_line(tmp_path, monkeypatch):
+    # The same command on the same noisy photo, read by pyspng and by the
+    # large-file path, writes the same bytes.
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    (tmp_path / "in.png").write_bytes(pillow_png(photo))
+    from click.testing import CliRunner
+
+    from imgkernel.cli import cli
+
+    outputs = []
+    for limit in (1 << 62, 0):
+        monkeypatch.setattr(pngread, "BIG_PNG_BYTES", limit)
+        out = tmp_path / f"out{limit}.png"
+        done = CliRunner().invoke(
+            cli, ["filter", "emboss", str(tmp_path / "in.png"), "-o", str(out)]
+        )
+        assert done.exit_code == 0, done.output
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def _interlaced_header(data: bytes) -> bytes:
+    """``data`` with IHDR claiming Adam7 interlacing (CRC fixed): decided from the header."""
+    import struct
+    import zlib
+
+    ihdr = bytearray(data[12:29])
+    ihdr[-1] = 1
+    return data[:12] + bytes(ihdr) + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
