@@ -187,3 +187,20 @@ def _interlaced_header(data: bytes) -> bytes:
     ihdr = bytearray(data[12:29])
     ihdr[-1] = 1
     return data[:12] + bytes(ihdr) + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
+
+
+def test_rgb_rows_are_packed_while_decoding(monkeypatch):
+    # Noise over many 64 KiB reads: rows are packed between reads, not only at the end.
+    array = np.random.default_rng(3).integers(0, 256, (700, 333, 3), dtype=np.uint8)
+    packs = []
+    original = pngread.RGBPacker._pack
+
+    def spy(self, stop):
+        packs.append(stop)
+        original(self, stop)
+
+    monkeypatch.setattr(pngread.RGBPacker, "_pack", spy)
+    pixels = pngread.read_big_png(io.BytesIO(pillow_png(array)), None)
+    assert pixels is not None
+    np.testing.assert_array_equal(pixels, array)
+    assert len(packs) > 5 and packs == sorted(packs) and packs[-1] == 700
