@@ -236,6 +236,9 @@ def main() -> None:
 def _stopped(signum: int, _frame: Any) -> NoReturn:
     from imgkernel.images.deliver import remove_pending
 
+    many = sys.modules.get("imgkernel.images.many")  # worker processes only if it ran
+    if many is not None:
+        many.stop_workers()
     remove_pending()
     if signum == signal.SIGINT:
         # sys.stderr, not descriptor 2: c_stderr_silenced() points 2 at /dev/null

@@ -365,12 +365,40 @@ def process_runner(jobs: int) -> Iterator[ProcessRunner]:
     pool = ProcessPoolExecutor(
         jobs, mp_context=context, initializer=start_worker, initargs=(threads, os.getcwd())
     )
+    _POOLS.append(pool)
     try:
         yield ProcessRunner(pool, jobs)
     except BaseException:
         _stop(pool)
         raise
+    finally:
+        _POOLS.remove(pool)
     pool.shutdown(wait=True)
+
+
+#: Worker pools running now, for :func:`stop_workers`.
+_POOLS: list[ProcessPoolExecutor] = []
+
+
+def stop_workers() -> None:
+    """Stop every worker process now (the CLI's Ctrl-C and SIGTERM handler).
+
+    The handler ends the process at once, without unwinding to :func:`_stop`;
+    this sends the workers SIGTERM (each removes the file it was writing and
+    exits) and waits for them, so nothing is written after the command ends.
+    """
+    # No pool.shutdown() here: the interrupted thread may hold the pool's locks.
+    processes = [
+        process
+        for pool in list(_POOLS)
+        for process in list((getattr(pool, "_processes", None) or {}).values())
+    ]
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+            process.join(10)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -211,7 +211,8 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path: Path):
     assert read_terminal(["filter", "sobel", *paths, "-o", f"{out}/", "--quiet"]) == ""
 
 
-def test_sigterm_leaves_no_partial_file(tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_leaves_no_partial_file_and_no_worker(tmp_path: Path, signum):
     paths = pngs(tmp_path / "in", 60, size=(300, 400, 3))
     out = tmp_path / "out"
     out.mkdir()
@@ -220,10 +221,13 @@ def test_sigterm_leaves_no_partial_file(tmp_path: Path):
     deadline = time.monotonic() + 60
     while not list(out.glob("*.png")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(60) in (0, 143)
-    time.sleep(0.5)  # workers stopping
-    names = [p.name for p in out.iterdir()]
+    process.send_signal(signum)
+    assert process.wait(60) in (0, 128 + signum)
+    # The workers stop with the command: nothing is written after it ends.
+    written = sorted(p.name for p in out.iterdir())
+    time.sleep(1.5)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == written
     assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names
     for name in names:
         with Image.open(out / name) as image:
