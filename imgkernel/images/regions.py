@@ -187,6 +187,14 @@ class TiffRegions(RegionSource):
             self._budget = max(self._budget, want)
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        try:
+            return self._read(r0, r1, c0, c1)
+        except MemoryError:
+            raise
+        except Exception as exc:  # the codecs raise many types for damaged data
+            raise UsageError(f"{self.path}: truncated or corrupt image ({exc})") from None
+
+    def _read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         if self._zarr is not None:
             return self._zarr.read(r0, r1, c0, c1)
         out = np.empty((r1 - r0, c1 - c0, self.shape[2]), dtype=self.dtype)

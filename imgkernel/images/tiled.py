@@ -190,6 +190,23 @@ def _bands(blocks: Iterator[np.ndarray], plan: TilePlan) -> Iterator[np.ndarray]
 
 
 def run_large(
+    source: str, target: str, plan: TilePlan, compute: Compute, **options: Any
+) -> LargeResult:
+    """Compute every tile of ``plan`` over ``source`` into ``target`` (see :func:`_run_large`).
+
+    Errors name ``source`` as the user gave it (tasks use its absolute path:
+    a worker's working folder is its own).
+    """
+    try:
+        return _run_large(source, target, plan, compute, **options)
+    except UsageError as exc:
+        path = os.path.abspath(source)
+        if path == source or path not in str(exc):
+            raise
+        raise UsageError(str(exc).replace(path, source)) from None
+
+
+def _run_large(
     source: str,
     target: str,
     plan: TilePlan,

@@ -335,3 +335,48 @@ BAD = [
 @pytest.mark.parametrize(("args", "fragment"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_batch_options_one_line_exit_2_nothing_written(args: list[str], fragment: str, refused):
     refused(args, fragment)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_damaged_tiff_on_the_tiled_path_is_one_bad_input(tmp_path: Path, jobs: str):
+    tifffile = pytest.importorskip("tifffile")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "whole"):
+        pixels = rng.integers(0, 256, (200, 180, 3), dtype=np.uint8)
+        tifffile.imwrite(folder / f"{name}.tif", pixels, tile=(64, 64), compression="zlib")
+    data = (folder / "whole.tif").read_bytes()
+    (folder / "0cut.tif").write_bytes(data[: len(data) * 2 // 3])
+    (folder / "whole.tif").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["filter", "sobel", str(folder / "*.tif"), "--tile-size", "64", "-o", f"{out}/"]
+    done = subprocess.run(
+        [sys.executable, "-m", "imgkernel", *args, "--jobs", jobs],
+        capture_output=True, text=True, env=env(),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert (
+        lines[0]
+        == f"imgkernel: error: {folder / '0cut.tif'}: truncated or corrupt image "
+        + (lines[0].split("image ", 1)[1])
+    )
+    assert lines[-1] == "imgkernel: error: 1 of 3 inputs failed"
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+    single = CliRunner().invoke(
+        cli,
+        [
+            "filter",
+            "sobel",
+            str(folder / "0cut.tif"),
+            "--tile-size",
+            "64",
+            "-o",
+            str(out / "x.tif"),
+        ],
+    )
+    assert single.exit_code == 2 and "truncated or corrupt image" in single.output
+    assert not (out / "x.tif").exists()
