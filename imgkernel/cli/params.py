@@ -195,6 +195,9 @@ class SchedulerType(click.ParamType):
         scheme, _, address = text.partition("://")
         if not (scheme.isidentifier() and address.strip("/")):
             self.fail(f"{value!r} is not tcp://HOST:PORT (a Dask scheduler) or local:N", param, ctx)
+        host, colon, port = address.strip("/").rpartition(":")
+        if colon and host and not (port.isdigit() and 1 <= int(port) <= 65535):
+            self.fail(f"{value!r}: the port must be a number from 1 to 65535", param, ctx)
         return text
 
 

@@ -311,6 +311,8 @@ BAD = [
     (["filter", "sobel", "{gray}", "--scheduler", "bogus"], "scheduler"),
     (["filter", "sobel", "{gray}", "--scheduler", "local:0"], "local:N"),
     (["pool", "--size", "2", "{gray}", "--scheduler", "tcp://"], "tcp://"),
+    (["filter", "sobel", "{gray}", "{gray}", "--scheduler", "tcp://127.0.0.1:notaport"], "port"),
+    (["filter", "sobel", "{gray}", "--scheduler", "tcp://127.0.0.1:99999"], "port"),
     (["classify", "digits", "{gray}", "--scheduler", "local:x"], "local"),
     (["filter", "sobel", "{gray}", "--tile-size", "0"], "tile-size"),
     (["filter", "sobel", "{gray}", "--tile-size", "64"], ".tif"),
