@@ -97,7 +97,7 @@ def expand_outputs(inputs: list[str], output: str | None, *, default_ext: str | 
         outs = [
             _apply_template(output, _fields(p, i, default_ext)) for i, p in enumerate(inputs, 1)
         ]
-    elif output.endswith(("/", os.sep)) or os.path.isdir(output):
+    elif output.endswith(("/", os.sep)) or (os.path.isdir(output) and not _zarr_store(output)):
         outs = [
             os.path.join(output, _fields(p, i, default_ext)["name"])
             for i, p in enumerate(inputs, 1)
@@ -163,3 +163,10 @@ def _identity(path: str) -> tuple[int, int] | str:
     except OSError:
         return os.path.realpath(path)
     return (st.st_dev, st.st_ino)
+
+
+def _zarr_store(path: str) -> bool:
+    """An existing Zarr store is an output to replace, not a folder to write into."""
+    from imgkernel.images.regions import is_zarr_path
+
+    return path.lower().endswith(".zarr") or is_zarr_path(path)

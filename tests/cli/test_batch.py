@@ -382,3 +382,25 @@ def test_a_damaged_tiff_on_the_tiled_path_is_one_bad_input(tmp_path: Path, jobs:
     )
     assert single.exit_code == 2 and "truncated or corrupt image" in single.output
     assert not (out / "x.tif").exists()
+
+
+def test_an_existing_zarr_output_is_replaced_not_written_into(tmp_path: Path):
+    tifffile = pytest.importorskip("tifffile")
+    zarr = pytest.importorskip("zarr")
+    pixels = np.random.default_rng(1).integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "in.tif", pixels, tile=(32, 32))
+    store = tmp_path / "out.zarr"
+    for kernel in ("gaussian:sigma=2", "sobel"):
+        args = ["filter", kernel, str(tmp_path / "in.tif"), "--tile-size", "32", "-o", str(store)]
+        assert CliRunner().invoke(cli, args).exit_code == 0
+    whole = tmp_path / "whole.tif"
+    assert (
+        CliRunner()
+        .invoke(cli, ["filter", "sobel", str(tmp_path / "in.tif"), "-o", str(whole)])
+        .exit_code
+        == 0
+    )
+    assert sorted(p.name for p in store.iterdir() if p.suffix == ".tif") == []
+    np.testing.assert_array_equal(
+        np.asarray(zarr.open(str(store), mode="r")[:]), tifffile.imread(whole)
+    )
