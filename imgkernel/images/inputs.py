@@ -56,7 +56,7 @@ def _names(stream: IO[bytes], where: str) -> Iterator[str]:
     try:
         for number, line in enumerate(stream, 1):
             name = line.rstrip(b"\n").removesuffix(b"\r")
-            if not name:
+            if not name.strip():  # blank lines, also of spaces only, name no file
                 continue
             if b"\0" in name:
                 raise UsageError(f"--files-from {where}: line {number} holds a NUL byte")
