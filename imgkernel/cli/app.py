@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import click
 import numpy as np
 
-from imgkernel.errors import ImgkernelError, ImgkernelWarning, UsageError
+from imgkernel.errors import ImgkernelError, ImgkernelWarning, UsageError, os_error_message
 
 PROG = "imgkernel"
 
@@ -86,7 +86,7 @@ class Group(click.Group):
         except MemoryError:
             fail("out of memory (try a smaller image)", 1)
         except OSError as exc:
-            fail(f"{exc.strerror or exc}: {exc.filename or ''}", 1)
+            fail(os_error_message(exc, exc.filename or "standard output"), 1)
         except KeyboardInterrupt:
             fail("interrupted", 130, prefix="")
 

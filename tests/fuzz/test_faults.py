@@ -131,6 +131,10 @@ def test_dev_full(template: str) -> None:
                     argv_of(template, image, folder), kind="process /dev/full", stdout=full
                 )
         check(outcome, folder, snapshot(folder), statuses={1}, may_write=False, what=template)
+        line = outcome.stderr.strip()
+        # The line names what could not be written (it once ended in an empty name).
+        assert "/dev/full" in line or "standard output" in line, line
+        assert "space left" in line.lower() and not line.endswith(":"), line
 
 
 @settings(FUZZ, max_examples=6)
