@@ -158,7 +158,7 @@ def failing_group(exc: BaseException) -> click.Group:
         (
             OSError(5, "Input/output error", "x.png"),
             1,
-            "imgkernel: error: Input/output error: x.png",
+            "imgkernel: error: x.png: input/output error",
         ),
         (KeyboardInterrupt(), 130, "imgkernel: aborted"),  # click makes it an Abort
     ],
