@@ -95,10 +95,8 @@ def classify_command(
             click.echo(ranked_json(path, ranked) if as_json else ranked_line(path, ranked))
         return
     on_stdin = "-" in paths
-    if batch.scheduler is not None and not on_stdin:  # a worker's folder is its own
-        paths = [os.path.abspath(p) for p in paths]
-        if os.path.isfile(model_path):
-            model_path = os.path.abspath(model_path)
+    if batch.scheduler is not None and not on_stdin and os.path.isfile(model_path):
+        model_path = os.path.abspath(model_path)  # a worker's folder is its own
     job = ClassifyJob(model_path, top, as_json, batch_size, max_pixels)
     run_many(
         job,

@@ -125,8 +125,6 @@ def run_images(
             job.run(source, target, route=route, text_out=True)
         return
     on_stdin = "-" in sources
-    if batch.scheduler is not None and not on_stdin:  # a worker's folder is its own
-        pairs = [(os.path.abspath(s), t if t == "-" else os.path.abspath(t)) for s, t in pairs]
     run_many(job, pairs, batch, emit=_print_line, total=len(sources), local=on_stdin)
 
 

@@ -12,7 +12,8 @@ items (``job(batch)`` returns one :class:`Outcome` per item, each made by
   not oversubscribe the cores;
 * on a Dask cluster (``scheduler``: ``local:N``, ``tcp://HOST:PORT``, see
   :func:`~imgkernel.images.cluster.open_runner`), one task per batch, paths
-  made absolute (a worker's working folder is its own).
+  made absolute there (a worker's working folder is its own; :class:`InFolder`)
+  and named back as given.
 
 A task is a batch of paths, never pixels: each worker reads and writes its
 own files. Batches start small and grow to about :data:`TASK_SECONDS` of
@@ -87,6 +88,51 @@ class Outcome:
     error: str | None = None
     status: int = 0
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InFolder:
+    """``job`` on a cluster's worker, whose working folder is its own: the items' paths
+    are made absolute against ``folder`` there, and what comes back names them as
+    the user gave them."""
+
+    job: Callable[[list[Any]], list[Outcome]]
+    folder: str
+
+    def __call__(self, items: list[Any]) -> list[Outcome]:
+        absolute = [self._absolute(item) for item in items]
+        outcomes = self.job(absolute)
+        return [
+            _renamed(outcome, _paths(full), _paths(item))
+            for outcome, full, item in zip(outcomes, absolute, items, strict=True)
+        ]
+
+    def _absolute(self, item: Any) -> Any:
+        if isinstance(item, tuple):
+            return tuple(self._absolute(part) for part in item)
+        return item if item == "-" else os.path.join(self.folder, item)
+
+
+def _paths(item: Any) -> tuple[str, ...]:
+    return item if isinstance(item, tuple) else (item,)
+
+
+def _renamed(outcome: Outcome, full: tuple[str, ...], given: tuple[str, ...]) -> Outcome:
+    """``outcome`` with each absolute path in its texts put back as given."""
+
+    def text(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        for long, short in zip(full, given, strict=True):
+            value = value.replace(long, short) if long != short else value
+        return value
+
+    return Outcome(
+        text(outcome.value),
+        text(outcome.error),
+        outcome.status,
+        tuple(text(w) for w in outcome.warnings),
+    )
 
 
 def named(name: str, message: str) -> str:
@@ -178,6 +224,8 @@ def run_many(
     final ``N of M inputs failed``); ``local`` keeps the work in this process, where
     batches have ``local_batch`` items."""
     total = len(items) if total is None else total
+    if options.scheduler is not None and not local:
+        job = InFolder(job, os.getcwd())
     reporter = options.reporter
     failures: list[tuple[str, int]] = []
     reporter.start(len(items), skipped=total - len(items))

@@ -404,3 +404,25 @@ def test_an_existing_zarr_output_is_replaced_not_written_into(tmp_path: Path):
     np.testing.assert_array_equal(
         np.asarray(zarr.open(str(store), mode="r")[:]), tifffile.imread(whole)
     )
+
+
+def test_a_cluster_names_the_inputs_as_given(tmp_path: Path, monkeypatch):
+    pytest.importorskip("distributed")
+    digits = sorted(Path(__file__).resolve().parents[2].glob("sample_images/digits/*.png"))[:6]
+    for i, source in enumerate(digits):
+        shutil.copy(source, tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    monkeypatch.chdir(tmp_path)
+    names = ["3.png", "bad.png", "0.png", "5.png", "1.png", "4.png", "2.png"]
+    results = [
+        run("classify", "digits", *names, *where)
+        for where in (["--jobs", "1"], ["--scheduler", "local:2"])
+    ]
+    for result in results:
+        assert result.exit_code == 2
+        assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
+            n for n in names if n != "bad.png"
+        ]
+        assert result.stderr.splitlines()[0].startswith("imgkernel: error: bad.png: ")
+    assert results[0].stdout == results[1].stdout
+    assert results[0].stderr == results[1].stderr
