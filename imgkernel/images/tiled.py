@@ -314,9 +314,16 @@ class LargeRoute:
             if self.asked:
                 raise
             return False  # a TIFF only the whole-image reader shows right
-        if src.frames > 1 and not self.asked:
-            return False  # the whole-image path keeps every page
-        return self.asked or src.hw[0] * src.hw[1] > self.pixels
+        frames, pixels = src.frames, src.hw[0] * src.hw[1]
+        src.close()
+        if frames > 1:  # the whole-image path keeps every page; tiles read the first
+            if self.asked:
+                raise UsageError(
+                    f"{source}: a TIFF of {frames} pages: --tile-size and --scheduler read "
+                    "single-page TIFFs (without them every page is filtered)"
+                )
+            return False
+        return self.asked or pixels > self.pixels
 
     def __call__(self, source: str, target: str) -> LargeResult:
         return self.run(source, target, tile_size=self.tile_size, scheduler=self.scheduler)

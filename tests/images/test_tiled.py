@@ -320,6 +320,8 @@ def test_large_route_decides_which_files_go_tile_by_tile(tmp_path: Path) -> None
     assert asked.applies(str(tmp_path / "in.tif"), str(tmp_path / "o.tif"))
     with pytest.raises(UsageError, match="TIFF files"):
         asked.applies(str(tmp_path / "in.png"), str(tmp_path / "o.tif"))
+    with pytest.raises(UsageError, match="2 pages"):  # not the first page only, silently
+        asked.applies(str(tmp_path / "pages.tif"), str(tmp_path / "o.tif"))
     result = asked(str(tmp_path / "in.tif"), str(tmp_path / "o.tif"))
     assert result.grid == (5, 4)
     assert_same(tmp_path / "o.tif", image, filter_image(image, record, "TIFF"))
