@@ -314,8 +314,7 @@ class LargeRoute:
             if self.asked:
                 raise
             return False  # a TIFF only the whole-image reader shows right
-        frames, pixels = src.frames, src.hw[0] * src.hw[1]
-        src.close()
+        frames, pixels = src.frames, src.hw[0] * src.hw[1]  # (sources are cached: left open)
         if frames > 1:  # the whole-image path keeps every page; tiles read the first
             if self.asked:
                 raise UsageError(
