@@ -99,13 +99,15 @@ def requested_format(fmt: str | None) -> str | None:
 
     Unknown names pass: they are refused when the first image is written.
 
-    >>> requested_format("jpg"), requested_format("json"), requested_format(None)
-    ('JPEG', 'JSON', None)
+    >>> requested_format("jpg"), requested_format("tif"), requested_format("json")
+    ('JPEG', 'TIFF', 'JSON')
+    >>> requested_format(None) is None
+    True
     """
     if fmt is None:
         return None
     upper = fmt.upper()
-    return "JPEG" if upper == "JPG" else upper
+    return {"JPG": "JPEG", "TIF": "TIFF"}.get(upper, upper)
 
 
 def is_text_output(fmt: str) -> bool:

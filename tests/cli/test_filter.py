@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,19 @@ BAD = [
 @pytest.mark.parametrize(("args", "fragment"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_one_line_exit_2_nothing_written(args: list[str], fragment: str, refused) -> None:
     refused(args, fragment)
+
+
+@pytest.mark.parametrize("name", ["tif", "tiff", "TIF"])
+def test_format_tif_is_tiff(tmp_path, name):
+    tifffile = pytest.importorskip("tifffile")
+    pixels = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 97).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "g16.tif", pixels)
+    args = ["filter", "identity", str(tmp_path / "g16.tif"), "--format", name]
+    from click.testing import CliRunner
+
+    from imgkernel.cli import cli
+
+    result = CliRunner().invoke(cli, args)  # to standard output: the format is the option's
+    assert result.exit_code == 0
+    written = tifffile.imread(io.BytesIO(result.stdout_bytes))
+    np.testing.assert_array_equal(written, pixels)  # 16 bits kept, any spelling
