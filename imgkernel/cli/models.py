@@ -28,6 +28,7 @@ from imgkernel.images import (
     write_array,
     write_image,
 )
+from imgkernel.images.batch import SCHEDULER_UNUSED
 
 #: Most tiles `features` draws in one grid.
 GRID_LIMIT = 256
@@ -91,6 +92,8 @@ def classify_command(
     model = load_model(model_path)
     check_stdin_once(paths)
     if len(paths) == 1:
+        if batch.scheduler is not None:
+            warn(SCHEDULER_UNUSED)
         for path, ranked in classified(model, paths, top, batch_size, max_pixels):
             click.echo(ranked_json(path, ranked) if as_json else ranked_line(path, ranked))
         return

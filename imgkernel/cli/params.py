@@ -425,6 +425,10 @@ def batch_options(
             from imgkernel.cli.progress import Progress
 
             given = {name: kwargs.pop(name) for name in table}
+            if given.get("jobs") is not None and given.get("scheduler") is not None:
+                raise click.UsageError(
+                    "--jobs and --scheduler both say where to run: give one of them"
+                )
             quiet = given.pop("quiet")
             name = click.get_current_context().info_name or "imgkernel"
             reporter = Progress(name, show=not quiet)

@@ -150,16 +150,25 @@ def _single_route(
 ) -> LargeRoute | None:
     """The route of a single input: its tiles on ``scheduler`` when the pair goes tiled
     with a scheduler asked for (TIFF to TIFF, Zarr), else the local route."""
-    if local is None or scheduler is None:
+    if scheduler is None:
         return local
-    remote = replace(local, scheduler=scheduler)
-    try:
-        if remote.applies(source, target):
-            return remote
-    except UsageError:
-        if local.tile_size is not None:
-            raise
+    if local is not None:
+        remote = replace(local, scheduler=scheduler)
+        try:
+            if remote.applies(source, target):
+                return remote
+        except UsageError:
+            if local.tile_size is not None:
+                raise
+    warnings.warn(SCHEDULER_UNUSED, ImgkernelWarning, stacklevel=2)
     return local
+
+
+#: Said when --scheduler has nothing to run on a cluster.
+SCHEDULER_UNUSED = (
+    "--scheduler runs many inputs, or the tiles of one TIFF or Zarr image: "
+    "this single input runs here"
+)
 
 
 def _print_line(pair: tuple[str, str], text: str | None) -> None:

@@ -313,6 +313,7 @@ BAD = [
     (["pool", "--size", "2", "{gray}", "--scheduler", "tcp://"], "tcp://"),
     (["filter", "sobel", "{gray}", "{gray}", "--scheduler", "tcp://127.0.0.1:notaport"], "port"),
     (["filter", "sobel", "{gray}", "--scheduler", "tcp://127.0.0.1:99999"], "port"),
+    (["pool", "--size", "2", "{gray}", "{gray}", "-j", "2", "--scheduler", "local:2"], "one of"),
     (["classify", "digits", "{gray}", "--scheduler", "local:x"], "local"),
     (["filter", "sobel", "{gray}", "--tile-size", "0"], "tile-size"),
     (["filter", "sobel", "{gray}", "--tile-size", "64"], ".tif"),
@@ -426,3 +427,15 @@ def test_a_cluster_names_the_inputs_as_given(tmp_path: Path, monkeypatch):
         assert result.stderr.splitlines()[0].startswith("imgkernel: error: bad.png: ")
     assert results[0].stdout == results[1].stdout
     assert results[0].stderr == results[1].stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["filter", "sobel"], ["pool", "--size", "2"], ["classify", "digits"]]
+)
+def test_a_scheduler_with_one_plain_input_says_it_is_not_used(command, tmp_path: Path):
+    source = str(Path(__file__).resolve().parents[2] / "sample_images/digits/digit-3-1504.png")
+    here = CliRunner().invoke(cli, [*command, source])
+    there = CliRunner().invoke(cli, [*command, source, "--scheduler", "tcp://127.0.0.1:1"])
+    assert here.exit_code == there.exit_code == 0
+    assert there.stdout_bytes == here.stdout_bytes
+    assert there.stderr.count("\n") == 1 and "single input runs here" in there.stderr
