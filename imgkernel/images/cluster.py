@@ -162,7 +162,13 @@ def open_runner(scheduler: Any = None, *, threads: int | None = None) -> Iterato
                 env={"IMGKERNEL_THREADS": TASK_THREADS},
             )
         with cluster, distributed.Client(cluster) as client:
-            yield DaskRunner(client)
+            pids = [pid for pid in client.run(_arm_worker).values() if pid]
+            LOCAL_WORKERS.extend(pids)
+            try:
+                yield DaskRunner(client)
+            finally:
+                for pid in pids:
+                    LOCAL_WORKERS.remove(pid)
         return
     if "://" not in scheduler:
         raise UsageError(
@@ -188,3 +194,51 @@ def _count(text: str, scheduler: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"scheduler {scheduler!r}: N must be a positive number")
     return int(text)
+
+
+#: Worker processes of the local clusters running now (:func:`stop_local_workers`).
+LOCAL_WORKERS: list[int] = []
+
+
+def _arm_worker() -> int:
+    """In a local cluster's worker: SIGTERM removes the file being written and exits
+    (a task's thread cannot clean up after a plain kill). Its process id, or 0."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        from imgkernel.images.deliver import remove_pending
+
+        remove_pending()
+        os._exit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the worker's main thread: leave it as it was
+        return 0
+    return os.getpid()
+
+
+def stop_local_workers(wait: float = 5.0) -> None:
+    """SIGTERM to the workers of this process's local clusters, then wait for them
+    to be gone (the command's Ctrl-C and SIGTERM: nothing written after it ends)."""
+    import signal
+    import time
+
+    for pid in LOCAL_WORKERS:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(_alive(pid) for pid in LOCAL_WORKERS):
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # A worker that died but is not yet reaped by its nanny is a zombie: gone for us.
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().split(b") ", 1)[1][:1] != b"Z"
+    return True

@@ -53,7 +53,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from imgkernel.errors import BatchFailed, ImgkernelError, ImgkernelWarning, os_error_message
-from imgkernel.images.cluster import Runner, open_runner
+from imgkernel.images.cluster import Runner, open_runner, stop_local_workers
 
 __all__ = ["BatchOptions", "Outcome", "Reporter", "attempt", "cores", "run_many"]
 
@@ -447,6 +447,7 @@ def stop_workers() -> None:
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
             process.join(10)
+    stop_local_workers()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

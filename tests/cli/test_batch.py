@@ -211,12 +211,23 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path: Path):
     assert read_terminal(["filter", "sobel", *paths, "-o", f"{out}/", "--quiet"]) == ""
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_run_leaves_no_partial_file_and_no_worker(tmp_path: Path, signum):
-    paths = pngs(tmp_path / "in", 60, size=(300, 400, 3))
+@pytest.mark.parametrize(
+    ("signum", "where"),
+    [
+        (signal.SIGTERM, ["--jobs", "2"]),
+        (signal.SIGINT, ["--jobs", "2"]),
+        (signal.SIGTERM, ["--scheduler", "local:2"]),
+    ],
+)
+def test_a_stopped_run_leaves_no_partial_file_and_no_worker(tmp_path: Path, signum, where):
+    if "--scheduler" in where:
+        pytest.importorskip("distributed")
+    # Images large enough that a worker is mid-write when the signal comes
+    # (with smaller ones the old code's leftovers showed only now and then).
+    paths = pngs(tmp_path / "in", 40, size=(600, 800, 3))
     out = tmp_path / "out"
     out.mkdir()
-    args = ["filter", "gaussian:sigma=4", *paths, "-o", f"{out}/", "--jobs", "2"]
+    args = ["filter", "gaussian:sigma=6", *paths, "-o", f"{out}/", *where]
     process = subprocess.Popen([sys.executable, "-m", "imgkernel", *args], env=env())
     deadline = time.monotonic() + 60
     while not list(out.glob("*.png")) and time.monotonic() < deadline:
