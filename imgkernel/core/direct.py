@@ -18,6 +18,8 @@ read band by band) in, the float32 valid cross-correlation out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from imgkernel.core.padding import PaddedPlanes, band_reader
@@ -63,20 +65,28 @@ def correlate_direct(
     p, oh, ow = valid_shape(xp, (kh, kw), stride, dilation)
     if out is None:
         out = np.empty((p, oh, ow), dtype=np.float32)
-    taps = [(i, j, np.float32(kernel[i, j])) for i in range(kh) for j in range(kw) if kernel[i, j]]
-    read = band_reader(xp)
+    # 8-bit data and small integer (or eighths, ...) weights: the same sums, exact, in int16.
+    scale = xp.int16_scale(kernel) if isinstance(xp, PaddedPlanes) else 0
+    work = np.int16 if scale else np.float32
+    weights = kernel * scale if scale else kernel
+    taps = [(i, j, work(weights[i, j])) for i in range(kh) for j in range(kw) if weights[i, j]]
+    unscale = np.float32(1 / scale) if scale > 1 else None
+    read = _reader(xp, work)
     tile = _tile_rows(oh, ow * 4)
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
 
     def task(a: int, b: int) -> None:
         for q, y0 in blocks[a:b]:
             n = min(tile, oh - y0)
-            acc = out[q, y0 : y0 + n]
+            result = out[q, y0 : y0 + n]
             if not taps:
-                acc[...] = 0
+                result[...] = 0
                 continue
             band = read(q, y0 * sh, y0 * sh + (n - 1) * sh + (kh - 1) * dh + 1)
-            scratch = thread_buffer("correlate.scratch", acc.shape)
+            acc = result
+            if work is not np.float32:
+                acc = thread_buffer("correlate.acc", result.shape, work)
+            scratch = thread_buffer("correlate.scratch", acc.shape, work)
             for t, (i, j, w) in enumerate(taps):
                 c = j * dw
                 window = band[i * dh :: sh][:n, c : c + (ow - 1) * sw + 1 : sw]
@@ -92,9 +102,19 @@ def correlate_direct(
                 else:
                     np.multiply(window, w, out=scratch)
                     np.add(acc, scratch, out=acc)
+            if unscale is not None:
+                np.multiply(acc, unscale, out=result)
+            elif acc is not result:
+                result[...] = acc
 
     run_tiles(len(blocks), task, 1)
     return out
+
+
+def _reader(xp: np.ndarray | PaddedPlanes, work: type) -> Callable[[int, int, int], np.ndarray]:
+    if work is np.float32 or not isinstance(xp, PaddedPlanes):
+        return band_reader(xp)
+    return lambda q, r0, r1: xp.band(q, r0, r1, "pad.band16", work)
 
 
 def toeplitz_columns(

@@ -275,9 +275,12 @@ class PaddedPlanes:
             self._rows = _source_index(h, top, bottom, border.numpy_mode)
             self._cols = _source_index(w, left, right, border.numpy_mode) + left
 
-    def band(self, q: int, r0: int, r1: int, name: str = "pad.band") -> np.ndarray:
-        """Rows ``r0:r1`` of padded plane ``q`` (float32, C-contiguous), in a thread buffer."""
-        out = thread_buffer(name, (r1 - r0, self.shape[2]))
+    def band(
+        self, q: int, r0: int, r1: int, name: str = "pad.band", dtype: type = np.float32
+    ) -> np.ndarray:
+        """Rows ``r0:r1`` of padded plane ``q`` (float32, or ``dtype``; C-contiguous),
+        in a thread buffer."""
+        out = thread_buffer(name, (r1 - r0, self.shape[2]), dtype)
         dst = out.reshape(r1 - r0, self._wp, self.x.shape[3])
         src = self.x[q]
         top, _, left, right = self.pads
@@ -302,6 +305,41 @@ class PaddedPlanes:
             if right:
                 dst[:, left + w :] = dst[:, self._cols[left + w :]]
         return out
+
+    def int16_scale(self, kernel: np.ndarray) -> int:
+        """A power of two ``s`` with which correlating these planes is exact in int16, or 0.
+
+        For uint8 data, weights that become integers times ``s`` (at most 256:
+        ``--divisor 16``, quarters, eighths) and a border value that keep every
+        partial sum within int16. Such sums are exact in float32 too, and so is
+        the final division by ``s``: the int16 tap loop gives the float32 one's
+        values, at half the bytes a pass.
+
+        >>> x = np.zeros((4, 4), np.uint8)
+        >>> src = PaddedPlanes(x, (1, 1, 1, 1), parse_border("reflect"), channels_last=True)
+        >>> src.int16_scale(np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]]))
+        1
+        >>> src.int16_scale(np.array([[0.25, 0.5], [0.125, 0.0]]))
+        8
+        >>> src.int16_scale(np.array([[0.1, 1.0]])), src.int16_scale(np.full((13, 13), 1))
+        (0, 0)
+        """
+        if self.x.dtype != np.uint8:
+            return 0
+        reach = 255.0
+        if self._rows is None:  # a constant border adds its value
+            value = float(self.border.value)
+            if value != round(value):
+                return 0
+            reach = max(reach, abs(value))
+        scale = 1
+        while scale <= 256:
+            scaled = kernel * scale
+            if np.array_equal(scaled, np.round(scaled)):
+                ok = float(np.abs(scaled).sum()) * reach <= np.iinfo(np.int16).max
+                return scale if ok else 0
+            scale *= 2
+        return 0
 
     def array(self) -> np.ndarray:
         """The whole padded ``(P, Hp, Wp)`` float32 array (one full-size copy)."""

@@ -264,3 +264,42 @@ def test_concurrent_separable_calls_restore_blas_threads() -> None:
     assert blas_threads() == before
     for got in results:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([0, 1, 3, 4])),
+    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    scale=st.sampled_from([1, 2, 8, 256]),
+    border=st.sampled_from(["reflect", "symmetric", "edge", "wrap", "zero", "constant"]),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_int16_tap_loop_equals_the_float32_one(shape, size, scale, border, stride, dilation, seed):
+    # uint8 images with weights that are integers over a power of two go through
+    # int16 sums; the float32 loop on the same values must agree bit for bit.
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    image = rng.integers(0, 256, (h, w) if c == 0 else (h, w, c), dtype=np.uint8)
+    kernel = rng.integers(-6, 7, size).astype(np.float64) / scale
+    options = dict(border=border, cval=17.0, stride=stride, dilation=dilation, method="direct")
+    got = filter2d(image, kernel, **options)
+    want = filter2d(image.astype(np.float32), kernel, **options)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_int16_tap_loop_is_taken_only_when_exact():
+    from imgkernel.core.padding import PaddedPlanes, parse_border
+
+    zeros8 = np.zeros((5, 5), np.uint8)
+    plane = PaddedPlanes(zeros8, (1, 1, 1, 1), parse_border("reflect"), channels_last=True)
+    assert plane.int16_scale(np.array([[1.0, -2.0], [0.5, 0.25]])) == 4
+    assert plane.int16_scale(np.array([[0.3]])) == 0  # not a binary fraction
+    assert plane.int16_scale(np.full((13, 13), 1.0)) == 0  # 169 * 255 > 32767
+    floats = PaddedPlanes(
+        zeros8.astype(np.float32), (1, 1, 1, 1), parse_border("reflect"), channels_last=True
+    )
+    assert floats.int16_scale(np.ones((3, 3))) == 0
+    big = PaddedPlanes(zeros8, (1, 1, 1, 1), parse_border("constant", 5000.0), channels_last=True)
+    assert big.int16_scale(np.ones((3, 3))) == 0  # 9 * 5000 > 32767
