@@ -174,6 +174,7 @@ def open_runner(scheduler: Any = None, *, threads: int | None = None) -> Iterato
         raise UsageError(
             f"unknown scheduler {scheduler!r}; give tcp://HOST:PORT, local:N or threads:N"
         )
+    _check_reachable(scheduler)
     try:
         client = distributed.Client(scheduler, timeout="20s")
     except OSError as exc:
@@ -242,3 +243,30 @@ def _alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             return stat.read().split(b") ", 1)[1][:1] != b"Z"
     return True
+
+
+def _check_reachable(scheduler: str) -> None:
+    """Fail within seconds when nothing listens at a ``tcp://HOST:PORT`` scheduler
+    address (Dask's client would retry for its whole 20 s timeout first)."""
+    import socket
+
+    scheme, _, address = scheduler.partition("://")
+    host, colon, port = address.strip("/").rpartition(":")
+    if scheme != "tcp" or not colon or not port.isdigit():
+        return
+    import time
+
+    deadline = time.monotonic() + 3  # a scheduler just started may not listen yet
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=10):
+                return
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                reason = "connection refused"
+                break
+            time.sleep(0.1)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            break
+    raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {reason}")

@@ -279,6 +279,12 @@ def test_scheduler_address_of_a_dask_cluster(mixed: list[str], tmp_path: Path):
         **quiet,  # type: ignore[call-overload]
     )
     try:
+        deadline = time.monotonic() + 60  # the scheduler listens once it has started
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
         local, remote = tmp_path / "local", tmp_path / "remote"
         for out, where in ((local, ["--jobs", "1"]), (remote, ["--scheduler", address])):
             out.mkdir()
@@ -450,3 +456,23 @@ def test_a_scheduler_with_one_plain_input_says_it_is_not_used(command, tmp_path:
     assert here.exit_code == there.exit_code == 0
     assert there.stdout_bytes == here.stdout_bytes
     assert there.stderr.count("\n") == 1 and "single input runs here" in there.stderr
+
+
+def test_a_scheduler_nobody_listens_at_fails_at_once(tmp_path: Path):
+    paths = pngs(tmp_path / "in", 2)
+    (tmp_path / "out").mkdir()
+    start = time.monotonic()
+    result = run(
+        "filter",
+        "sobel",
+        *paths,
+        "-o",
+        f"{tmp_path}/out/",
+        "--scheduler",
+        f"tcp://127.0.0.1:{free_port()}",
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("imgkernel: error: cannot reach the Dask scheduler at tcp://")
+    assert result.stderr.count("\n") == 1
+    assert time.monotonic() - start < 10  # not Dask's 20 s of retries
+    assert not list((tmp_path / "out").iterdir())
