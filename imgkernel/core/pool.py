@@ -129,23 +129,8 @@ def _reduce(
     p_all, oh, ow, q = out.shape
     wp = src.shape[2]
     acc_dtype = out.dtype
-    item = np.dtype(acc_dtype).itemsize
     per_channel = q > 1 and sw > 1 and q < RIDE_ALONG_CHANNELS
-    # Work unit: one output row of one plane. A tile holds rows of one plane,
-    # or whole planes when planes are small (CNN feature maps).
-    row_bytes = max(wp * q * item, 1)
-    rows_per_tile = max(1, TILE_BYTES // row_bytes)
-    if rows_per_tile >= oh:
-        planes_per_tile = max(1, rows_per_tile // oh)
-        units = [
-            (p, min(p + planes_per_tile, p_all), 0, oh) for p in range(0, p_all, planes_per_tile)
-        ]
-    else:
-        units = [
-            (p, p + 1, y, min(y + rows_per_tile, oh))
-            for p in range(p_all)
-            for y in range(0, oh, rows_per_tile)
-        ]
+    units = _work_units(p_all, oh, max(wp * q * np.dtype(acc_dtype).itemsize, 1))
 
     def task(a: int, b: int) -> None:
         for p0, p1, y0, y1 in units[a:b]:
@@ -177,6 +162,26 @@ def _reduce(
                 np.divide(dst, d, out=dst)
 
     run_tiles(len(units), task, 1 if len(units) <= 64 else max(1, len(units) // 64))
+
+
+def _work_units(planes: int, oh: int, row_bytes: int) -> list[tuple[int, int, int, int]]:
+    """``(p0, p1, y0, y1)`` tiles of about :data:`TILE_BYTES`: output rows of one
+    plane, or whole planes when planes are small (CNN feature maps).
+
+    >>> _work_units(2, 3, TILE_BYTES)  # a tile a row
+    [(0, 1, 0, 1), (0, 1, 1, 2), (0, 1, 2, 3), (1, 2, 0, 1), (1, 2, 1, 2), (1, 2, 2, 3)]
+    >>> _work_units(5, 4, TILE_BYTES // 8)  # two planes a tile
+    [(0, 2, 0, 4), (2, 4, 0, 4), (4, 5, 0, 4)]
+    """
+    rows_per_tile = max(1, TILE_BYTES // row_bytes)
+    if rows_per_tile >= oh:
+        per_tile = max(1, rows_per_tile // oh)
+        return [(p, min(p + per_tile, planes), 0, oh) for p in range(0, planes, per_tile)]
+    return [
+        (p, p + 1, y, min(y + rows_per_tile, oh))
+        for p in range(planes)
+        for y in range(0, oh, rows_per_tile)
+    ]
 
 
 def _accumulate(dst: np.ndarray, terms: list[np.ndarray], op: Callable) -> None:

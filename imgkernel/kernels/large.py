@@ -35,7 +35,7 @@ from imgkernel.core.conv import conv_geometry
 from imgkernel.core.correlate import choose_method
 from imgkernel.core.padding import Border, parse_border
 from imgkernel.core.separable import SEPARABLE_TAPS_MAX
-from imgkernel.core.tiles import plan_filter
+from imgkernel.core.tiles import TilePlan, plan_filter
 from imgkernel.core.windows import as_pair
 from imgkernel.errors import UsageError
 from imgkernel.images import Display, Image, max_value_for, to_display
@@ -154,6 +154,21 @@ def _filter_tile(
     return out, out_alpha
 
 
+def _filter_plan(
+    src: Any, kernel: Kernel, mode: str, fits: bool, tile: Any, geometry: dict[str, Any]
+) -> TilePlan:
+    """The tiles of :func:`filter_large`: square ``tile``s, or full-width bands of rows
+    (``mode`` ``"bands"``), or the whole image at once (``"whole"``)."""
+    if mode == "tiles":
+        return plan_filter(src.hw, kernel.shape, tile=tile, need_image=not fits, **geometry)
+    stride, rate, padding = geometry["stride"], geometry["dilation"], geometry["padding"]
+    out_w = conv_geometry(src.hw, kernel.shape, stride, rate, padding).out_hw[1]
+    colour = src.shape[2] - (1 if src.alpha else 0)
+    rows = band_rows_for(out_w, colour) if mode == "bands" else 1
+    whole = (mode == "whole", True)
+    return plan_filter(src.hw, kernel.shape, tile=(rows, 1), whole=whole, **geometry)
+
+
 def filter_large(
     source: str,
     target: str,
@@ -201,19 +216,10 @@ def filter_large(
     )
     fits = brd.numpy_mode != "constant" or _holds(src.dtype, brd.value)
     gather: Border | None = brd if fits else None
-    rate = kernel.spacing(dilation)
-    geometry = dict(stride=stride, dilation=rate, padding=padding)
     if mode == "bands" and not fits:
         mode = "whole"
-    if mode == "tiles":
-        tile = tile_size_for(tile_size, scheduler)
-        plan = plan_filter(src.hw, kernel.shape, tile=tile, need_image=not fits, **geometry)
-    else:
-        out_w = conv_geometry(src.hw, kernel.shape, stride, rate, padding).out_hw[1]
-        colour = src.shape[2] - (1 if src.alpha else 0)
-        rows = band_rows_for(out_w, colour) if mode == "bands" else 1
-        whole = (mode == "whole", True)
-        plan = plan_filter(src.hw, kernel.shape, tile=(rows, 1), whole=whole, **geometry)
+    geometry = dict(stride=stride, dilation=kernel.spacing(dilation), padding=padding)
+    plan = _filter_plan(src, kernel, mode, fits, tile_size_for(tile_size, scheduler), geometry)
     options = dict(
         stride=stride,
         dilation=dilation,

@@ -115,6 +115,55 @@ def _epochs_text(history: History, epochs: int) -> str:
     return text + (f", weights of epoch {history.best_epoch}" if history.restored else "")
 
 
+def _description(folder: str, images: int, arch: Any, history: Any, options: Any) -> str:
+    """The model's default description: what it was trained on and how."""
+    return (
+        f"trained by imgkernel train on {folder} ({images} images, arch "
+        f"{os.path.basename(os.fspath(arch))}, {_epochs_text(history, options.epochs)}, "
+        f"seed {options.seed})"
+    )
+
+
+def _result(
+    model: Any, history: Any, data: Any, x: np.ndarray, split: Any, target: Any, seconds: float
+) -> TrainResult:
+    """The :class:`TrainResult`, its accuracies through the inference path classify() uses."""
+    train, val = split
+    return TrainResult(
+        model,
+        history,
+        list(data.labels),
+        int(len(train)),
+        int(len(val)),
+        _accuracy(model, x[train], data.y[train]),
+        _accuracy(model, x[val], data.y[val]) if len(val) else None,
+        list(data.skipped),
+        seconds,
+        target,
+        history.best_epoch,
+        history.stopped_early,
+        history.restored,
+    )
+
+
+def _check_before_reading(input_size: Any, arch: Any) -> None:
+    """What can be checked without the images, before reading a possibly large
+    folder: the input size and the architecture file."""
+    parse_size(input_size)
+    if isinstance(arch, (str, os.PathLike)) and is_arch_file(arch):
+        load_arch(arch)
+
+
+def _save(model: Any, target: str | None) -> None:
+    """Write ``model`` to ``target`` (atomically), if there is one; OS errors as one line."""
+    if target is None:
+        return
+    try:
+        save_model(model, target)
+    except OSError as exc:
+        raise UsageError(os_error_message(exc, target)) from None
+
+
 def train_folder(
     data_dir: str | os.PathLike[str],
     output: str | os.PathLike[str] | None,
@@ -169,54 +218,23 @@ def train_folder(
     target = _check_target(output)
     options = TrainOptions.pick(locals()).check()  # the keyword arguments above
     fraction = check_float(val_split, "validation split", minimum=0, maximum=1, max_open=True)
-    # Everything that can be checked without the images is checked before
-    # reading a possibly large folder: the size and the architecture file.
-    parse_size(input_size)
-    if isinstance(arch, (str, os.PathLike)) and is_arch_file(arch):
-        load_arch(arch)
+    _check_before_reading(input_size, arch)
     data = load_image_folder(data_dir, input_size=input_size, color=color, on_warning=on_warning)
     rng = np.random.default_rng(options.seed)
-    train_idx, val_idx = stratified_split(data.y, fraction, rng)
-    x, spec = _normalised(data.x, train_idx, data.spec) if normalize else (data.x, data.spec)
+    split = stratified_split(data.y, fraction, rng)
+    x, spec = _normalised(data.x, split[0], data.spec) if normalize else (data.x, data.spec)
     net = build_network(arch, spec.shape, len(data.labels), rng=rng)
     if on_start is not None:
-        on_start(_start_info(net, data, spec, (train_idx, val_idx), options.batch_size))
-    has_val = len(val_idx) > 0
-    history = fit_options(
-        net,
-        x[train_idx],
-        data.y[train_idx],
-        dataclasses.replace(options, seed=int(rng.integers(2**63))),
-        x[val_idx] if has_val else None,
-        data.y[val_idx] if has_val else None,
-        on_epoch,
-        on_batch,
-    )
+        on_start(_start_info(net, data, spec, split, options.batch_size))
+    train_x, train_y = x[split[0]], data.y[split[0]]
+    has_val = len(split[1]) > 0
+    val_x = x[split[1]] if has_val else None
+    val_y = data.y[split[1]] if has_val else None
+    fit_with = dataclasses.replace(options, seed=int(rng.integers(2**63)))
+    history = fit_options(net, train_x, train_y, fit_with, val_x, val_y, on_epoch, on_batch)
     if description is None:
-        description = (
-            f"trained by imgkernel train on {os.path.basename(os.path.abspath(data_dir))} "
-            f"({len(train_idx)} images, arch {os.path.basename(os.fspath(arch))}, "
-            f"{_epochs_text(history, options.epochs)}, seed {options.seed})"
-        )
+        folder = os.path.basename(os.path.abspath(data_dir))
+        description = _description(folder, len(split[0]), arch, history, options)
     model = net.to_model(data.labels, spec, description)
-    if target is not None:
-        try:
-            save_model(model, target)
-        except OSError as exc:
-            raise UsageError(os_error_message(exc, target)) from None
-    # final accuracies through the inference path classify() uses
-    return TrainResult(
-        model,
-        history,
-        list(data.labels),
-        int(len(train_idx)),
-        int(len(val_idx)),
-        _accuracy(model, x[train_idx], data.y[train_idx]),
-        _accuracy(model, x[val_idx], data.y[val_idx]) if has_val else None,
-        list(data.skipped),
-        time.perf_counter() - t0,
-        target,
-        history.best_epoch,
-        history.stopped_early,
-        history.restored,
-    )
+    _save(model, target)
+    return _result(model, history, data, x, split, target, time.perf_counter() - t0)
