@@ -235,3 +235,23 @@ def expected_filter_shape(in_hw, k_hw, stride=1, dilation=1, padding="same") -> 
 
 def ceil_div(a: int, b: int) -> int:
     return math.ceil(a / b)
+
+
+def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of scalar ``f()`` with respect to ``x`` (changed in place)."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f()
+        x[i] = old - eps
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def assert_close(a, b, rtol=1e-5, atol=1e-7):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)

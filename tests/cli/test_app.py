@@ -8,28 +8,14 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 import pytest
+from cli_helpers import PHOTO, ROOT
 from click.testing import CliRunner
-from PIL import Image
 
 import imgkernel
 from imgkernel.cli import cli
 from imgkernel.cli.app import Group
 from imgkernel.errors import ImgkernelError, UsageError
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "sample_images"
-PHOTO = SAMPLES / "astronaut.png"
-CARDS = SAMPLES / "cards"
-
-
-def run(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-def load(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
 
 
 def test_refuses_binary_to_terminal(gray: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,24 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import CARDS, load, run
 from click.testing import CliRunner
 from PIL import Image
 
 import imgkernel
 from imgkernel.cli import cli
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "sample_images"
-PHOTO = SAMPLES / "astronaut.png"
-CARDS = SAMPLES / "cards"
-
-
-def run(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-def load(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
 
 
 def test_filter_sobel_matches_library(gray: Path, tmp_path: Path) -> None:
@@ -202,9 +190,6 @@ def test_format_tif_is_tiff(tmp_path, name):
     pixels = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 97).astype(np.uint16)
     tifffile.imwrite(tmp_path / "g16.tif", pixels)
     args = ["filter", "identity", str(tmp_path / "g16.tif"), "--format", name]
-    from click.testing import CliRunner
-
-    from imgkernel.cli import cli
 
     result = CliRunner().invoke(cli, args)  # to standard output: the format is the option's
     assert result.exit_code == 0

@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-from click.testing import CliRunner
-from PIL import Image
-
-from imgkernel.cli import cli
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "sample_images"
-PHOTO = SAMPLES / "astronaut.png"
-CARDS = SAMPLES / "cards"
-
-
-def run(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-def load(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
+from cli_helpers import run
 
 
 def test_kernels_list_and_show() -> None:

@@ -7,23 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import CARDS, load, run
 from PIL import Image
-
-from imgkernel.cli import cli
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "sample_images"
-PHOTO = SAMPLES / "astronaut.png"
-CARDS = SAMPLES / "cards"
-
-
-def run(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-def load(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
 
 
 def test_pool_halves_png_and_matches_library(rgb: Path, tmp_path: Path) -> None:

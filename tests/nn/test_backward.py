@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import assert_close, numeric_grad
 
 from imgkernel.core.pool import pool2d
 from imgkernel.errors import UsageError
@@ -25,27 +26,6 @@ from imgkernel.nn.layers import (
 )
 from imgkernel.nn.train.loss import softmax_cross_entropy
 from imgkernel.nn.train.network import Network
-
-
-def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of scalar ``f()`` with respect to ``x`` (changed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + eps
-        fp = f()
-        x[i] = old - eps
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
-def assert_close(a, b, rtol=1e-5, atol=1e-7):
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
-
 
 CONV_CASES = [
     dict(stride=(1, 1), padding=0, dilation=(1, 1), groups=1),

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
+from reference import assert_close
 
 from imgkernel.errors import UsageError
 from imgkernel.nn import Model, classify, load_model, save_model
@@ -16,26 +17,6 @@ from imgkernel.nn.train.arch import build_network, load_arch
 from imgkernel.nn.train.loop import evaluate
 from imgkernel.nn.train.network import Network
 from imgkernel.nn.train.optim import SGD, Adam
-
-
-def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of scalar ``f()`` with respect to ``x`` (changed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + eps
-        fp = f()
-        x[i] = old - eps
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
-def assert_close(a, b, rtol=1e-5, atol=1e-7):
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 
 def test_optimizers_match_torch():
