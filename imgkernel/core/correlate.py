@@ -35,7 +35,12 @@ from collections.abc import Callable
 import numpy as np
 
 from imgkernel.core.box import correlate_box, is_box
-from imgkernel.core.direct import GEMM_ROWS, correlate_direct, correlate_gemm
+from imgkernel.core.direct import (
+    GEMM_ROWS,
+    correlate_direct,
+    correlate_gemm,
+    is_dense,
+)
 from imgkernel.core.fft import correlate_fft
 from imgkernel.core.padding import PaddedPlanes
 from imgkernel.core.separable import (
@@ -58,20 +63,21 @@ BANDED = ("direct", "gemm", "separable", "box", "fft")
 #: Kernels with fewer non-zero taps never take the fft path.
 FFT_MIN_TAPS = 25
 
-#: Rough costs in ns per output value and core beyond what every path pays
-#: (reading the input, writing the output), fitted to interleaved runs on a
-#: quiet machine, 4000x3000 RGB, uint8 and float32 alike (ms, 2 threads):
-#: tap loop 3x3 60, 5x5 140, 7x7 235 (a fixed part plus a cost per tap);
-#: banded GEMM 3x3 67, 5x5 102, 7x7 135 (a fixed part, partial sums and
-#: column chunks, plus a cost per element of its Toeplitz matrices); FFT
-#: 15x15 288 against GEMM 345 whatever the kernel; a Python-level numpy
-#: call. So a full 3x3 takes the tap loop, 5x5 and larger the GEMMs, and
-#: the FFT from about 13x13. (Under heavy load the GEMMs held up better,
-#: 3x3 included; the quiet machine is the case to choose for.)
-COST_DIRECT = 0.55
+#: Rough costs in ns per output value beyond what every path pays (reading
+#: the input, writing the output), fitted to interleaved runs on a quiet
+#: machine, 4000x3000 RGB, uint8 and float32 alike (ms, 2 threads): dense
+#: einsum 3x3 59, 5x5 92, 7x7 124 (a fixed part plus a cost per tap, zeros
+#: included); tap loop 76, 143, 255 (per non-zero tap); banded GEMM 78, 98,
+#: 156 (per element of its Toeplitz matrices); FFT about 8 whatever the
+#: kernel, level with the einsum near 12x12; a Python-level numpy call.
+#: So dense kernels take the einsum up to about 11x11, sparse ones the tap
+#: loop or the GEMMs, and the FFT the larger ones.
+COST_DENSE = 1.2
+COST_DENSE_TAP = 0.046
+COST_DIRECT = 1.1
 COST_TAP = 0.12
-COST_GEMM_CELL = 0.036
-COST_GEMM = 1.25
+COST_GEMM_CELL = 0.039
+COST_GEMM = 1.45
 COST_CALL = 1500.0
 COST_FFT = 8.0
 
@@ -92,7 +98,12 @@ def _small_kernel_costs(
     cols = int(np.count_nonzero(k.any(axis=0)))
     rows = min(GEMM_ROWS, oh)
     inner = (rows - 1) * stride[0] + span_h
-    costs = {"direct": COST_DIRECT + taps * (COST_TAP + 2 * COST_CALL / min(oh * ow, 1 << 18))}
+    if is_dense(k):
+        costs = {
+            "direct": COST_DENSE + k.size * COST_DENSE_TAP + 3 * COST_CALL / min(oh * ow, 1 << 18)
+        }
+    else:
+        costs = {"direct": COST_DIRECT + taps * (COST_TAP + 2 * COST_CALL / min(oh * ow, 1 << 18))}
     if stride[1] == 1:
         costs["gemm"] = COST_GEMM + cols * (COST_GEMM_CELL * inner + 2 * COST_CALL / (rows * ow))
     if taps >= FFT_MIN_TAPS and stride == (1, 1) and min(hp, wp) >= max(span_h, span_w):
@@ -117,14 +128,14 @@ def choose_method(
     'separable'
     >>> choose_method(np.outer([1, 2, 1], [1, 0, -1]))  # 6 taps: direct is as cheap
     'direct'
-    >>> choose_method(np.random.default_rng(0).random((5, 5)))
-    'gemm'
+    >>> choose_method(np.random.default_rng(0).random((5, 5)))  # dense: one einsum
+    'direct'
     >>> choose_method(np.random.default_rng(0).random((15, 15)))
     'fft'
     >>> choose_method(np.random.default_rng(0).random((15, 15)), stride=(2, 2))
     'direct'
     >>> choose_method(np.random.default_rng(0).random((15, 15)), stride=(2, 1))
-    'gemm'
+    'direct'
     >>> choose_method(np.eye(3))
     'direct'
     """

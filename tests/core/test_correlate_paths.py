@@ -177,7 +177,8 @@ def gaussian(n: int) -> np.ndarray:
         (np.outer([1, 2, 1], [1, 0, -1]), (1, 1), "direct"),
         (np.eye(3), (1, 1), "direct"),
         (np.eye(15) + np.fliplr(np.eye(15)), (1, 1), "direct"),  # sparse: 29 taps
-        (np.random.default_rng(0).standard_normal((9, 9)), (1, 1), "fft"),
+        (np.random.default_rng(0).standard_normal((9, 9)), (1, 1), "direct"),
+        (np.random.default_rng(0).standard_normal((13, 13)), (1, 1), "fft"),
         (np.random.default_rng(0).standard_normal((15, 15)), (1, 1), "fft"),
         (np.random.default_rng(0).standard_normal((15, 15)), (2, 2), "direct"),
         (np.random.default_rng(0).standard_normal((5, 5)), (1, 1), "direct"),
@@ -274,15 +275,19 @@ def test_concurrent_separable_calls_restore_blas_threads() -> None:
     border=st.sampled_from(["reflect", "symmetric", "edge", "wrap", "zero", "constant"]),
     stride=st.integers(1, 3),
     dilation=st.integers(1, 2),
+    zeros=st.floats(0.0, 0.9),
     seed=st.integers(0, 2**16),
 )
-def test_int16_tap_loop_equals_the_float32_one(shape, size, scale, border, stride, dilation, seed):
+def test_int16_tap_loop_equals_the_float32_one(
+    shape, size, scale, border, stride, dilation, zeros, seed
+):
     # uint8 images with weights that are integers over a power of two go through
     # int16 sums; the float32 loop on the same values must agree bit for bit.
     rng = np.random.default_rng(seed)
     h, w, c = shape
     image = rng.integers(0, 256, (h, w) if c == 0 else (h, w, c), dtype=np.uint8)
     kernel = rng.integers(-6, 7, size).astype(np.float64) / scale
+    kernel[rng.random(size) < zeros] = 0.0  # sparse kernels take the int16 loop
     options = dict(border=border, cval=17.0, stride=stride, dilation=dilation, method="direct")
     got = filter2d(image, kernel, **options)
     want = filter2d(image.astype(np.float32), kernel, **options)
@@ -303,3 +308,51 @@ def test_int16_tap_loop_is_taken_only_when_exact():
     assert floats.int16_scale(np.ones((3, 3))) == 0
     big = PaddedPlanes(zeros8, (1, 1, 1, 1), parse_border("constant", 5000.0), channels_last=True)
     assert big.int16_scale(np.ones((3, 3))) == 0  # 9 * 5000 > 32767
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 40), st.integers(1, 70)),
+    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    zeros=st.floats(0.0, 0.7),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 4)),
+    non_finite=st.sampled_from([None, np.nan, np.inf, -np.inf]),
+    seed=st.integers(0, 2**16),
+)
+def test_dense_einsum_equals_the_tap_loop(shape, size, zeros, stride, dilation, non_finite, seed):
+    # Dense kernels take one einsum per tile; its values must be the tap
+    # loop's bit for bit (up to the sign of a zero), NaN and inf included,
+    # so that tiles of a big image and the whole image agree.
+    from imgkernel.core import direct
+
+    rng = np.random.default_rng(seed)
+    xp = (rng.standard_normal(shape) * 100).astype(np.float32)
+    kh, kw = size
+    if (shape[1] - (kh - 1) * dilation[0] - 1) < 0 or (shape[2] - (kw - 1) * dilation[1] - 1) < 0:
+        return
+    if non_finite is not None:
+        xp.reshape(-1)[rng.integers(0, xp.size, 1 + xp.size // 50)] = non_finite
+    kernel = rng.standard_normal(size)
+    kernel[rng.random(size) < zeros] = 0.0
+    with np.errstate(invalid="ignore"):  # inf - inf in the tap loop
+        got = direct.correlate_direct(xp, kernel, stride, dilation)
+    with pytest.MonkeyPatch.context() as patch, np.errstate(invalid="ignore"):
+        patch.setattr(direct, "DENSE_SHARE", 2.0)  # the tap loop for every kernel
+        want = direct.correlate_direct(xp, kernel, stride, dilation)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_dense_einsum_is_taken_for_dense_kernels(monkeypatch):
+    from imgkernel.core import direct
+
+    calls = []
+    original = direct._einsum_tile
+    monkeypatch.setattr(direct, "_einsum_tile", lambda *a: calls.append(1) or original(*a))
+    xp = np.ones((1, 12, 40), np.float32)
+    direct.correlate_direct(xp, np.ones((3, 3)) / 9)
+    assert calls
+    calls.clear()
+    direct.correlate_direct(xp, np.eye(3))  # 3 of 9 taps: the loop
+    direct.correlate_direct(xp[:, :3, :3], np.ones((3, 3)))  # one output: the loop
+    assert not calls

@@ -164,15 +164,17 @@ def test_filter_large_equals_filter_image(
     "name, options",
     [
         ("gaussian:sigma=2", {}),  # separable sgemm: bands
-        ("matrix7", {"border": "wrap"}),  # 49 taps: FFT bands
-        ("matrix7", {"border": "constant:-3.5"}),  # the whole image at once, as filter_image
+        ("matrix7", {"border": "wrap"}),  # 49 dense taps: one einsum in any tile
+        ("matrix15", {"border": "wrap"}),  # 225 taps: FFT bands
+        ("matrix15", {"border": "constant:-3.5"}),  # the whole image at once, as filter_image
         ("sobel", {"stride": 2, "padding": "full"}),  # direct: tiles
     ],
 )
 def test_bands_and_whole_modes_equal_filter_image(tmp_path: Path, name, options) -> None:
     stored, image = make_image("rgb", 600, 45, 3)  # more than two bands of 256 rows
-    if name == "matrix7":
-        record = kernel_from_matrix(np.random.default_rng(5).standard_normal((7, 7)), scale=1)
+    if name.startswith("matrix"):
+        size = int(name[6:])
+        record = kernel_from_matrix(np.random.default_rng(5).standard_normal((size, size)), scale=1)
     else:
         record = LIBRARY.resolve(name)
     write_tiff(tmp_path / "in.tif", stored)
@@ -181,7 +183,7 @@ def test_bands_and_whole_modes_equal_filter_image(tmp_path: Path, name, options)
     )
     expected = filter_image(image, record, "TIFF", **options)
     assert_same(tmp_path / "out.tif", image, expected)
-    want = {"gaussian:sigma=2": "bands", "sobel": "tiles"}.get(name)
+    want = {"gaussian:sigma=2": "bands", "sobel": "tiles", "matrix7": "tiles"}.get(name)
     want = want or ("whole" if "constant" in options.get("border", "") else "bands")
     assert result.mode == want
 
