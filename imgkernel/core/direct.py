@@ -18,7 +18,8 @@ read band by band) in, the float32 valid cross-correlation out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -125,7 +126,7 @@ def correlate_direct(
 
 def _tap_loop(
     band: np.ndarray,
-    taps: list[tuple[int, int, np.number]],
+    taps: Sequence[tuple[int, int, Any]],
     stride: tuple[int, int],
     dilation: tuple[int, int],
     acc: np.ndarray,
