@@ -128,10 +128,6 @@ def filter2d(
     channels = x.shape[2] if x.ndim == 3 else 1
     geometry = conv_geometry(x.shape[:2], k.shape, stride, dilation, padding, channels=channels)
     pads, stride2, dilation2 = geometry.pads, geometry.stride, geometry.dilation
-    if method == "auto" and x.dtype.kind == "f" and not np.isfinite(x).all():
-        # FFT and BLAS paths would smear a NaN/inf far beyond its windows.
-        method = "direct"
-
     if x.ndim == 2 or channels == 1 or stride2[1] == 1:
         # Channels-last rows are planes whose columns interleave the channels:
         # a horizontal tap j of channel c sits j*C columns away, so the whole

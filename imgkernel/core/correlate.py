@@ -189,9 +189,18 @@ def correlate_planes(
     kernel = np.asarray(kernel, dtype=np.float64)
     if method == "auto":
         method = choose_method(kernel, stride, dilation, xp.shape[1:])
+        if method != "direct" and not _all_finite(xp):
+            # FFT and BLAS paths would smear a NaN/inf far beyond its windows.
+            method = "direct"
     if isinstance(xp, PaddedPlanes):
         if method not in BANDED:
             xp = xp.array()
     else:
         xp = np.ascontiguousarray(xp, dtype=np.float32)
     return PATHS[method](xp, kernel, stride, dilation)
+
+
+def _all_finite(xp: np.ndarray | PaddedPlanes) -> bool:
+    """Whether the planes hold no NaN or inf (integer pictures never do)."""
+    data = xp.x if isinstance(xp, PaddedPlanes) else xp
+    return data.dtype.kind not in "fc" or bool(np.isfinite(data).all())

@@ -112,12 +112,13 @@ def gemm_columns(mk: int, width: int, least: int = 1024) -> int:
 
 @functools.cache
 def blas_limitable() -> bool:
-    """Whether :func:`blas_single_thread` can limit BLAS (threadpoolctl is installed)."""
-    try:
-        import threadpoolctl  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether :func:`blas_single_thread` can limit BLAS (threadpoolctl is installed).
+
+    Looked up, not imported: importing it costs a small image's whole filtering.
+    """
+    import importlib.util
+
+    return importlib.util.find_spec("threadpoolctl") is not None
 
 
 _BLAS_LOCK = threading.Lock()

@@ -57,7 +57,8 @@ from imgkernel.lazy import lazy_exports
 if TYPE_CHECKING:  # the lazily loaded names below, for type checkers
     from imgkernel.images.pool import POOL_MODES, pool_files, pool_image
     from imgkernel.images.regions import open_region_source
-    from imgkernel.images.tiled import LargeResult, LargeRoute, pool_large, run_large
+    from imgkernel.images.route import LargeRoute
+    from imgkernel.images.tiled import LargeResult, pool_large, run_large
 
 __all__ = [
     "STREAMED_FORMATS",
@@ -111,7 +112,7 @@ _LAZY = {
     "pool_image": "imgkernel.images.pool",
     "open_region_source": "imgkernel.images.regions",
     "LargeResult": "imgkernel.images.tiled",
-    "LargeRoute": "imgkernel.images.tiled",
+    "LargeRoute": "imgkernel.images.route",
     "pool_large": "imgkernel.images.tiled",
     "run_large": "imgkernel.images.tiled",
 }

@@ -36,7 +36,7 @@ from imgkernel.images.write import (
 )
 
 if TYPE_CHECKING:  # tiled imports pool, which imports this module
-    from imgkernel.images.tiled import LargeRoute
+    from imgkernel.images.route import LargeRoute
 
 #: What a transform returns: ``(pixels, alpha)`` ready to save, the same as row
 #: bands (:class:`~imgkernel.images.stream.Bands`), or one line of text.

@@ -40,17 +40,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import signal
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 from imgkernel.errors import BatchFailed, ImgkernelError, ImgkernelWarning, os_error_message
 from imgkernel.images.cluster import Runner, open_runner, stop_local_workers
@@ -406,6 +408,9 @@ def process_runner(jobs: int) -> Iterator[ProcessRunner]:
     queued batches are cancelled and the workers stopped with SIGTERM, which
     each turns into an exit that removes the file it was writing.
     """
+    import multiprocessing  # here: 10 ms of start-up that one-input runs never need
+    from concurrent.futures import ProcessPoolExecutor
+
     threads = max(1, cores() // jobs)
     context = multiprocessing.get_context(START_METHOD)
     if START_METHOD == "forkserver":

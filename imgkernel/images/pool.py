@@ -46,7 +46,8 @@ def pool_files(
     Zarr in or out, and TIFF to TIFF with ``batch.tile_size`` are pooled
     tile by tile (:func:`~imgkernel.images.tiled.pool_large`; not ``--global``).
     """
-    from imgkernel.images.tiled import LargeRoute, pool_large
+    from imgkernel.images.route import LargeRoute
+    from imgkernel.images.tiled import pool_large
 
     batch = batch or BatchOptions()
     global_ = pooling.get("global_", False)

@@ -23,14 +23,13 @@ from imgkernel.images import (
     BatchOptions,
     Display,
     Image,
-    LargeRoute,
     OutputOptions,
     is_text_output,
     max_value_for,
     run_images,
     to_display,
 )
-from imgkernel.images.tiled import LARGE_PIXELS
+from imgkernel.images.route import LARGE_PIXELS, LargeRoute
 from imgkernel.kernels.apply import apply_kernel, iter_kernel_bands, output_height
 from imgkernel.kernels.files import load_kernel_file
 from imgkernel.kernels.library import load_library
@@ -94,18 +93,23 @@ def filter_files(
     tiled path (:func:`~imgkernel.kernels.large.filter_large`); ``normalize``
     needs the whole result, so a large image then takes the whole path.
     """
-    from imgkernel.kernels.large import filter_large
-
     batch = batch or BatchOptions()
     whole = (display or Display()).mode_or(kernel.display) == "normalize"
     level = options.save.get("compress_level")
     large = LargeRoute(
-        partial(filter_large, kernel=kernel, display=display, level=level, **filter_options),
+        partial(_filter_large, kernel=kernel, display=display, level=level, **filter_options),
         tile_size=batch.tile_size,
         pixels=sys.maxsize if whole else LARGE_PIXELS,
     )
     transform = FilterTransform(kernel, display, dict(filter_options))
     run_images(inputs, transform, options, large=large, batch=batch)
+
+
+def _filter_large(source: str, target: str, **options: Any) -> Any:
+    """:func:`~imgkernel.kernels.large.filter_large`, imported when an input goes tiled."""
+    from imgkernel.kernels.large import filter_large
+
+    return filter_large(source, target, **options)
 
 
 @dataclass(frozen=True)
