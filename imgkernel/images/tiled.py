@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from imgkernel.core.padding import Border
+from imgkernel.core.parallel import tune_allocator
 from imgkernel.core.tiles import Tile, TilePlan, border_index, index_runs, plan_pool
 from imgkernel.errors import UsageError
 from imgkernel.images.cluster import open_runner
@@ -42,7 +43,7 @@ from imgkernel.images.image import Image
 from imgkernel.images.pool import POOL_MODES, pool_image
 from imgkernel.images.regions import RegionSource, is_zarr_path, open_region_source
 from imgkernel.images.route import LARGE_PIXELS, LargeRoute
-from imgkernel.images.tiled_write import OutputSpec, write_large
+from imgkernel.images.tiled_write import OutputSpec, write_large, write_tiff_tiles
 
 __all__ = [
     "LARGE_PIXELS",
@@ -164,6 +165,7 @@ def _split(block: np.ndarray, source: RegionSource) -> tuple[np.ndarray, np.ndar
 
 def run_tile(task: TileTask, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
     """Compute one tile (in a worker): its finished pixels as ``(h, w, C)``, alpha last."""
+    tune_allocator()  # once per process: a Dask worker started by the user too
     source = open_region_source(task.path)
     source.reserve(task.tile.rows.stop - task.tile.rows.start)
     pixels, alpha, rest = fetch_tile(source, task.tile, task.border, pads)
@@ -176,19 +178,36 @@ def run_tile(task: TileTask, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> 
     return block
 
 
-def _bands(blocks: Iterator[np.ndarray], plan: TilePlan) -> Iterator[np.ndarray]:
-    """Put the blocks (row-major) together into full-width bands, one per row of tiles."""
-    width = plan.out_hw[1]
-    for rows in plan.rows:
-        band = None
-        for cols in plan.cols:
-            block = next(blocks)
-            if band is None:
-                shape = (rows.out_stop - rows.out_start, width, block.shape[2])
-                band = np.empty(shape, dtype=block.dtype)
-            band[:, cols.out_start : cols.out_stop] = block
-        assert band is not None
-        yield band
+def _block_rows(blocks: Iterator[np.ndarray], plan: TilePlan) -> Iterator[list[np.ndarray]]:
+    """The blocks (row-major) grouped by row of tiles."""
+    across = plan.grid[1]
+    for _ in plan.rows:
+        yield [next(blocks) for _ in range(across)]
+
+
+def _band(blocks: list[np.ndarray]) -> np.ndarray:
+    """One row of blocks put together into a full-width band."""
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+
+
+def _aligned(plan: TilePlan, out_tile: int) -> bool:
+    """Whether every tile of ``plan`` starts on the output's grid of ``out_tile`` cells."""
+    starts = [t.out_start for t in plan.rows] + [t.out_start for t in plan.cols]
+    return all(start % out_tile == 0 for start in starts)
+
+
+def _block_tiles(rows: Iterator[list[np.ndarray]], size: int) -> Iterator[np.ndarray]:
+    """The ``size``-cell TIFF tiles of rows of blocks aligned on them, row-major.
+
+    >>> blocks = [[np.arange(16).reshape(4, 4, 1), np.arange(8).reshape(4, 2, 1)]]
+    >>> [t[:, :, 0].tolist() for t in _block_tiles(iter(blocks), 2)][:4]
+    [[[0, 1], [4, 5]], [[2, 3], [6, 7]], [[0, 1], [2, 3]], [[8, 9], [12, 13]]]
+    """
+    for blocks in rows:
+        for r0 in range(0, blocks[0].shape[0], size):
+            for block in blocks:
+                for c0 in range(0, block.shape[1], size):
+                    yield block[r0 : r0 + size, c0 : c0 + size]
 
 
 def run_large(
@@ -237,24 +256,25 @@ def _run_large(
     work = partial(run_tile, pads=plan.pads)
     with open_runner(scheduler, threads=threads) as runner:
         ahead = plan.grid[1] + 2 * runner.slots
-        bands = _bands(runner.map(work, tasks, ahead), plan)
-        first = next(bands)
+        rows = _block_rows(runner.map(work, tasks, ahead), plan)
+        first = next(rows)
         h, w = plan.out_hw
-        spec = OutputSpec((h, w, first.shape[2]), first.dtype, gray, alpha)
+        spec = OutputSpec((h, w, first[0].shape[2]), first[0].dtype, gray, alpha)
 
-        def all_bands() -> Iterator[np.ndarray]:
+        def all_rows() -> Iterator[list[np.ndarray]]:
             yield first
-            yield from bands
+            yield from rows
 
-        write_large(
-            target,
-            all_bands(),
-            spec,
-            tile=(out_tile, out_tile),
-            compression=compression,
-            level=level,
-            threads=threads,
+        write: dict[str, Any] = dict(
+            tile=(out_tile, out_tile), compression=compression, level=level, threads=threads
         )
+        if _aligned(plan, out_tile) and not is_zarr_path(target):
+            # The TIFF's tiles cut straight from the blocks: no full-width band.
+            tiles = _block_tiles(all_rows(), out_tile)
+            write_tiff_tiles(target, tiles, spec, **write)
+        else:
+            bands = (_band(blocks) for blocks in all_rows())
+            write_large(target, bands, spec, **write)
     shape = (h, w) if spec.shape[2] == 1 else spec.shape
     return LargeResult(target, shape, str(spec.dtype), len(plan), plan.grid, mode)
 

@@ -162,17 +162,40 @@ def write_large(
     if is_zarr_path(target):
         _write_zarr(target, bands, spec, tile, compression)
         return
+    write_tiff_tiles(
+        target,
+        _tiff_tiles(bands, tile),
+        spec,
+        tile=tile,
+        compression=compression,
+        level=level,
+        threads=threads,
+    )
+
+
+def write_tiff_tiles(
+    target: str,
+    tiles: Iterable[np.ndarray],
+    spec: OutputSpec,
+    *,
+    tile: tuple[int, int] = (256, 256),
+    compression: str | None = "zlib",
+    level: int | None = None,
+    threads: int | None = None,
+) -> None:
+    """Write a TIFF from its ``tile``-sized tiles ``(h, w, C)`` in row-major order (edge
+    tiles may be smaller); see :func:`write_large` for the options."""
     if tile[0] % 16 or tile[1] % 16:
         raise UsageError(f"TIFF tiles must be multiples of 16 pixels, got {tile[0]}x{tile[1]}")
     tifffile = require("tifffile", "tiff")
     h, w, c = spec.shape
     shape = (h, w) if c == 1 else (h, w, c)
     threads = threads or workers()
-    tiles: Iterable[Any] = (t[:, :, 0] if c == 1 else t for t in _tiff_tiles(bands, tile))
+    written: Iterable[Any] = (t[:, :, 0] if c == 1 else t for t in tiles)
     options = _tiff_options(spec, compression)
     tile_bytes = tile[0] * tile[1] * c * np.dtype(spec.dtype).itemsize
     if options.get("compression") in ("zlib", "deflate", "adobe_deflate"):
-        tiles = _encoded(tiles, tile if c == 1 else (*tile, c), zlib_encoder(level), threads)
+        written = _encoded(written, tile if c == 1 else (*tile, c), zlib_encoder(level), threads)
         options["compression"] = "zlib"
     elif level is not None and "compression" in options:
         options["compressionargs"] = {"level": int(level)}
@@ -180,7 +203,7 @@ def write_large(
     def encode(f: IO[bytes]) -> None:
         tifffile.imwrite(
             f,
-            tiles,
+            written,
             shape=shape,
             dtype=spec.dtype,
             tile=tile,

@@ -118,7 +118,9 @@ def test_reader_gives_what_the_whole_image_reader_gives(tmp_path: Path, kind: st
     border=st.sampled_from(BORDERS),
     display=st.sampled_from(DISPLAYS),
     alpha_mode=st.sampled_from(["keep", "filter", "premultiply"]),
-    tile=st.integers(1, 9),
+    # 16 and 32 are on the output's 16-cell TIFF tile grid: the tiles are cut
+    # from the blocks; other sizes go through full-width bands.
+    tile=st.one_of(st.integers(1, 9), st.sampled_from([16, 32])),
     tiled=st.booleans(),
     seed=st.integers(0, 2**16),
 )
@@ -534,3 +536,23 @@ def test_peak_memory_stays_far_below_the_image(tmp_path: Path) -> None:
         padding=(1, 0, 1, 1),
     )[0]
     np.testing.assert_array_equal(out.read(0, 599, 0, size), expected[:599])
+
+
+def test_tiles_cut_from_blocks_or_from_bands_are_the_same(tmp_path: Path, monkeypatch) -> None:
+    # 32-cell blocks on the 16-cell TIFF grid are cut straight into TIFF tiles;
+    # 24-cell ones are not on it and go through full-width bands.
+    from imgkernel.images import tiled
+
+    stored, image = make_image("rgb", 90, 70, 4)
+    write_tiff(tmp_path / "in.tif", stored)
+    sobel = LIBRARY.resolve("sobel")
+    expected = filter_image(image, sobel, "TIFF")
+    cut: list[int] = []
+    original = tiled._block_tiles
+    monkeypatch.setattr(tiled, "_block_tiles", lambda *a: cut.append(1) or original(*a))
+    for size, direct in ((32, True), (24, False)):
+        cut.clear()
+        out = tmp_path / f"out{size}.tif"
+        filter_large(str(tmp_path / "in.tif"), str(out), sobel, tile_size=size, out_tile=16)
+        assert bool(cut) == direct
+        assert_same(out, image, expected)
