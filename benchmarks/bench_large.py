@@ -13,7 +13,7 @@ Every case runs in its own process, timed with ``/usr/bin/time -f "%e %M"``
 * ``vips sobel in.tif out.tif[tile]`` (uncompressed, vips' default) and
   ``[tile,compression=deflate]``;
 * ``filter_large(in, out, sobel)`` with uncompressed and with zlib output
-  (gradient magnitude, as ``vips sobel``; 512-pixel tiles, 256x256 TIFF tiles);
+  (gradient magnitude, as ``vips sobel``; 512-pixel tiles written as 512x512 TIFF tiles);
 * ``imgkernel filter sobel in.tif -o out.tif``, the command a user types
   (zlib output; it takes the tiled path by itself above 67 Mpx);
 * with ``--dask N``: the same on a ``local:N`` Dask cluster;

@@ -49,9 +49,6 @@ class Group(click.Group):
         return sorted(set(self.commands) | set(self.lazy))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        from imgkernel.core.parallel import tune_allocator
-
-        tune_allocator()
         if sys.stdout is None:  # started with file descriptor 1 closed (`imgkernel ... >&-`)
             sys.stdout = _ClosedStdout()
         try:

@@ -474,9 +474,6 @@ def start_worker(threads: int, folder: str) -> None:
     own and of BLAS, SIGTERM as an exit (so a file being written is removed) and
     Ctrl-C left to the parent (which stops the workers)."""
     global _BLAS_LIMIT
-    from imgkernel.core.parallel import tune_allocator
-
-    tune_allocator()
     os.chdir(folder)
     os.environ["IMGKERNEL_THREADS"] = str(threads)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

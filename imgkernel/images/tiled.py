@@ -60,8 +60,10 @@ __all__ = [
 #: Dask, whose per-task costs (scheduling, moving the result) want larger tasks.
 TILE_SIZE = 512
 DASK_TILE_SIZE = 1024
-#: The TIFF tile / Zarr chunk of the output.
-OUT_TILE = 256
+#: The TIFF tile / Zarr chunk of the output: a computed tile, so that each is
+#: written as it comes, without a copy (16384x16384 RGB sobel, uncompressed:
+#: 4.64-4.82 s against 4.90-5.04 for 256-cell tiles in two of three pairs).
+OUT_TILE = 512
 
 #: ``compute(pixels, alpha, pads) -> (pixels, alpha)``: finished pixels of one tile.
 Compute = Callable[[np.ndarray, "np.ndarray | None", tuple[int, int, int, int]], tuple]
