@@ -8,7 +8,8 @@ Usage::
 The input is a photo-like tiled (256x256), zlib-compressed BigTIFF made tile
 by tile (:mod:`benchmarks.large_input`; kept at ``--input`` and reused).
 Every case runs in its own process, timed with ``/usr/bin/time -f "%e %M"``
-(wall seconds, peak RSS), side by side in one run:
+(wall seconds, peak RSS), side by side in one run (with ``--repeat N``,
+round by round: every case once a round; medians shown):
 
 * ``vips sobel in.tif out.tif[tile]`` (uncompressed, vips' default) and
   ``[tile,compression=deflate]``;
@@ -134,11 +135,20 @@ def main() -> int:
     )
     out = Path(tempfile.mkdtemp(prefix="imgkernel-bench-large-"))
     try:
+        runs = cases(args, src, out)
+        samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in runs}
+        # Round by round, every case once a round: a change of load hits all alike.
+        for _ in range(args.repeat):
+            for name, cmd in runs:
+                samples[name].append(timed(cmd, env, 1))
         results = []
-        for name, cmd in cases(args, src, out):
-            wall, cpu, peak = timed(cmd, env, args.repeat)
+        for name, _ in runs:
+            walls, cpus, peaks = zip(*samples[name], strict=True)
+            wall, cpu, peak = statistics.median(walls), statistics.median(cpus), max(peaks)
             results.append((name, wall, cpu, peak))
             print(f"  {name:42s} {wall:7.2f} s  {cpu:7.2f} cpu-s  {peak:7.0f} MB", flush=True)
+            if args.repeat > 1 and name.startswith(("vips sobel (unc", "imgkernel tiled (unc")):
+                print(f"    walls: {', '.join(f'{w:.2f}' for w in walls)}", flush=True)
         base = {r[0]: r for r in results}
         print("\n| case | wall s | CPU s | peak RSS MB | wall / vips | CPU / vips |")
         print("|---|---|---|---|---|---|")
