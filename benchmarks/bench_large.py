@@ -48,6 +48,8 @@ TILED = """
 import sys
 from imgkernel.kernels import load_library
 from imgkernel.kernels.large import filter_large
+from imgkernel.core.parallel import tune_allocator
+tune_allocator()  # as the command line does for a tiled run
 kernel = load_library(include_user=False).resolve("sobel")
 options = dict(compression=sys.argv[3])
 if sys.argv[4] != "-":

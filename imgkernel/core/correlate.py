@@ -201,6 +201,12 @@ def correlate_planes(
 
 
 def _all_finite(xp: np.ndarray | PaddedPlanes) -> bool:
-    """Whether the planes hold no NaN or inf (integer pictures never do)."""
+    """Whether the planes hold no NaN or inf, also once in float32 (integer pictures
+    never do; float64 beyond float32's range becomes inf there)."""
     data = xp.x if isinstance(xp, PaddedPlanes) else xp
-    return data.dtype.kind not in "fc" or bool(np.isfinite(data).all())
+    if data.dtype.kind not in "fc":
+        return True
+    if data.dtype.itemsize > 4:
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(data.astype(np.float32)).all())
+    return bool(np.isfinite(data).all())

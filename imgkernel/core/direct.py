@@ -19,6 +19,7 @@ read band by band) in, the float32 valid cross-correlation out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -63,7 +64,22 @@ def is_dense(kernel: np.ndarray) -> bool:
     >>> is_dense(np.ones((3, 3))), is_dense(np.eye(3))
     (True, False)
     """
-    return bool(np.count_nonzero(kernel) >= DENSE_SHARE * kernel.size)
+    dense = np.count_nonzero(kernel) >= DENSE_SHARE * kernel.size
+    return bool(dense) and _einsum_rounds_as_the_loop()
+
+
+@functools.cache
+def _einsum_rounds_as_the_loop() -> bool:
+    """Whether this numpy's einsum rounds a product and a sum apart, as the tap
+    loop does. A build whose einsum fuses them (FMA: aarch64, an x86 baseline
+    with FMA3) would give tiles that fall back to the loop other last bits
+    than their neighbours, so there every kernel takes the loop."""
+    w = np.array([0.41163054], np.float32)
+    x = np.array([[1.0425134, 1.0425134]], np.float32)
+    c = np.array([[-0.12853466, -0.12853466]], np.float32)
+    stacked = np.stack([c, x])  # taps (c, x), weights (1, w): c + w*x, fused or not
+    summed = np.einsum("t,tyx->xy", np.array([1.0, w[0]], np.float32), stacked, order="F")
+    return bool(np.array_equal(summed.T, c + x * w[0]))
 
 
 def _int16_passes(weights: np.ndarray) -> int:
@@ -96,7 +112,8 @@ def correlate_direct(
         out = np.empty((p, oh, ow), dtype=np.float32)
     # 8-bit data with small integer (or eighths, ...) weights: the same sums,
     # exact, in int16 (half the bytes a pass; the einsum 0.81 ns an output
-    # against 1.06), by the tap loop when it takes fewer passes than the einsum.
+    # against 1.06), by the tap loop when it takes no more passes than the
+    # einsum (counting the first tap's as two, as the others).
     scale = xp.int16_scale(kernel) if isinstance(xp, PaddedPlanes) else 0
     dense = is_dense(kernel) and not (scale and _int16_passes(kernel * scale) <= kernel.size)
     work = np.int16 if scale else np.float32

@@ -173,15 +173,21 @@ def tune_allocator() -> bool:
     the tiled sobel of a 4096x4096 TIFF spent a quarter of one thread's time
     there (0.66-0.77 s against 0.52-0.56 with these settings; two threads
     0.49-0.52 against 0.42-0.47). Arrays over :data:`MMAP_THRESHOLD` (whole
-    images) are still mapped and unmapped. Only the tiled path asks for it:
-    the whole-image emboss of a 12 Mpx PNG gained nothing measurable and
+    images) are still mapped and unmapped. A process-wide setting, so only
+    processes that are imgkernel's own ask for it, and only for tiled runs:
+    the command line when an input goes tiled, and the workers of a
+    ``local:N`` cluster (not a library caller, nor a user's Dask worker).
+    The whole-image emboss of a 12 Mpx PNG gained nothing measurable and
     kept 8 MB more at its peak (107 MB against 99). Linux with glibc only,
-    once per process, and not when the user set ``MALLOC_MMAP_THRESHOLD_``
-    or ``MALLOC_TRIM_THRESHOLD_``. Whether it took effect.
+    once per process, and not when the user set ``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_TRIM_THRESHOLD_`` or glibc's malloc tunables. Whether it took
+    effect.
     """
     if not sys.platform.startswith("linux"):
         return False
     if any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
         import ctypes

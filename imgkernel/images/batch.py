@@ -95,7 +95,7 @@ def run_images(
     in ``out_format``, row bands, or a line of text (for ``txt``/``json``
     output, one line per input on standard output unless ``-o`` names files).
     No input: ``-``. ``large`` says which inputs take the tiled path (see
-    :class:`~imgkernel.images.tiled.LargeRoute`; its own scheduler is not
+    :class:`~imgkernel.images.route.LargeRoute`; its own scheduler is not
     used: ``batch.scheduler`` computes the tiles of a single input, and
     inputs among many run whole on a worker). ``batch`` says how many inputs
     run (see :mod:`imgkernel.images.many`).

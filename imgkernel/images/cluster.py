@@ -206,6 +206,10 @@ def _arm_worker() -> int:
     (a task's thread cannot clean up after a plain kill). Its process id, or 0."""
     import signal
 
+    from imgkernel.core.parallel import tune_allocator
+
+    tune_allocator()  # a worker process of ours: its tiles reuse freed memory
+
     def stop(signum: int, _frame: Any) -> None:
         from imgkernel.images.deliver import remove_pending
 

@@ -75,6 +75,9 @@ class LargeRoute:
         return self.asked or pixels > self.pixels
 
     def __call__(self, source: str, target: str) -> LargeResult:
+        from imgkernel.core.parallel import tune_allocator
+
+        tune_allocator()  # the command's own process: tiles reuse freed memory
         return self.run(source, target, tile_size=self.tile_size, scheduler=self.scheduler)
 
 

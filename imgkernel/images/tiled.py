@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from imgkernel.core.padding import Border
-from imgkernel.core.parallel import tune_allocator
 from imgkernel.core.tiles import Tile, TilePlan, border_index, index_runs, plan_pool
 from imgkernel.errors import UsageError
 from imgkernel.images.cluster import open_runner
@@ -167,7 +166,6 @@ def _split(block: np.ndarray, source: RegionSource) -> tuple[np.ndarray, np.ndar
 
 def run_tile(task: TileTask, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
     """Compute one tile (in a worker): its finished pixels as ``(h, w, C)``, alpha last."""
-    tune_allocator()  # once per process: a Dask worker started by the user too
     source = open_region_source(task.path)
     source.reserve(task.tile.rows.stop - task.tile.rows.start)
     pixels, alpha, rest = fetch_tile(source, task.tile, task.border, pads)
@@ -253,6 +251,8 @@ def _run_large(
     tile / Zarr chunk edge; ``compression``/``level``: the TIFF (or Zarr)
     compression; ``threads``: local threads for tiles and for compression.
     """
+    if isinstance(out_tile, bool) or not isinstance(out_tile, int) or out_tile < 1:
+        raise UsageError(f"the output tile must be a positive number of pixels, got {out_tile!r}")
     path = os.path.abspath(source)
     tasks = (TileTask(path, tile, border, compute) for tile in plan)
     work = partial(run_tile, pads=plan.pads)

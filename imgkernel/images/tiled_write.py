@@ -30,7 +30,7 @@ from imgkernel.errors import UsageError
 from imgkernel.images.deliver import check_target, deliver
 from imgkernel.images.regions import is_zarr_path, isal_zlib, require
 
-__all__ = ["COMPRESSIONS", "OutputSpec", "rechunk_rows", "write_large"]
+__all__ = ["COMPRESSIONS", "OutputSpec", "rechunk_rows", "write_large", "write_tiff_tiles"]
 
 #: Above this many bytes of pixels a TIFF is written as BigTIFF.
 BIGTIFF_BYTES = 2**31

@@ -196,7 +196,7 @@ def filter_large(
     threads, 1024 on Dask); ``scheduler`` is None
     (threads here), ``"local:N"``, ``"tcp://HOST:PORT"`` or a
     ``distributed.Client``; ``output``: ``out_tile`` (TIFF tile / Zarr
-    chunk, default 256), ``compression`` (``zlib``, ``none``...),
+    chunk, default 512), ``compression`` (``zlib``, ``none``...),
     ``level``, ``threads``. ``normalize`` needs the whole result's range
     and is not available here.
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from imgkernel.core import correlate as C
@@ -329,8 +329,7 @@ def test_dense_einsum_equals_the_tap_loop(shape, size, zeros, stride, dilation, 
     rng = np.random.default_rng(seed)
     xp = (rng.standard_normal(shape) * 100).astype(np.float32)
     kh, kw = size
-    if (shape[1] - (kh - 1) * dilation[0] - 1) < 0 or (shape[2] - (kw - 1) * dilation[1] - 1) < 0:
-        return
+    assume(shape[1] > (kh - 1) * dilation[0] and shape[2] > (kw - 1) * dilation[1])
     if non_finite is not None:
         xp.reshape(-1)[rng.integers(0, xp.size, 1 + xp.size // 50)] = non_finite
     kernel = rng.standard_normal(size)
@@ -356,3 +355,57 @@ def test_dense_einsum_is_taken_for_dense_kernels(monkeypatch):
     direct.correlate_direct(xp, np.eye(3))  # 3 of 9 taps: the loop
     direct.correlate_direct(xp[:, :3, :3], np.ones((3, 3)))  # one output: the loop
     assert not calls
+
+
+def test_float64_beyond_float32_takes_the_direct_path():
+    # 1e39 is finite in float64 and inf in float32: the FFT would smear it.
+    x = np.ones((120, 120))
+    x[40, 40] = 1e39
+    kernel = np.random.default_rng(0).standard_normal((15, 15))
+    with np.errstate(all="ignore"):
+        auto = filter2d(x, kernel)
+        direct = filter2d(x, kernel, method="direct")
+    assert np.count_nonzero(~np.isfinite(auto)) == np.count_nonzero(~np.isfinite(direct)) == 225
+
+
+def test_no_einsum_where_it_would_fuse_multiply_and_add(monkeypatch):
+    # A numpy whose einsum uses FMA would round otherwise than the tap loop:
+    # then no kernel is dense, and every tile takes the loop.
+    from imgkernel.core import direct
+
+    assert direct.is_dense(np.ones((3, 3)))
+    monkeypatch.setattr(direct, "_einsum_rounds_as_the_loop", lambda: False)
+    assert not direct.is_dense(np.ones((3, 3)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 40), st.sampled_from([0, 1, 3, 4])),
+    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    border=st.sampled_from(["reflect", "symmetric", "edge", "wrap", "zero", "constant"]),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 3)),
+    non_finite=st.sampled_from([None, np.nan, np.inf]),
+    seed=st.integers(0, 2**16),
+)
+def test_float_images_einsum_equals_the_tap_loop(
+    shape, size, border, stride, dilation, non_finite, seed
+):
+    # Through filter2d: padded bands, channels-last rows (a tap's step is C
+    # values), planar channels at column strides, NaN and inf in the image.
+    from imgkernel.core import direct
+
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    image = (rng.standard_normal((h, w) if c == 0 else (h, w, c)) * 50).astype(np.float32)
+    if non_finite is not None:
+        image.reshape(-1)[rng.integers(0, image.size, 2)] = non_finite
+    kernel = rng.standard_normal(size)
+    kernel[rng.random(size) < 0.2] = 0.0
+    options = dict(border=border, cval=2.5, stride=stride, dilation=dilation, method="direct")
+    with np.errstate(all="ignore"):
+        got = filter2d(image, kernel, **options)
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(direct, "DENSE_SHARE", 2.0)
+        want = filter2d(image, kernel, **options)
+    np.testing.assert_array_equal(got, want)

@@ -24,11 +24,32 @@ def _probe(**env: str) -> str:
     return done.stdout.strip()
 
 
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):  # not glibc (musl, macOS, Windows)
+        return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_tune_allocator_takes_effect_unless_the_user_set_malloc():
-    glibc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
-    assert _probe() == ("True" if glibc else "False")
+    assert _probe() == ("True" if _glibc() else "False")
     assert _probe(MALLOC_TRIM_THRESHOLD_="131072") == "False"  # the user's choice stands
+    assert _probe(GLIBC_TUNABLES="glibc.malloc.trim_threshold=131072") == "False"
+
+
+def test_library_calls_leave_the_allocator_alone(tmp_path):
+    # Only imgkernel's own processes change malloc: filtering, even a tiled
+    # run called as a library function, does not.
+    code = (
+        "import numpy as np; from imgkernel import filter2d; "
+        "from imgkernel.core import parallel; "
+        "filter2d(np.ones((64, 64), np.uint8), [[1, 2], [3, 4]]); "
+        "print(parallel.tune_allocator.cache_info().currsize)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
 
 
 def test_run_tiles_covers_every_row_once_on_threads():
@@ -42,6 +63,8 @@ def test_run_tiles_covers_every_row_once_on_threads():
     parallel.run_tiles(10, task, 3)
     rows = sorted(r for a, b, _ in seen for r in range(a, b))
     assert rows == list(range(10))
+    if parallel.workers() > 1:
+        assert all(name.startswith("imgkernel") for _, _, name in seen)
 
 
 def test_thread_buffer_is_reused_per_thread_and_name():
@@ -50,3 +73,8 @@ def test_thread_buffer_is_reused_per_thread_and_name():
     assert np.shares_memory(a, b)
     assert not np.shares_memory(a, parallel.thread_buffer("test.b", (4, 5)))
     assert parallel.thread_buffer("test.a", (4, 5), np.int16).dtype == np.int16
+    other: list[np.ndarray] = []
+    thread = threading.Thread(target=lambda: other.append(parallel.thread_buffer("test.b", (4, 5))))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(other[0], parallel.thread_buffer("test.b", (4, 5)))

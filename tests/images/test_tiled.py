@@ -269,6 +269,10 @@ def test_refusals(tmp_path: Path) -> None:
         filter_large(src, str(tmp_path / "o.png"), sobel)
     with pytest.raises(UsageError, match="multiples of 16"):
         filter_large(src, str(tmp_path / "o.tif"), sobel, out_tile=10)
+    for bad in (0, -16, 16.0, True):
+        with pytest.raises(UsageError, match="positive number of pixels"):
+            filter_large(src, str(tmp_path / "o.tif"), sobel, out_tile=bad)
+    assert not (tmp_path / "o.tif").exists()
     (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(UsageError, match="TIFF files and Zarr arrays only"):
         filter_large(str(tmp_path / "x.png"), str(tmp_path / "o.tif"), sobel)
