@@ -441,23 +441,22 @@ def stop_workers() -> None:
     exits) and waits for them, so nothing is written after the command ends.
     """
     # No pool.shutdown() here: the interrupted thread may hold the pool's locks.
-    processes = [
-        process
-        for pool in list(_POOLS)
-        for process in list((getattr(pool, "_processes", None) or {}).values())
-    ]
-    for process in processes:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            process.terminate()
-    for process in processes:
-        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
-            process.join(10)
+    _terminate([process for pool in list(_POOLS) for process in _processes(pool)])
     stop_local_workers()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    processes = _processes(pool)
     pool.shutdown(wait=False, cancel_futures=True)
+    _terminate(processes)
+
+
+def _processes(pool: ProcessPoolExecutor) -> list[Any]:
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _terminate(processes: list[Any]) -> None:
+    """SIGTERM to each worker process, then wait for each (at most 10 s)."""
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             process.terminate()
