@@ -24,19 +24,22 @@ def pillow_png(array: np.ndarray, **save: object) -> bytes:
     return buffer.getvalue()
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    height=st.integers(1, 40),
-    width=st.integers(1, 40),
-    channels=st.sampled_from([None, 3, 4]),
-    writer=st.sampled_from(["pillow", "imgkernel"]),
-    seed=st.integers(0, 2**16),
-)
-def test_fast_path_equals_pillow(height, width, channels, writer, seed):
+@st.composite
+def random_pngs(draw: st.DrawFn, **save: object) -> tuple[np.ndarray, bytes]:
+    """A random 8-bit gray, RGB or RGBA image and a PNG of it by Pillow or imgkernel."""
+    height, width = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    channels = draw(st.sampled_from([None, 3, 4]))
     shape = (height, width) if channels is None else (height, width, channels)
-    array = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-    data = pillow_png(array) if writer == "pillow" else encode_png(array)
-    assert plain_png_size(data) == (height, width)
+    array = np.random.default_rng(draw(st.integers(0, 2**16))).integers(0, 256, shape, np.uint8)
+    pillow = draw(st.booleans())
+    return array, pillow_png(array, **save) if pillow else encode_png(array)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=random_pngs())
+def test_fast_path_equals_pillow(case):
+    array, data = case
+    assert plain_png_size(data) == array.shape[:2]
     fast = read_plain_png(io.BytesIO(data), None)
     assert fast is not None
     np.testing.assert_array_equal(fast, np.asarray(PILImage.open(io.BytesIO(data))))
@@ -108,19 +111,11 @@ def big_path_for_all(monkeypatch):
 
 
 @settings(max_examples=30, deadline=None)
-@given(
-    height=st.integers(1, 40),
-    width=st.integers(1, 40),
-    channels=st.sampled_from([None, 3, 4]),
-    writer=st.sampled_from(["pillow", "imgkernel"]),
-    seed=st.integers(0, 2**16),
-)
-def test_large_file_path_equals_pillow(height, width, channels, writer, seed):
-    shape = (height, width) if channels is None else (height, width, channels)
-    array = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-    data = pillow_png(array, optimize=True) if writer == "pillow" else encode_png(array)
+@given(case=random_pngs(optimize=True))
+def test_large_file_path_equals_pillow(case):
+    array, data = case
     pixels = pngread.read_big_png(io.BytesIO(data), None)
-    assert pixels is not None and pixels.shape == shape
+    assert pixels is not None and pixels.shape == array.shape
     np.testing.assert_array_equal(pixels, array)
     pixels[...] = 0  # an ordinary writable array: the streamed filters write into bands
     assert not pixels.any()
