@@ -67,6 +67,9 @@ def timed(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, floa
     """
     walls, cpus, peaks = [], [], []
     for _ in range(repeat):
+        # The previous case's output (768 MB) is still being written back to
+        # disk: flush it first, so that no case pays for another's writes.
+        os.sync()
         done = subprocess.run(
             ["/usr/bin/time", "-f", "%e %M %U %S", *cmd], capture_output=True, text=True, env=env
         )

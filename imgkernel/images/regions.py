@@ -102,6 +102,11 @@ class RegionSource:
     def hw(self) -> tuple[int, int]:
         return (self.shape[0], self.shape[1])
 
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one decoded row, all samples."""
+        return self.shape[1] * self.shape[2] * np.dtype(self.dtype).itemsize
+
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """Rows ``r0:r1`` and columns ``c0:c1`` as ``(h, w, C)`` pixels."""
         raise NotImplementedError

@@ -192,8 +192,8 @@ def filter_large(
     The pixels written equal ``filter_image(read_image(source), kernel,
     "TIFF", display=display, ...)`` (8-bit, or 16-bit for 16-bit input);
     the filter options are those of :func:`~imgkernel.kernels.apply_kernel`.
-    ``tile_size`` counts output pixels per tile side (default 512 on
-    threads, 1024 on Dask); ``scheduler`` is None
+    ``tile_size`` counts output pixels per tile side (default 1024, 512
+    for very wide images: :func:`~imgkernel.images.tiled.tile_size_for`); ``scheduler`` is None
     (threads here), ``"local:N"``, ``"tcp://HOST:PORT"`` or a
     ``distributed.Client``; ``output``: ``out_tile`` (TIFF tile / Zarr
     chunk, default 512), ``compression`` (``zlib``, ``none``...),
@@ -219,7 +219,8 @@ def filter_large(
     if mode == "bands" and not fits:
         mode = "whole"
     geometry = dict(stride=stride, dilation=kernel.spacing(dilation), padding=padding)
-    plan = _filter_plan(src, kernel, mode, fits, tile_size_for(tile_size, scheduler), geometry)
+    tile = tile_size_for(tile_size, scheduler, src.row_bytes)
+    plan = _filter_plan(src, kernel, mode, fits, tile, geometry)
     options = dict(
         stride=stride,
         dilation=dilation,

@@ -310,6 +310,63 @@ def test_int16_tap_loop_is_taken_only_when_exact():
     assert big.int16_scale(np.ones((3, 3))) == 0  # 9 * 5000 > 32767
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([0, 1, 3, 4])),
+    col=st.lists(st.integers(-4, 4), min_size=1, max_size=5),
+    row=st.lists(st.integers(-4, 4), min_size=1, max_size=5),
+    scale=st.sampled_from([1, 4, 16]),
+    border=st.sampled_from(["reflect", "edge", "wrap", "constant"]),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    seed=st.integers(0, 2**16),
+)
+def test_factored_int16_taps_equal_the_float32_loop(
+    shape, col, row, scale, border, stride, dilation, seed
+):
+    # Rank-1 integer kernels on 8-bit data (sobel, prewitt, small boxes) go down
+    # the column, then across the row, in int16: exact, so the float32 tap loop
+    # on the same values must agree bit for bit, strides and dilations included.
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    image = rng.integers(0, 256, (h, w) if c == 0 else (h, w, c), dtype=np.uint8)
+    kernel = np.outer(col, row).astype(np.float64) / scale
+    options = dict(border=border, cval=9.0, stride=stride, dilation=dilation, method="direct")
+    got = filter2d(image, kernel, **options)
+    want = filter2d(image.astype(np.float32), kernel, **options)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_factored_int16_taps_against_a_naive_loop(monkeypatch):
+    from imgkernel.core import direct
+
+    calls = []
+    original = direct._factored_taps
+    monkeypatch.setattr(direct, "_factored_taps", lambda *a: calls.append(1) or original(*a))
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    sobel_y = np.array([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]])
+    got = filter2d(image, sobel_y, padding=0)
+    assert calls  # 6 passes (down, then across) against the tap loop's 8
+    want = np.zeros((21, 29, 3))
+    for y in range(21):
+        for x in range(29):
+            want[y, x] = np.einsum("ij,ijc->c", sobel_y, image[y : y + 3, x : x + 3].astype(float))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_integer_factors():
+    from imgkernel.core.direct import integer_factors
+
+    col, row = integer_factors(np.array([[2.0, 4.0, -6.0], [3.0, 6.0, -9.0]]))
+    assert col.ravel().tolist() == [2, 3] and row.ravel().tolist() == [1, 2, -3]
+    assert integer_factors(np.array([[0.0, 3.0], [0.0, 5.0]])) is not None
+    assert integer_factors(np.array([[2.0, 3.0], [3.0, 4.0]])) is None  # rank 2
+    assert integer_factors(np.array([[2.0, 4.0], [3.0, 6.0], [1.0, 2.0]])) is not None
+    assert integer_factors(np.array([[4.0, 6.0], [2.0, 3.0]])) is not None
+    assert integer_factors(np.zeros((3, 3))) is None
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 4), st.integers(1, 40), st.integers(1, 70)),
