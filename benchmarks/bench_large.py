@@ -16,7 +16,8 @@ round by round: every case once a round; medians shown):
 * ``filter_large(in, out, sobel)`` with uncompressed and with zlib output
   (gradient magnitude, as ``vips sobel``; 512-pixel tiles written as 512x512 TIFF tiles);
 * ``imgkernel filter sobel in.tif -o out.tif``, the command a user types
-  (zlib output; it takes the tiled path by itself above 67 Mpx);
+  (zlib output; it takes the tiled path by itself above 67 Mpx), and the
+  same with ``--compress-level 0`` (uncompressed output);
 * with ``--dask N``: the same on a ``local:N`` Dask cluster;
 * with ``--whole``: the whole-image path (``imgkernel filter sobel < in.tif
   -o out.tif``: standard input is decoded whole by Pillow, filtered, encoded
@@ -96,6 +97,9 @@ def cases(args: argparse.Namespace, src: Path, out: Path) -> list[tuple[str, lis
     command = [sys.executable, "-m", "imgkernel", "filter", "sobel", str(src)]
     # The command line: a TIFF this large goes tile by tile by itself (zlib out).
     runs.append(("imgkernel filter sobel (CLI, zlib)", [*command, "-o", f"{out}/cli.tif"]))
+    # --compress-level 0: uncompressed tiles, what vips writes by default.
+    raw = [*command, "-o", f"{out}/cli-raw.tif", "--compress-level", "0"]
+    runs.append(("imgkernel filter sobel (CLI, uncompressed)", raw))
     if args.dask:
         runs.append(
             (
@@ -115,7 +119,8 @@ def check(out: Path) -> str:
     import tifffile
 
     whole = tifffile.imread(out / "whole.tif")
-    same = [np.array_equal(tifffile.imread(out / name), whole) for name in ("ik-z.tif", "cli.tif")]
+    names = ("ik-z.tif", "cli.tif", "cli-raw.tif")
+    same = [np.array_equal(tifffile.imread(out / name), whole) for name in names]
     return "identical (library and CLI)" if all(same) else "DIFFERENT"
 
 
@@ -152,7 +157,7 @@ def main() -> int:
             wall, cpu, peak = statistics.median(walls), statistics.median(cpus), max(peaks)
             results.append((name, wall, cpu, peak))
             print(f"  {name:42s} {wall:7.2f} s  {cpu:7.2f} cpu-s  {peak:7.0f} MB", flush=True)
-            if args.repeat > 1 and name.startswith(("vips sobel (unc", "imgkernel tiled (unc")):
+            if args.repeat > 1 and "uncompressed" in name:
                 print(f"    walls: {', '.join(f'{w:.2f}' for w in walls)}", flush=True)
         base = {r[0]: r for r in results}
         print("\n| case | wall s | CPU s | peak RSS MB | wall / vips | CPU / vips |")

@@ -251,7 +251,9 @@ OUTPUT_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "compress_level": (
         ("--compress-level",),
         dict(
-            type=_save_range("compress_level"), help="PNG zlib level 0-9 (default: fast level 1)."
+            type=_save_range("compress_level"),
+            help="PNG zlib level 0-9 (default: fast level 1); also the deflate level of "
+            "tiled TIFF output (0: uncompressed).",
         ),
     ),
     "quality": (

@@ -8,7 +8,6 @@ times a second on one line, and erased at the end. A bad input's line
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 import warnings
@@ -95,6 +94,8 @@ class Progress(Reporter):
     def _draw(self) -> None:
         if not self.show:
             return
+        import shutil  # here: it imports bz2 and lzma, 2 ms of every command's start
+
         self.drawn_at = time.monotonic()
         width = shutil.get_terminal_size((80, 24)).columns - 1
         self._write("\r" + self.line(self.drawn_at)[:width] + "\033[K")

@@ -156,7 +156,8 @@ def write_large(
 
     ``tile`` is the TIFF tile or Zarr chunk ``(rows, cols)``; TIFF tiles
     must be multiples of 16. ``compression`` is ``zlib`` (default; level 1
-    unless ``level`` says, see :func:`zlib_encoder`), ``none`` or another
+    unless ``level`` says, see :func:`zlib_encoder`; level 0 writes the tiles
+    uncompressed, as zlib's level 0 stores them), ``none`` or another
     name tifffile knows. ``threads`` compress tiles in parallel.
     """
     if is_zarr_path(target):
@@ -192,6 +193,8 @@ def write_tiff_tiles(
     shape = (h, w) if c == 1 else (h, w, c)
     threads = threads or workers()
     written: Iterable[Any] = (t[:, :, 0] if c == 1 else t for t in tiles)
+    if level is not None and int(level) == 0:
+        compression = "none"  # zlib's level 0 only stores: the same bytes, no deflate framing
     options = _tiff_options(spec, compression)
     tile_bytes = tile[0] * tile[1] * c * np.dtype(spec.dtype).itemsize
     if options.get("compression") in ("zlib", "deflate", "adobe_deflate"):

@@ -320,7 +320,33 @@ def test_tile_size_gives_the_whole_image_result(command: list[str], tmp_path: Pa
     np.testing.assert_array_equal(np.asarray(zarr.open(str(tmp_path / "out.zarr"))), expected)
 
 
+def test_compress_level_zero_writes_uncompressed_tiles(tmp_path: Path):
+    # The tiled TIFF writer deflates (level 1) unless told level 0, which like
+    # zlib's own level 0 compresses nothing: what vips writes by default.
+    tifffile = pytest.importorskip("tifffile")
+    rng = np.random.default_rng(4)
+    source = tmp_path / "big.tif"
+    tifffile.imwrite(source, rng.integers(0, 256, (200, 150, 3), dtype=np.uint8))
+    outputs = {}
+    for level in (None, "0", "6"):
+        out = tmp_path / f"out-{level}.tif"
+        extra = [] if level is None else ["--compress-level", level]
+        result = run("filter", "sobel", source, "-o", out, "--tile-size", 64, *extra)
+        assert result.exit_code == 0, result.stderr
+        with tifffile.TiffFile(out) as tif:
+            outputs[level] = (tif.pages[0].compression, tif.asarray())
+    assert outputs[None][0] == outputs["6"][0] == 8  # zlib
+    assert outputs["0"][0] == 1  # none
+    np.testing.assert_array_equal(outputs["0"][1], outputs[None][1])
+    np.testing.assert_array_equal(outputs["6"][1], outputs[None][1])
+    whole = tmp_path / "whole.tif"
+    assert run("filter", "sobel", source, "-o", whole).exit_code == 0
+    np.testing.assert_array_equal(outputs["0"][1], tifffile.imread(whole))
+
+
 BAD = [
+    (["filter", "sobel", "{gray}", "--compress-level", "-1"], "compress-level"),
+    (["filter", "sobel", "{gray}", "--compress-level", "10"], "compress-level"),
     (["filter", "sobel", "{gray}", "--jobs", "0"], "jobs"),
     (["filter", "sobel", "{gray}", "--jobs", "x"], "jobs"),
     (["pool", "--size", "2", "{gray}", "-j", "-3"], "jobs"),
