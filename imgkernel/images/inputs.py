@@ -8,7 +8,6 @@ names need neither a shell glob nor a command line that long.
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -29,6 +28,8 @@ def expand_glob(argument: str) -> list[str]:
     """
     if argument == "-" or not GLOB_CHARACTERS & set(argument) or os.path.lexists(argument):
         return [argument]
+    import glob  # only for patterns: plain names are most of the inputs
+
     matches = [m for m in glob.glob(argument, recursive=True) if not os.path.isdir(m)]
     return sorted(matches) or [argument]
 

@@ -19,9 +19,9 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -203,7 +203,7 @@ def _kernel_tables(data: dict[str, Any], source: str) -> dict[str, Any]:
             raise UsageError(f"{source}: 'kernels' must be a table of [kernels.NAME] tables")
         return tables
     if any(key in data for key in _KIND_KEYS):
-        return {Path(source).stem: data}
+        return {os.path.splitext(os.path.basename(source))[0]: data}
     return data
 
 

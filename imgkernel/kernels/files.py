@@ -8,7 +8,8 @@ missing or unreadable file is a one-line message naming it.
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from imgkernel.kernels.definitions import parse_definitions
 from imgkernel.kernels.library import library_of
 from imgkernel.kernels.matrix import kernel_from_matrix, parse_matrix
 from imgkernel.kernels.record import Kernel
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["load_kernel_file"]
 
@@ -39,7 +43,7 @@ def load_kernel_file(
     (a divisor, or ``"sum"``) is given, as in :func:`kernel_from_matrix`.
     """
     name, chosen = _split_choice(str(path))
-    suffix = Path(name).suffix.lower()
+    suffix = os.path.splitext(name)[1].lower()
     if suffix == ".toml":
         return _toml_kernel(name, chosen)
     if chosen is not None:

@@ -22,11 +22,10 @@ array([[-1.,  0.,  1.],
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +38,9 @@ from imgkernel.kernels.definitions import (
 )
 from imgkernel.kernels.generators import GENERATORS
 from imgkernel.kernels.record import Kernel
+
+if TYPE_CHECKING:  # pathlib (with urllib and ipaddress) costs 3 ms of every start-up
+    from pathlib import Path
 
 __all__ = [
     "KernelLibrary",
@@ -161,6 +163,8 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
         key = normalize_name(name) if isinstance(name, str) else ""
         if key in self._defs:
             return self._defs[key]
+        import difflib  # only to suggest a name (1 ms of start-up otherwise)
+
         close = difflib.get_close_matches(key, self._defs, n=3, cutoff=0.6)
         if close:
             quoted = [f"'{c}'" for c in close]
@@ -273,6 +277,8 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
         for d in self._defs.values():
             for ref in d.references():
                 if ref not in self._defs:
+                    import difflib
+
                     close = difflib.get_close_matches(ref, self._defs, n=1)
                     hint = f"; did you mean '{close[0]}'?" if close else ""
                     raise UsageError(
@@ -286,10 +292,16 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
 
 def user_kernels_path() -> Path:
     """``$XDG_CONFIG_HOME/imgkernel/kernels.toml`` (default ``~/.config/...``)."""
+    from pathlib import Path
+
+    return Path(_user_kernels_file())
+
+
+def _user_kernels_file() -> str:
     base = os.environ.get("XDG_CONFIG_HOME", "")
     if not base or not os.path.isabs(base):
         base = os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "imgkernel" / "kernels.toml"
+    return os.path.join(base, "imgkernel", "kernels.toml")
 
 
 @functools.lru_cache(maxsize=1)
@@ -298,10 +310,12 @@ def _builtin_definitions() -> dict[str, KernelDefinition]:
     # An installed package holds it beside its modules, a source tree at its
     # top: read it as a file (importlib.resources would import zipfile and its
     # readers, 5 ms of start-up), and through importlib.resources only from a zip.
-    here = Path(__file__).resolve()
-    for path in (here.parents[1] / "kernels.toml", here.parents[2] / "kernels.toml"):
-        if path.is_file():
-            return parse_definitions(path.read_text(encoding="utf-8"), str(path))
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    for folder in (package, os.path.dirname(package)):
+        path = os.path.join(folder, "kernels.toml")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return parse_definitions(f.read(), path)
     try:
         import importlib.resources
 
@@ -346,10 +360,10 @@ def load_library(
         parameters, or references to unknown kernels; the message names the
         file and the kernel.
     """
-    if isinstance(extra_files, str | Path):
+    if isinstance(extra_files, str | os.PathLike):
         extra_files = [extra_files]
-    paths: list[Path] = []
-    if include_user and user_kernels_path().is_file():
-        paths.append(user_kernels_path())
-    paths.extend(Path(p) for p in extra_files)
-    return library_of(*(parse_definitions(read_user_text(str(p)), str(p)) for p in paths))
+    paths: list[str] = []
+    if include_user and os.path.isfile(_user_kernels_file()):
+        paths.append(_user_kernels_file())
+    paths.extend(os.fspath(p) for p in extra_files)
+    return library_of(*(parse_definitions(read_user_text(p), p) for p in paths))
