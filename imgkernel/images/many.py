@@ -47,7 +47,7 @@ import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -81,8 +81,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one item gave: a ``value`` (e.g. a line to print), or an ``error`` line and
     its exit ``status``; ``warnings`` raised while it ran (imgkernel's own, as text)."""
 

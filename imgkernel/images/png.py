@@ -26,7 +26,6 @@ import struct
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
 import numpy as np
@@ -76,8 +75,7 @@ def _as_bytes(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=dtype).view(np.uint8).reshape(len(rows), -1)
 
 
-@dataclass(frozen=True)
-class _Setup:
+class _Setup(NamedTuple):
     """What every strip task needs to know, fixed for one image."""
 
     bpp: int

@@ -49,9 +49,8 @@ from __future__ import annotations
 
 import importlib
 import zlib
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -105,8 +104,7 @@ def checksums() -> ModuleType:
     return _library("isal") or _library("zlib-ng") or zlib
 
 
-@dataclass(frozen=True)
-class Deflater:
+class Deflater(NamedTuple):
     """One deflate setting: which library, its level and its strategy."""
 
     library: str
@@ -129,8 +127,7 @@ def _pick(choices: tuple[tuple[str, int, int], ...]) -> Deflater:
     raise AssertionError("the standard library's zlib always imports")  # pragma: no cover
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """How a compress level filters and deflates: strips keep their smallest candidate.
 
     Every candidate is raw deflate ending on a byte boundary, so strips

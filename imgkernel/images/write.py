@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -49,8 +48,7 @@ DEFAULT_JPEG_QUALITY = 90
 DEFAULT_WEBP_QUALITY = 90
 
 
-@dataclass(frozen=True)
-class SaveOption:
+class SaveOption(NamedTuple):
     """An encoder setting: the formats it applies to (each with its default) and its range."""
 
     defaults: Mapping[str, int]

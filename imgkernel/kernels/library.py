@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from imgkernel.errors import ImgkernelError, UsageError, read_user_text
 from imgkernel.kernels.checks import format_value, normalize_name, quote
 from imgkernel.kernels.definitions import (
     KernelDefinition,
+    LazyDefinitions,
     generator_definitions,
     parse_definitions,
 )
@@ -92,7 +94,11 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
     """
 
     def __init__(self, definitions: Mapping[str, KernelDefinition]):
-        self._defs = dict(definitions)
+        # library_of's ChainMap is kept as it is: its built-in layer parses a
+        # table only when it is looked up.
+        self._defs: Mapping[str, KernelDefinition] = (
+            definitions if isinstance(definitions, ChainMap) else dict(definitions)
+        )
 
     # -- Mapping protocol -------------------------------------------------
     def __getitem__(self, name: str) -> KernelDefinition:
@@ -121,8 +127,9 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
         "Pillow's BLUR: 5x5 ring of ones (inner 3x3 zero), scale 16"
         """
         d = self._lookup(name)
-        if not d.description and d.kind == "alias" and d.alias in self._defs:
-            return self._defs[d.alias].description
+        alias = d.alias if d.kind == "alias" else None
+        if not d.description and alias is not None and alias in self._defs:
+            return self._defs[alias].description
         return d.description
 
     def details(self, name: str) -> str:
@@ -272,9 +279,9 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
             made, name=name, offset=d.offset or made.offset, display=d.display or made.display
         )
 
-    def _check_references(self) -> None:
-        """Every name a definition refers to is in the library."""
-        for d in self._defs.values():
+    def _check_references(self, definitions: Iterable[KernelDefinition] | None = None) -> None:
+        """Every name ``definitions`` (default: all) refer to is in the library."""
+        for d in self._defs.values() if definitions is None else definitions:
             for ref in d.references():
                 if ref not in self._defs:
                     import difflib
@@ -305,7 +312,7 @@ def _user_kernels_file() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _builtin_definitions() -> dict[str, KernelDefinition]:
+def _builtin_definitions() -> LazyDefinitions:
     """The built-in ``kernels.toml``: inside the installed package, else at the repository top."""
     # An installed package holds it beside its modules, a source tree at its
     # top: read it as a file (importlib.resources would import zipfile and its
@@ -315,13 +322,13 @@ def _builtin_definitions() -> dict[str, KernelDefinition]:
         path = os.path.join(folder, "kernels.toml")
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
-                return parse_definitions(f.read(), path)
+                return LazyDefinitions(f.read(), path)
     try:
         import importlib.resources
 
         res = importlib.resources.files("imgkernel") / "kernels.toml"
         if res.is_file():
-            return parse_definitions(res.read_text(encoding="utf-8"), str(res))
+            return LazyDefinitions(res.read_text(encoding="utf-8"), str(res))
     except (ModuleNotFoundError, OSError):
         pass
     raise ImgkernelError(
@@ -333,14 +340,16 @@ def library_of(*sources: Mapping[str, KernelDefinition]) -> KernelLibrary:
     """The built-in kernels overridden by each of ``sources`` in turn, references checked.
 
     A registered generator that no table names is found under its own name.
+    The built-in tables' own references are checked by the tests (a source
+    can replace a name, not remove it).
     """
-    definitions = dict(_builtin_definitions())
+    given: dict[str, KernelDefinition] = {}
     for source in sources:
-        definitions.update(source)
-    for name, definition in generator_definitions().items():
-        definitions.setdefault(name, definition)
-    library = KernelLibrary(definitions)
-    library._check_references()
+        given.update(source)
+    # ChainMap writes only to its first map: the lazy built-ins are only read.
+    builtins = cast("dict[str, KernelDefinition]", _builtin_definitions())
+    library = KernelLibrary(ChainMap(given, builtins, generator_definitions()))
+    library._check_references(given.values())
     return library
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ class ClassifyJob:
             chunk = good[start : start + self.batch_size]
             batch = np.stack([outcomes[i].value for i in chunk])
             for i, ranked in zip(chunk, classify(model, batch, top=self.top), strict=True):
-                outcomes[i] = replace(outcomes[i], value=self.line(paths[i], ranked))
+                outcomes[i] = outcomes[i]._replace(value=self.line(paths[i], ranked))
         return outcomes
 
     def line(self, path: str, ranked: Ranked) -> str:
