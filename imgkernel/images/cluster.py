@@ -32,12 +32,14 @@ import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgkernel.core.parallel import workers
 from imgkernel.errors import UsageError
 from imgkernel.images.regions import require
+
+if TYPE_CHECKING:  # concurrent.futures (with logging): 3 ms of a small job's start
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["Runner", "limit_threads", "open_runner"]
 
@@ -139,6 +141,8 @@ class DaskRunner(Runner):
 def open_runner(scheduler: Any = None, *, threads: int | None = None) -> Iterator[Runner]:
     """The :class:`Runner` for ``scheduler`` (see the module notes); closes what it started."""
     if scheduler is None or (isinstance(scheduler, str) and scheduler.startswith("threads")):
+        from concurrent.futures import ThreadPoolExecutor
+
         count = threads or _threads_of(scheduler) or workers()
         with ThreadPoolExecutor(count, thread_name_prefix="imgkernel-tiles") as pool:
             yield ThreadRunner(pool, count)

@@ -45,7 +45,6 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -276,6 +275,8 @@ def _take(
 
 def _checked(results: Iterator[Any]) -> Iterator[Any]:
     """The results, a worker lost on the way said in one line."""
+    from concurrent.futures import BrokenExecutor  # here: a single input never needs it
+
     try:
         yield from results
     except BrokenExecutor:

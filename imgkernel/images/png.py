@@ -25,8 +25,7 @@ import os
 import struct
 import zlib
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -39,6 +38,9 @@ from imgkernel.images.pngdeflate import (
     zlib_header,
 )
 from imgkernel.images.pngfilter import FILTER_NAMES, filter_rows
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -187,7 +189,11 @@ class PngWriter:
         self._strip_rows = max(1, STRIP_BYTES // row_bytes)
         workers = _default_threads() if threads is None else max(1, int(threads))
         many = self.height > self._strip_rows and workers > 1
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="png") if many else None
+        self._pool: ThreadPoolExecutor | None = None
+        if many:  # one strip (a small image) is deflated here, without threads
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="png")
         self._limit = 2 * workers
         self._file = file
         self._queue: deque[Future[_Strip]] = deque()
@@ -280,12 +286,10 @@ class PngWriter:
         self._submitted += len(strip)
         args = (strip, self._above, self._setup, self._submitted == self.height)
         self._above = _as_bytes(strip[-1:])[0]
-        if self._pool is None:
-            done: Future[_Strip] = Future()
-            done.set_result(_encode_strip(*args))
-            self._queue.append(done)
-        else:
-            self._queue.append(self._pool.submit(_encode_strip, *args))
+        if self._pool is None:  # strips come back in order: each is written at once
+            self._emit(_encode_strip(*args))
+            return
+        self._queue.append(self._pool.submit(_encode_strip, *args))
         self._drain(self._limit)
 
     def _drain(self, limit: int) -> None:
