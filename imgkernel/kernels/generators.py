@@ -27,8 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -75,8 +74,7 @@ REQUIRED: Any = _Required()
 Builder = Callable[[Mapping[str, Any]], np.ndarray | Kernel]
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One parameter of a generator.
 
     Attributes
@@ -102,8 +100,7 @@ class Param:
         return self.check is kernel_name
 
 
-@dataclass(frozen=True)
-class Generator:
+class Generator(NamedTuple):
     """A named builder of kernel weights and the parameters it takes.
 
     Examples
