@@ -389,7 +389,8 @@ BATCH_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any], str]] = {
             type=click.IntRange(8, 1 << 16),
             metavar="N",
             help="Work tile by tile, N output pixels a side (TIFF or Zarr in and out); "
-            "Zarr and TIFF over 67 Mpx go tile by tile anyway.",
+            "Zarr and TIFF over 67 Mpx go tile by tile anyway (1024 a side, 512 for "
+            "very wide images).",
         ),
         "tiles",
     ),
