@@ -38,11 +38,19 @@ def output_params(command: click.Command) -> dict[str, tuple]:
 
 
 def test_every_image_writing_command_takes_the_same_output_options() -> None:
-    expected = output_params(cli.commands["filter"])
+    # get_command, not cli.commands: commands are registered when first looked up
+    context = click.Context(cli)
+
+    def command(name: str) -> click.Command:
+        found = cli.get_command(context, name)
+        assert found is not None, name
+        return found
+
+    expected = output_params(command("filter"))
     assert set(expected) == set(OUTPUT_OPTIONS)
     assert set(SAVE_OPTIONS) <= set(expected)  # every encoder setting has its option
     for name in IMAGE_WRITERS:
-        assert output_params(cli.commands[name]) == expected, name
+        assert output_params(command(name)) == expected, name
 
 
 def probe_command(seen: dict) -> click.Command:
