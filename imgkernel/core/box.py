@@ -184,5 +184,5 @@ def correlate_box(
                 dst = out[q, y0 + c0 : y0 + c1]
                 np.multiply(h[:, :n_cols:sw], -weight if neg else weight, out=dst)
 
-    run_tiles(len(blocks), task, 1, out.size)
+    run_tiles(len(blocks), task, 1)
     return out

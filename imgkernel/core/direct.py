@@ -156,7 +156,7 @@ def correlate_direct(
             elif acc is not result:
                 result[...] = acc
 
-    run_tiles(len(blocks), task, 1, out.size)
+    run_tiles(len(blocks), task, 1)
     return out
 
 

@@ -171,7 +171,7 @@ def pad(
                 rows[index(ax_w, slice(left + w, None))] = rows[index(ax_w, cols[left + w :])]
 
     row_cells = max(1, x.size // max(h, 1))
-    run_tiles(h, fill_rows, max(1, (1 << 20) // row_cells), out.size)
+    run_tiles(h, fill_rows, max(1, (1 << 20) // row_cells))
     if constant:
         if top:
             out[index(ax_h, slice(0, top))] = border.value

@@ -283,5 +283,5 @@ def correlate_separable(
             _interleave(horiz, dst, phases)
 
     out = np.empty((p, oh, ow), dtype=np.float32)
-    run_tiles(len(blocks), task, 1, out.size)  # sgemms under OpenBLAS's serial size
+    run_tiles(len(blocks), task, 1)  # sgemms under OpenBLAS's serial size: no limiter
     return out

@@ -68,6 +68,7 @@ from imgkernel.errors import (
 )
 from imgkernel.images.formats import FORMATS, sniff_format
 from imgkernel.images.image import LAYOUTS, ArrayLayout, Image
+from imgkernel.images.jpegread import read_plain_jpeg
 from imgkernel.images.pngread import read_plain_png
 
 NO_INPUT = "no input: give a file or pipe an image to standard input"
@@ -188,7 +189,11 @@ def read_image(
             array = _read_npy(name, stream, max_pixels, three_d)
             arrangement = ArrayLayout.of(array, three_d)
             return Image(arrangement.pixels(array), None, "NPY", source, layout=arrangement)
-        plain = read_plain_png(stream, _effective_limit(max_pixels)) if fmt == "PNG" else None
+        plain = None
+        if fmt == "PNG":
+            plain = read_plain_png(stream, _effective_limit(max_pixels))
+        elif fmt == "JPEG":  # one frame: a multi-picture (MPO) file goes to Pillow
+            plain = read_plain_jpeg(stream, _effective_limit(max_pixels))
         if plain is not None:
             return Image(*_split_alpha(plain, split_alpha), fmt, source)
         decoded = _read_pillow(

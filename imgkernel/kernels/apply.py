@@ -13,6 +13,7 @@ import numpy as np
 
 from imgkernel.core.conv import conv_geometry, filter2d
 from imgkernel.core.geometry import WindowGeometry
+from imgkernel.core.parallel import SERIAL_WORK, serial
 from imgkernel.core.windows import pad, pad_rows, parse_border
 from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
@@ -230,11 +231,10 @@ def iter_kernel_bands(
     if band_rows is None:
         # About BAND_BYTES of float32 results a band: a band's temporaries stay in
         # cache-friendly sizes and peak memory does not grow with the image.
-        row_bytes = (
-            4 * geometry.out_hw[1] * (pixels.size // max(pixels.shape[0] * pixels.shape[1], 1))
-        )
-        band_rows = BAND_BYTES // max(row_bytes, 1)
+        band_rows = BAND_BYTES // max(4 * row_values(geometry.out_hw[1], pixels), 1)
     band_rows = max(1, int(band_rows))
+    # A small image runs on this thread: waking threads costs more than it saves.
+    small = out_h * row_values(geometry.out_hw[1], pixels) < SERIAL_WORK
     for o0 in range(0, out_h, band_rows):
         o1 = min(out_h, o0 + band_rows)
         first, stop = o0 * step[0], (o1 - 1) * step[0] + span  # padded coordinates
@@ -242,10 +242,16 @@ def iter_kernel_bands(
         band_alpha = None
         if alpha is not None:
             band_alpha = pad_rows(alpha, pads, brd, first, stop, dtype=alpha.dtype)
-        values, out_alpha = apply_kernel(
-            band, kernel, alpha=band_alpha, padding=(0, 0, 0, 0), **common
-        )
+        with serial(small):  # set and reset around the band, not across the yield
+            values, out_alpha = apply_kernel(
+                band, kernel, alpha=band_alpha, padding=(0, 0, 0, 0), **common
+            )
         yield slice(o0, o1), values, out_alpha
+
+
+def row_values(out_width: int, pixels: np.ndarray) -> int:
+    """Values in one output row of ``pixels`` (H, W) or (H, W, C) filtered to ``out_width``."""
+    return out_width * (pixels.size // max(pixels.shape[0] * pixels.shape[1], 1))
 
 
 def band_rows_for(out_width: int, channels: int) -> int:

@@ -78,3 +78,39 @@ def test_thread_buffer_is_reused_per_thread_and_name():
     thread.start()
     thread.join()
     assert not np.shares_memory(other[0], parallel.thread_buffer("test.b", (4, 5)))
+
+
+def test_serial_keeps_tiles_on_the_calling_thread_and_resets():
+    seen: list[str] = []
+
+    def task(a: int, b: int) -> None:
+        seen.extend([threading.current_thread().name] * (b - a))
+
+    with parallel.serial():
+        with parallel.serial(False):  # asking for less inside keeps it serial
+            parallel.run_tiles(8, task, 1)
+    assert set(seen) == {threading.current_thread().name} and len(seen) == 8
+    assert not parallel._SERIAL.get()  # reset on the way out
+
+
+def test_small_images_filter_without_threads_and_large_bands_with(monkeypatch):
+    # A small image is filtered on the calling thread (threads cost more than
+    # they save there); the bands of a large one still go to the pool.
+    from imgkernel.images import Image
+    from imgkernel.kernels import filter_image, load_library
+
+    monkeypatch.setenv("IMGKERNEL_THREADS", "2")
+    pools: list[int] = []
+    original = parallel._pool
+    monkeypatch.setattr(parallel, "_pool", lambda n: pools.append(n) or original(n))
+    gaussian = load_library(include_user=False).resolve("gaussian:sigma=2")
+    rng = np.random.default_rng(0)
+    small = Image(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), None, "PNG", "-")
+    got, _ = filter_image(small, gaussian, "PNG")
+    assert not pools
+    wide = Image(rng.integers(0, 256, (700, 1200, 3), dtype=np.uint8), None, "PNG", "-")
+    whole, _ = filter_image(wide, gaussian, "PNG")
+    assert pools  # 2.5 M values: bands on two threads
+    with parallel.serial():  # the same pixels either way
+        np.testing.assert_array_equal(filter_image(wide, gaussian, "PNG")[0], whole)
+    assert got.shape == (300, 400, 3)
