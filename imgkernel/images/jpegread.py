@@ -6,8 +6,8 @@ in 27 ms, with the same library, the same (accurate) DCT and upsampling and
 the same pixels, bit for bit (tested against Pillow). Only the JPEGs whose
 pixels cannot differ are taken this way: 8-bit, Huffman-coded (baseline,
 extended or progressive), gray or three components in libjpeg's own colour
-handling (no Adobe transform marker), no EXIF orientation other than 1 (the
-reader rotates those), not a multi-picture (MPO) file, whole (ending in EOI)
+handling (no Adobe transform marker), no EXIF orientation other than 1 and
+no XMP orientation (the reader rotates those), not a multi-picture (MPO) file, whole (ending in EOI)
 and decoded without a single libjpeg warning. Anything else returns None and
 Pillow reads (or reports) it as before.
 """
@@ -24,6 +24,7 @@ _HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2}
 #: Every other start of frame (lossless, differential, arithmetic): Pillow's business.
 _OTHER_FRAMES = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _ORIENTATION = 0x0112
+_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
 def plain_jpeg_size(data: bytes) -> tuple[int, int, int] | None:
@@ -69,6 +70,8 @@ def _plain_segment(marker: int, body: bytes) -> bool:
         return False
     if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
         return _exif_orientation(body[6:]) in (None, 1)
+    if marker == 0xE1 and body.startswith(_XMP) and b"Orientation" in body:
+        return False  # Pillow also rotates by XMP's tiff:Orientation
     return True
 
 

@@ -287,9 +287,21 @@ def _run_large(
     return LargeResult(target, shape, str(spec.dtype), len(plan), plan.grid, mode)
 
 
+def source_row_bytes(source: RegionSource, stride: Any) -> int:
+    """Bytes of the source rows behind one output row: a row's, times the vertical stride.
+
+    >>> class Src: row_bytes = 300
+    >>> source_row_bytes(Src(), 1), source_row_bytes(Src(), (2, 3)), source_row_bytes(Src(), "x")
+    (300, 600, 300)
+    """
+    step = stride[0] if isinstance(stride, tuple | list) and stride else stride
+    ok = isinstance(step, int) and not isinstance(step, bool) and step > 0
+    return source.row_bytes * (step if ok else 1)  # a bad stride is reported by the planner
+
+
 def tile_size_for(tile_size: int | None, scheduler: Any, row_bytes: int = 0) -> int:
     """``tile_size``, or the default for where the tiles run and for a source of
-    ``row_bytes`` bytes a row.
+    ``row_bytes`` bytes behind each output row (:func:`source_row_bytes`).
 
     >>> tile_size_for(None, None), tile_size_for(None, "local:2"), tile_size_for(64, "local:2")
     (1024, 1024, 64)
@@ -365,7 +377,7 @@ def pool_large(
         padding=padding,
         dilation=dilation,
         ceil_mode=ceil_mode,
-        tile=tile_size_for(tile_size, scheduler, src.row_bytes),
+        tile=tile_size_for(tile_size, scheduler, source_row_bytes(src, stride or size)),
     )
     compute = partial(
         _pool_tile,

@@ -40,7 +40,13 @@ from imgkernel.core.windows import as_pair
 from imgkernel.errors import UsageError
 from imgkernel.images import Display, Image, max_value_for, to_display
 from imgkernel.images.regions import open_region_source
-from imgkernel.images.tiled import LargeResult, check_target_format, run_large, tile_size_for
+from imgkernel.images.tiled import (
+    LargeResult,
+    check_target_format,
+    run_large,
+    source_row_bytes,
+    tile_size_for,
+)
 from imgkernel.kernels.apply import apply_kernel, band_rows_for
 from imgkernel.kernels.record import Kernel
 
@@ -219,7 +225,7 @@ def filter_large(
     if mode == "bands" and not fits:
         mode = "whole"
     geometry = dict(stride=stride, dilation=kernel.spacing(dilation), padding=padding)
-    tile = tile_size_for(tile_size, scheduler, src.row_bytes)
+    tile = tile_size_for(tile_size, scheduler, source_row_bytes(src, stride))
     plan = _filter_plan(src, kernel, mode, fits, tile, geometry)
     options = dict(
         stride=stride,

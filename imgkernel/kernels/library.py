@@ -94,10 +94,10 @@ class KernelLibrary(Mapping[str, KernelDefinition]):
     """
 
     def __init__(self, definitions: Mapping[str, KernelDefinition]):
-        # library_of's ChainMap is kept as it is: its built-in layer parses a
+        # library_of's layers are kept as they are: the built-in one parses a
         # table only when it is looked up.
         self._defs: Mapping[str, KernelDefinition] = (
-            definitions if isinstance(definitions, ChainMap) else dict(definitions)
+            definitions if isinstance(definitions, _Layers) else dict(definitions)
         )
 
     # -- Mapping protocol -------------------------------------------------
@@ -336,6 +336,16 @@ def _builtin_definitions() -> LazyDefinitions:
     )
 
 
+class _Layers(ChainMap[str, KernelDefinition]):
+    """The user's tables over the built-in ones over the generators' defaults, named
+    in the order one merged table would give: the built-in file's, then the user's
+    new names, then the generators' own."""
+
+    def __iter__(self) -> Iterator[str]:
+        given, builtins, generators = self.maps
+        return iter(dict.fromkeys([*builtins, *given, *generators]))
+
+
 def library_of(*sources: Mapping[str, KernelDefinition]) -> KernelLibrary:
     """The built-in kernels overridden by each of ``sources`` in turn, references checked.
 
@@ -348,7 +358,7 @@ def library_of(*sources: Mapping[str, KernelDefinition]) -> KernelLibrary:
         given.update(source)
     # ChainMap writes only to its first map: the lazy built-ins are only read.
     builtins = cast("dict[str, KernelDefinition]", _builtin_definitions())
-    library = KernelLibrary(ChainMap(given, builtins, generator_definitions()))
+    library = KernelLibrary(_Layers(given, builtins, generator_definitions()))
     library._check_references(given.values())
     return library
 

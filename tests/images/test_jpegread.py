@@ -159,3 +159,20 @@ def test_pipeline_jpeg_in_equals_png_in(tmp_path: Path):
     a = np.asarray(PILImage.open(tmp_path / "in.jpg.png"))
     b = np.asarray(PILImage.open(tmp_path / "in.png.png"))
     np.testing.assert_array_equal(a, b)
+
+
+def test_xmp_orientation_goes_to_pillow(tmp_path: Path):
+    # Pillow reads the orientation from XMP when EXIF has none, and the reader
+    # rotates by it: such a file is not plain.
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+        b'1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/'
+        b'tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    )
+    data = jpeg_bytes(photo(60, 100, 6), quality=90, xmp=xmp)
+    assert plain_jpeg_size(data) is None
+    path = tmp_path / "xmp.jpg"
+    path.write_bytes(data)
+    with PILImage.open(path) as im:
+        assert im.getexif().get(0x0112) == 6  # Pillow takes it from the XMP
+    assert read_image(str(path)).pixels.shape[:2] == (100, 60)  # and the reader rotates

@@ -560,3 +560,27 @@ def test_tiles_cut_from_blocks_or_from_bands_are_the_same(tmp_path: Path, monkey
         filter_large(str(tmp_path / "in.tif"), str(out), sobel, tile_size=size, out_tile=16)
         assert bool(cut) == direct
         assert_same(out, image, expected)
+
+
+@pytest.mark.parametrize(
+    ("compression", "level", "stored"),
+    [
+        ("zlib", 0, 1),
+        ("zlib", 1, 8),
+        ("zlib", None, 8),
+        ("none", None, 1),
+        ("lzma", 0, 34925),
+    ],
+)
+def test_level_zero_means_stored_for_deflate_only(tmp_path: Path, compression, level, stored):
+    # zlib's level 0 stores: the tiles go uncompressed; other codecs' level 0 is theirs.
+    from imgkernel.images.tiled_write import OutputSpec, write_large
+
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (100, 70, 3), dtype=np.uint8)
+    out = tmp_path / "o.tif"
+    spec = OutputSpec(pixels.shape, pixels.dtype, False, False)
+    write_large(str(out), [pixels], spec, tile=(32, 32), compression=compression, level=level)
+    with tifffile.TiffFile(out) as tif:
+        assert int(tif.pages.first.compression) == stored
+        np.testing.assert_array_equal(tif.asarray(), pixels)

@@ -105,3 +105,13 @@ def test_lazy_definitions_refuse_a_name_twice():
 
     with pytest.raises(UsageError, match="twice|defined"):
         LazyDefinitions("[kernels.a]\nrows = [[1]]\n[kernels.A]\nrows = [[2]]\n", "x.toml")
+
+
+def test_library_names_come_in_the_file_order():
+    # The built-in tables first, in kernels.toml's order, as one merged table had them.
+    import re
+
+    path = Path(__file__).resolve().parents[2] / "kernels.toml"
+    tables = re.findall(r"^\[kernels\.([a-z0-9-]+)\]", path.read_text(), flags=re.M)
+    names = list(load_library(include_user=False))
+    assert names[: len(tables)] == tables
