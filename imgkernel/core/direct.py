@@ -118,7 +118,7 @@ def correlate_direct(
     dense = is_dense(kernel) and not (scale and _int16_passes(kernel * scale) <= kernel.size)
     work = np.int16 if scale else np.float32
     weights = kernel * scale if scale else kernel
-    taps = [(i, j, work(weights[i, j])) for j in range(kw) for i in range(kh) if weights[i, j]]
+    taps = _taps_of(weights, work)
     factors = integer_factors(weights) if scale and not dense else None
     if factors is not None and _int16_passes(factors[0]) + _int16_passes(factors[1]) >= (
         _int16_passes(weights)
@@ -224,16 +224,20 @@ def _factored_taps(
     (sh, sw), (dh, dw) = stride, dilation
     n = acc.shape[0]
     kept = thread_buffer("correlate.factored", (n, band.shape[1]), acc.dtype.type)
-    _tap_loop(band, _taps_of(col, acc.dtype.type), (sh, 1), (dh, 1), kept)
-    _tap_loop(kept, _taps_of(row, acc.dtype.type), (1, sw), (1, dw), acc)
+    work = acc.dtype.type
+    _tap_loop(band, _taps_of(col, work, ones_first=True), (sh, 1), (dh, 1), kept)
+    _tap_loop(kept, _taps_of(row, work, ones_first=True), (1, sw), (1, dw), acc)
 
 
-def _taps_of(weights: np.ndarray, work: type) -> list[tuple[int, int, Any]]:
-    """The non-zero taps (i, j, weight) column by column, a weight of 1 first (a copy
-    instead of a multiply)."""
+def _taps_of(
+    weights: np.ndarray, work: type, *, ones_first: bool = False
+) -> list[tuple[int, int, Any]]:
+    """The non-zero taps (i, j, weight) column by column, the einsum's order (float
+    sums depend on it); ``ones_first`` (exact integer sums): a weight of 1 first,
+    a copy instead of a multiply."""
     kh, kw = weights.shape
     taps = [(i, j, work(weights[i, j])) for j in range(kw) for i in range(kh) if weights[i, j]]
-    return sorted(taps, key=lambda tap: tap[2] != 1)
+    return sorted(taps, key=lambda tap: tap[2] != 1) if ones_first else taps
 
 
 def _einsum_tile(

@@ -39,7 +39,7 @@ from imgkernel.core.tiles import TilePlan, plan_filter
 from imgkernel.core.windows import as_pair
 from imgkernel.errors import UsageError
 from imgkernel.images import Display, Image, max_value_for, to_display
-from imgkernel.images.regions import open_region_source
+from imgkernel.images.regions import RegionSource, open_region_source
 from imgkernel.images.tiled import (
     LargeResult,
     check_target_format,
@@ -160,6 +160,19 @@ def _filter_tile(
     return out, out_alpha
 
 
+def _mode_and_gather(
+    kernel: Kernel, src: RegionSource, brd: Border, **how: Any
+) -> tuple[str, Border | None]:
+    """How :func:`filter_large` tiles (:func:`tile_mode`) and the border each tile
+    gathers from the image (None: a constant the pixels' type cannot hold, added
+    as padding instead, which needs the whole image's bands)."""
+    mode = tile_mode(kernel, src.dtype, alpha=src.alpha, **how)
+    fits = brd.numpy_mode != "constant" or _holds(src.dtype, brd.value)
+    if mode == "bands" and not fits:
+        mode = "whole"
+    return mode, brd if fits else None
+
+
 def _filter_plan(
     src: Any, kernel: Kernel, mode: str, fits: bool, tile: Any, geometry: dict[str, Any]
 ) -> TilePlan:
@@ -211,22 +224,11 @@ def filter_large(
         raise UsageError("--normalize needs the whole result at once; it is not done tile by tile")
     src = open_region_source(source)
     brd = parse_border(border)
-    mode = tile_mode(
-        kernel,
-        src.dtype,
-        method=method,
-        stride=stride,
-        dilation=dilation,
-        alpha=src.alpha,
-        alpha_mode=alpha_mode,
-    )
-    fits = brd.numpy_mode != "constant" or _holds(src.dtype, brd.value)
-    gather: Border | None = brd if fits else None
-    if mode == "bands" and not fits:
-        mode = "whole"
+    how = dict(method=method, stride=stride, dilation=dilation, alpha_mode=alpha_mode)
+    mode, gather = _mode_and_gather(kernel, src, brd, **how)
     geometry = dict(stride=stride, dilation=kernel.spacing(dilation), padding=padding)
     tile = tile_size_for(tile_size, scheduler, source_row_bytes(src, stride))
-    plan = _filter_plan(src, kernel, mode, fits, tile, geometry)
+    plan = _filter_plan(src, kernel, mode, gather is not None, tile, geometry)
     options = dict(
         stride=stride,
         dilation=dilation,
