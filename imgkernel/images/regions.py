@@ -183,12 +183,11 @@ class TiffRegions(RegionSource):
         self._byteorder = self._tif.byteorder
         self._seg_hw = (int(page.chunks[0]), int(page.chunks[1]))
         self._across = -(-self.shape[1] // self._seg_hw[1])
-        self._row_bytes = self.shape[1] * spp * page.dtype.itemsize
-        self._budget = CACHED_SEGMENT_ROWS * self._seg_hw[0] * self._row_bytes
+        self._budget = CACHED_SEGMENT_ROWS * self._seg_hw[0] * self.row_bytes
 
     def reserve(self, rows: int) -> None:
         if self._zarr is None:
-            want = (rows + 2 * self._seg_hw[0]) * self._row_bytes
+            want = (rows + 2 * self._seg_hw[0]) * self.row_bytes
             self._budget = max(self._budget, want)
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:

@@ -194,14 +194,15 @@ def write_tiff_tiles(
     threads = threads or workers()
     written: Iterable[Any] = (t[:, :, 0] if c == 1 else t for t in tiles)
     options = _tiff_options(spec, compression)
-    deflate = options.get("compression") in ("zlib", "deflate", "adobe_deflate")
-    if deflate and level is not None and int(level) == 0:
-        # zlib's level 0 only stores: the same bytes, without the deflate framing
-        options = _tiff_options(spec, "none")
     tile_bytes = tile[0] * tile[1] * c * np.dtype(spec.dtype).itemsize
     if options.get("compression") in ("zlib", "deflate", "adobe_deflate"):
-        written = _encoded(written, tile if c == 1 else (*tile, c), zlib_encoder(level), threads)
-        options["compression"] = "zlib"
+        if level is not None and int(level) == 0:
+            # zlib's level 0 only stores: the same bytes, without the deflate framing
+            options = _tiff_options(spec, "none")
+        else:
+            encode_tile = zlib_encoder(level)
+            written = _encoded(written, tile if c == 1 else (*tile, c), encode_tile, threads)
+            options["compression"] = "zlib"
     elif level is not None and "compression" in options:  # lzma, zstd...: their own levels
         options["compressionargs"] = {"level": int(level)}
 

@@ -267,9 +267,28 @@ def test_concurrent_separable_calls_restore_blas_threads() -> None:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+#: uint8 images (H, W) or (H, W, C), up to 30x30.
+IMAGES8 = st.builds(
+    lambda h, w, c, seed: np.random.default_rng(seed).integers(
+        0, 256, (h, w) if c == 0 else (h, w, c), dtype=np.uint8
+    ),
+    st.integers(1, 30),
+    st.integers(1, 30),
+    st.sampled_from([0, 1, 3, 4]),
+    st.integers(0, 2**16),
+)
+
+
+def assert_int16_equals_float32(image: np.ndarray, kernel: np.ndarray, **options) -> None:
+    """The 8-bit image through its int16 sums equals its float32 copy through the float32 loop."""
+    got = filter2d(image, kernel, method="direct", **options)
+    want = filter2d(image.astype(np.float32), kernel, method="direct", **options)
+    np.testing.assert_array_equal(got, want)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    shape=st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([0, 1, 3, 4])),
+    image=IMAGES8,
     size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
     scale=st.sampled_from([1, 2, 8, 256]),
     border=st.sampled_from(["reflect", "symmetric", "edge", "wrap", "zero", "constant"]),
@@ -279,19 +298,16 @@ def test_concurrent_separable_calls_restore_blas_threads() -> None:
     seed=st.integers(0, 2**16),
 )
 def test_int16_tap_loop_equals_the_float32_one(
-    shape, size, scale, border, stride, dilation, zeros, seed
+    image, size, scale, border, stride, dilation, zeros, seed
 ):
     # uint8 images with weights that are integers over a power of two go through
     # int16 sums; the float32 loop on the same values must agree bit for bit.
     rng = np.random.default_rng(seed)
-    h, w, c = shape
-    image = rng.integers(0, 256, (h, w) if c == 0 else (h, w, c), dtype=np.uint8)
     kernel = rng.integers(-6, 7, size).astype(np.float64) / scale
     kernel[rng.random(size) < zeros] = 0.0  # sparse kernels take the int16 loop
-    options = dict(border=border, cval=17.0, stride=stride, dilation=dilation, method="direct")
-    got = filter2d(image, kernel, **options)
-    want = filter2d(image.astype(np.float32), kernel, **options)
-    np.testing.assert_array_equal(got, want)
+    assert_int16_equals_float32(
+        image, kernel, border=border, cval=17.0, stride=stride, dilation=dilation
+    )
 
 
 def test_int16_tap_loop_is_taken_only_when_exact():
@@ -312,29 +328,24 @@ def test_int16_tap_loop_is_taken_only_when_exact():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    shape=st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([0, 1, 3, 4])),
+    image=IMAGES8,
     col=st.lists(st.integers(-4, 4), min_size=1, max_size=5),
     row=st.lists(st.integers(-4, 4), min_size=1, max_size=5),
     scale=st.sampled_from([1, 4, 16]),
     border=st.sampled_from(["reflect", "edge", "wrap", "constant"]),
     stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    seed=st.integers(0, 2**16),
 )
 def test_factored_int16_taps_equal_the_float32_loop(
-    shape, col, row, scale, border, stride, dilation, seed
+    image, col, row, scale, border, stride, dilation
 ):
     # Rank-1 integer kernels on 8-bit data (sobel, prewitt, small boxes) go down
     # the column, then across the row, in int16: exact, so the float32 tap loop
     # on the same values must agree bit for bit, strides and dilations included.
-    rng = np.random.default_rng(seed)
-    h, w, c = shape
-    image = rng.integers(0, 256, (h, w) if c == 0 else (h, w, c), dtype=np.uint8)
     kernel = np.outer(col, row).astype(np.float64) / scale
-    options = dict(border=border, cval=9.0, stride=stride, dilation=dilation, method="direct")
-    got = filter2d(image, kernel, **options)
-    want = filter2d(image.astype(np.float32), kernel, **options)
-    np.testing.assert_array_equal(got, want)
+    assert_int16_equals_float32(
+        image, kernel, border=border, cval=9.0, stride=stride, dilation=dilation
+    )
 
 
 def test_factored_int16_taps_against_a_naive_loop(monkeypatch):

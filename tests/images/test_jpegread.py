@@ -159,6 +159,10 @@ def test_pipeline_jpeg_in_equals_png_in(tmp_path: Path):
     a = np.asarray(PILImage.open(tmp_path / "in.jpg.png"))
     b = np.asarray(PILImage.open(tmp_path / "in.png.png"))
     np.testing.assert_array_equal(a, b)
+    # The JPEG on standard input, PNG (asked for: stdout keeps JPEG) out: the same picture.
+    piped = runner.invoke(cli, ["filter", "sobel", "-", "--format", "png"], input=data)
+    assert piped.exit_code == 0, piped.output
+    np.testing.assert_array_equal(np.asarray(PILImage.open(io.BytesIO(piped.stdout_bytes))), a)
 
 
 def test_xmp_orientation_goes_to_pillow(tmp_path: Path):
