@@ -49,6 +49,7 @@ def to_display(
     max_value: float,
     scale: float = 1.0,
     offset: float = 0.0,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Map filter results to pixel values of ``dtype`` for saving.
 
@@ -79,7 +80,8 @@ def to_display(
     scale and, for integer dtypes, rounded half up (``floor(v + 0.5)``, as
     Pillow does) and cast.  NaN becomes 0 and ±inf clip to the ends (ignored by
     ``normalize``'s min/max).  Work is done in float32 on chunks of rows, so
-    no full-size float64 temporaries are made.
+    no full-size float64 temporaries are made. ``out``, an array of
+    ``values``' shape and of ``dtype``, receives the result (default: a new one).
 
     >>> v = np.array([[-300.0, -128.0, -1.0, 0.0, 100.4, 127.0, 300.0]], dtype=np.float32)
     >>> to_display(v, mode="clip", dtype=np.uint8, max_value=255)
@@ -110,6 +112,8 @@ def to_display(
         add += (max_value + 1) / 2 if int_units else max_value / 2
 
     def transformed(rows: slice) -> np.ndarray:
+        if fused:  # the chunk-sized copy takes the rounding offset: one pass less
+            return np.add(values[rows], np.float32(rounding), dtype=np.float32)
         v = np.array(values[rows], dtype=np.float32)  # chunk-sized float32 copy
         # inf * 0 -> nan and float32 overflow -> inf are handled below; stay quiet.
         with np.errstate(invalid="ignore", over="ignore"):
@@ -121,11 +125,20 @@ def to_display(
             np.abs(v, out=v)
         return v
 
+    # Integer targets round half up: floor(clip(v) + 0.5), computed as the cast's
+    # truncation of clip(v + 0.5, 0.5, top + 0.5), which is the same for every
+    # float32 v (v + 0.5 is monotonic) and lets one np.clip pass do the clipping.
+    rounding = 0.5 if out_dtype.kind in "ui" else 0.0
+    fused = values.dtype == np.float32 and (scale, add, mode) == (1.0, 0.0, "clip")
+    fused = fused and out_max == max_value
     chunks = list(_row_chunks(values.shape[0], _row_size(values)))
     lo = hi = 0.0
     if mode == "normalize":
         lo, hi = _finite_range(transformed(rows) for rows in chunks)
-    out = np.empty(values.shape, dtype=out_dtype)
+    if out is None:
+        out = np.empty(values.shape, dtype=out_dtype)
+    elif out.shape != values.shape or out.dtype != out_dtype:
+        raise ValueError(f"out is {out.dtype} {out.shape}, expected {out_dtype} {values.shape}")
     for rows in chunks:
         v = transformed(rows)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -136,12 +149,12 @@ def to_display(
                 v[...] = 0.0
             elif out_max != max_value:
                 v *= np.float32(out_max / max_value)
-        # fmax turns NaN into 0 while it clips from below (one pass, not three)
-        np.fmax(v, np.float32(0.0), out=v)
-        np.minimum(v, np.float32(out_max), out=v)
-        if out_dtype.kind in "ui":
-            v += np.float32(0.5)  # round half up: v >= 0, so the cast's truncation floors
-        out[rows] = v
+            if rounding and not fused:
+                v += np.float32(rounding)
+        np.clip(v, np.float32(rounding), np.float32(out_max + rounding), out=v)
+        if np.isnan(v).any():  # NaN shows as 0 (np.clip keeps it; the cast would not)
+            np.copyto(v, np.float32(rounding), where=np.isnan(v))
+        np.copyto(out[rows], v, casting="unsafe")
     return out
 
 

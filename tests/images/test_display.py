@@ -130,6 +130,69 @@ def test_display_property_in_range(values, mode, dtype, max_value, scale, offset
     assert not np.isnan(out).any()
 
 
+def reference_display(values, mode, dtype, max_value, scale, offset):
+    """The documented arithmetic step by step: scale and offset, the mode, clip, then round."""
+    top = float(max_value_for(dtype))
+    v = np.array(values, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if scale != 1.0:
+            v *= np.float32(scale)
+        add = offset * max_value
+        if mode == "offset":
+            whole_units = float(max_value).is_integer() and max_value >= 2
+            add += (max_value + 1) / 2 if whole_units else max_value / 2
+        if add != 0.0:
+            v += np.float32(add)
+        if mode == "abs":
+            v = np.abs(v)
+        if mode == "normalize":
+            finite = v[np.isfinite(v)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+            v = (v - np.float32(lo)) * np.float32(top / (hi - lo)) if hi > lo else v * 0
+        elif top != max_value:
+            v *= np.float32(top / max_value)
+        v = np.where(np.isnan(v), np.float32(0), v)
+        v = np.minimum(np.maximum(v, np.float32(0)), np.float32(top))
+        if np.dtype(dtype).kind == "u":
+            v = np.floor(v + np.float32(0.5))
+    return v.astype(dtype)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+        elements=st.floats(-1e6, 1e6, width=32)
+        | st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 0.5, 254.5, 255.5, -0.5]),
+    ),
+    kind=st.sampled_from(["float32", "float64", "int16"]),
+    mode=st.sampled_from(DISPLAY_MODES),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.float32]),
+    max_value=st.sampled_from([1.0, 255.0, 65535.0]),
+    scale=st.sampled_from([1.0, -1.0, 0.5]) | st.floats(-100, 100),
+    offset=st.sampled_from([0.0]) | st.floats(-2, 2),
+)
+def test_display_matches_the_arithmetic_step_by_step(
+    values, kind, mode, dtype, max_value, scale, offset
+):
+    # Bit for bit, including the one-pass forms (the rounding offset before np.clip).
+    if kind == "int16":
+        values = np.nan_to_num(np.clip(values, -32768, 32767)).astype(np.int16)
+    values = values.astype(kind)
+    out = to_display(values, mode=mode, dtype=dtype, max_value=max_value, scale=scale, offset=offset)
+    expected = reference_display(values, mode, dtype, max_value, scale, offset)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_display_into_a_given_array():
+    out = np.full(V.shape, 7, np.uint8)
+    assert to_display(V, mode="clip", dtype=np.uint8, max_value=255, out=out) is out
+    np.testing.assert_array_equal(out, to_display(V, mode="clip", dtype=np.uint8, max_value=255))
+    with pytest.raises(ValueError, match="out is uint16"):
+        to_display(V, mode="clip", dtype=np.uint8, max_value=255, out=out.astype(np.uint16))
+
+
 # -------------------------------------------------------------------- Display
 
 
