@@ -13,7 +13,7 @@ import numpy as np
 
 from imgkernel.core.conv import conv_geometry, filter2d
 from imgkernel.core.geometry import WindowGeometry
-from imgkernel.core.parallel import SERIAL_WORK, serial
+from imgkernel.core.parallel import SERIAL_WORK, run_tiles, serial, thread_buffer, workers
 from imgkernel.core.windows import pad, pad_rows, parse_border
 from imgkernel.errors import UsageError, check_choice
 from imgkernel.images import to_pixel_type
@@ -143,15 +143,25 @@ def _pillow_response(
     out_h, out_w = geometry.out_hw
     start = np.float32(offset) + np.float32(0.5)
     total = np.full((out_h, out_w) + image.shape[2:], start, dtype=np.float32)
-    for i in reversed(range(kh)):
-        rows = slice(i * rate[0], i * rate[0] + step[0] * (out_h - 1) + 1, step[0])
-        row_sum: np.ndarray | None = None
-        for j in range(kw):
-            cols = slice(j * rate[1], j * rate[1] + step[1] * (out_w - 1) + 1, step[1])
-            term = padded[rows, cols] * w32[i, j]
-            row_sum = term if row_sum is None else np.add(row_sum, term, out=row_sum)
-        assert row_sum is not None  # kw >= 1
-        total += row_sum
+    # Zero taps are left out: the pixels are integers, so each would add an exact 0.
+    rows_of_taps = [
+        (i, [(j, w32[i, j]) for j in range(kw) if w32[i, j] != 0]) for i in reversed(range(kh))
+    ]
+
+    def tile(a: int, b: int) -> None:
+        shape = (b - a, *total.shape[1:])
+        row_sum, term = (thread_buffer(f"pillow.{n}", shape) for n in ("row", "term"))
+        for i, taps in filter(lambda row: row[1], rows_of_taps):
+            top = i * rate[0] + a * step[0]
+            rows = slice(top, top + step[0] * (b - a - 1) + 1, step[0])
+            for n, (j, w) in enumerate(taps):
+                cols = slice(j * rate[1], j * rate[1] + step[1] * (out_w - 1) + 1, step[1])
+                np.multiply(padded[rows, cols], w, out=row_sum if n == 0 else term)
+                if n:
+                    row_sum += term
+            total[a:b] += row_sum
+
+    run_tiles(out_h, tile, max(1, -(-out_h // (2 * workers()))))
     total -= np.float32(0.5)
     return total
 

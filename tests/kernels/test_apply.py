@@ -108,3 +108,66 @@ def test_alpha_keep_filter_premultiply() -> None:
         apply_kernel(colour, LIBRARY.resolve("sobel-x"), alpha=alpha, alpha_mode="premultiply")
     with pytest.raises(UsageError, match="alpha mode"):
         apply_kernel(colour, box, alpha=alpha, alpha_mode="bogus")
+
+
+def pillow_order_reference(padded, weights, offset, step, rate, out_hw):
+    """Pillow's sum, tap by tap with every zero tap, one output pixel's order at a time:
+    ``offset + 0.5``, then kernel rows bottom to top, each row's taps left to right."""
+    oh, ow = out_hw
+    total = np.full((oh, ow) + padded.shape[2:], np.float32(offset) + np.float32(0.5))
+    for i in reversed(range(weights.shape[0])):
+        row = None
+        for j in range(weights.shape[1]):
+            window = padded[i * rate[0] :: step[0], j * rate[1] :: step[1]][:oh, :ow]
+            term = window.astype(np.float32) * np.float32(weights[i, j])
+            row = term if row is None else row + term
+        total = total + row
+    return total - np.float32(0.5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 9),
+    kh=st.integers(1, 5),
+    kw=st.integers(1, 5),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    border=st.sampled_from(["zero", "reflect", "edge", "wrap"]),
+    padding=st.sampled_from(["same", "valid", (2, 0, 1, 3)]),
+    sixteen=st.booleans(),
+    threads=st.sampled_from(["1", "3"]),
+    seed=st.integers(0, 2**16),
+)
+def test_pillow_arithmetic_is_pillows_tap_order(
+    h, w, kh, kw, stride, dilation, border, padding, sixteen, threads, seed
+) -> None:
+    # Zero taps are skipped and rows run as tiles on threads; on integer pixels
+    # neither may change a bit of Pillow's float32 sum.
+    import dataclasses
+
+    from imgkernel.core.windows import pad, parse_border
+
+    rng = np.random.default_rng(seed)
+    dtype = np.uint16 if sixteen else np.uint8
+    image = rng.integers(0, np.iinfo(dtype).max + 1, (h, w, 3), dtype=dtype)
+    weights = rng.integers(-3, 4, (kh, kw)) * rng.integers(0, 2, (kh, kw)) / 7.0
+    kernel = dataclasses.replace(
+        kernel_from_matrix(weights, scale=1), arithmetic="pillow", offset=0.5
+    )
+    options = dict(stride=stride, dilation=dilation, border=border, padding=padding)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("IMGKERNEL_THREADS", threads)
+            values, _ = apply_kernel(image, kernel, max_value=float(np.iinfo(dtype).max), **options)
+    except UsageError:
+        return  # an empty output or a border the padding cannot make
+    geometry = imgkernel.core.conv.conv_geometry(
+        image.shape[:2], (kh, kw), stride=stride, dilation=dilation, padding=padding
+    )
+    padded = pad(image, geometry.pads, parse_border(border), axes=(0, 1), dtype=np.float32)
+    offset = np.floor(0.5 * np.iinfo(dtype).max + 0.5)
+    expected = pillow_order_reference(
+        padded, kernel.weights, offset, geometry.stride, geometry.dilation, values.shape[:2]
+    )
+    np.testing.assert_array_equal(values, expected)
