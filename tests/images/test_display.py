@@ -180,7 +180,9 @@ def test_display_matches_the_arithmetic_step_by_step(
     if kind == "int16":
         values = np.nan_to_num(np.clip(values, -32768, 32767)).astype(np.int16)
     values = values.astype(kind)
-    out = to_display(values, mode=mode, dtype=dtype, max_value=max_value, scale=scale, offset=offset)
+    out = to_display(
+        values, mode=mode, dtype=dtype, max_value=max_value, scale=scale, offset=offset
+    )
     expected = reference_display(values, mode, dtype, max_value, scale, offset)
     np.testing.assert_array_equal(out, expected)
 
