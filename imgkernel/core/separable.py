@@ -261,7 +261,7 @@ def correlate_separable(
     hpass = _RowPass(row, sw, dw // phases, owp)
     vpass = _ColumnPass(col, sh, dh)
     extent = (kh - 1) * dh + 1
-    tile = max(1, min(HROWS // phases // sh, oh, -(-oh // (2 * workers()))))
+    tile = max(1, min(HROWS // phases // sh, oh, -(-oh // workers())))
     blocks = [(q, y0) for q in range(p) for y0 in range(0, oh, tile)]
     read = band_reader(xp)
 

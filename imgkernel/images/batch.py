@@ -232,7 +232,7 @@ def _write_one(
                 target, result, level=DEFAULT_PNG_COMPRESS_LEVEL if level is None else level
             )
             return
-        result = result.whole()
+        result = result.whole(rgbx=out_format == "JPEG")
     pixels, alpha = result
     if out_format == "NPY" and image.layout is not None:
         pixels = image.layout.restore(pixels)  # .npy in, .npy out: the same layout

@@ -41,18 +41,29 @@ class Bands:
     height: int
     bands: Iterator[Band]
 
-    def whole(self) -> Band:
+    def whole(self, rgbx: bool = False) -> Band:
         """Every band joined: ``(pixels, alpha)`` of the whole result.
 
         Each band is copied into one array as it comes (no list of bands and
-        a concatenated copy of them at once).
+        a concatenated copy of them at once). With ``rgbx``, 8-bit RGB
+        pixels are the first three bytes of four per pixel (a view of an
+        ``(H, W, 4)`` array), the layout Pillow keeps RGB in, so an encoder
+        can map them instead of copying (see :func:`imgkernel.images.write.rgbx_base`).
+
+        >>> pixels, _ = Bands(1, iter([(np.ones((1, 2, 3), np.uint8), None)])).whole(rgbx=True)
+        >>> pixels.shape, pixels.strides, pixels.base.shape
+        ((1, 2, 3), (8, 4, 1), (1, 2, 4))
         """
         pixels: np.ndarray | None = None
         alpha: np.ndarray | None = None
         row = 0
         for colour, opacity in self.bands:
             if pixels is None:
-                pixels = np.empty((self.height, *colour.shape[1:]), colour.dtype)
+                shape = (self.height, *colour.shape[1:])
+                if rgbx and colour.dtype == np.uint8 and colour.shape[2:] == (3,):
+                    pixels = np.empty((*shape[:2], 4), np.uint8)[:, :, :3]
+                else:
+                    pixels = np.empty(shape, colour.dtype)
                 if opacity is not None:
                     alpha = np.empty((self.height, *opacity.shape[1:]), opacity.dtype)
             pixels[row : row + len(colour)] = colour

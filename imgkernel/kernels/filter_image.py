@@ -178,4 +178,6 @@ def filter_image(
     pieces = iter_kernel_bands(image.pixels, kernel, band_rows=band_rows, **options)
     bands = (shown(v, a) for _, v, a in pieces)
     result = Bands(height, bands)
-    return result if stream and out_format.upper() in STREAMED_FORMATS else result.whole()
+    if stream and out_format.upper() in STREAMED_FORMATS:
+        return result
+    return result.whole(rgbx=out_format.upper() == "JPEG")

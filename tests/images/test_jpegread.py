@@ -180,3 +180,27 @@ def test_xmp_orientation_goes_to_pillow(tmp_path: Path):
     with PILImage.open(path) as im:
         assert im.getexif().get(0x0112) == 6  # Pillow takes it from the XMP
     assert read_image(str(path)).pixels.shape[:2] == (100, 60)  # and the reader rotates
+
+
+def test_pipeline_jpeg_to_jpeg_is_pillows_encoding_of_the_result(tmp_path: Path):
+    # JPEG in, JPEG out, as a user runs it (file and stdin/stdout): the bytes
+    # are Pillow's JPEG of the library's whole-image result, although the
+    # command hands Pillow the result four bytes a pixel, with no copy.
+    from click.testing import CliRunner
+
+    from imgkernel.cli import cli
+    from imgkernel.images import Image
+    from imgkernel.kernels import choose_kernel, filter_image
+
+    data = jpeg_bytes(photo(70, 95, 8), quality=90)
+    (tmp_path / "in.jpg").write_bytes(data)
+    image = Image(pillow_pixels(data), None, "JPEG", "in.jpg")
+    result, _ = filter_image(image, choose_kernel("gaussian:sigma=2"), "PNG")
+    expected = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(result)).save(expected, format="JPEG", quality=90)
+    runner = CliRunner()
+    args = ["filter", "gaussian:sigma=2", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.jpg")]
+    assert runner.invoke(cli, args).exit_code == 0
+    assert (tmp_path / "o.jpg").read_bytes() == expected.getvalue()
+    piped = runner.invoke(cli, ["filter", "gaussian:sigma=2", "-"], input=data)
+    assert piped.exit_code == 0 and piped.stdout_bytes == expected.getvalue()

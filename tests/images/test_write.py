@@ -192,3 +192,31 @@ def test_write_text_and_array(tmp_path):
     )
     with pytest.raises(UsageError, match="object array"):
         write_array(str(tmp_path / "o.npy"), np.array([None, 1], dtype=object))
+
+
+def test_jpeg_of_rgb_four_bytes_apart_is_pillows_jpeg_of_the_same_pixels(tmp_path):
+    # Filter results bound for JPEG sit in an (H, W, 4) buffer that the encoder
+    # maps as Pillow's RGBX: the file must be byte for byte Pillow's own JPEG of
+    # the RGB pixels, whatever the fourth byte holds.
+    from imgkernel.images.write import rgbx_base
+
+    rng = np.random.default_rng(5)
+    for h, w in [(1, 1), (7, 13), (64, 33)]:
+        four = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        view = four[:, :, :3]
+        assert rgbx_base(view) is four
+        write_image(str(tmp_path / "mapped.jpg"), view, quality=85)
+        expected = io.BytesIO()
+        PILImage.fromarray(np.ascontiguousarray(view)).save(expected, format="JPEG", quality=85)
+        assert (tmp_path / "mapped.jpg").read_bytes() == expected.getvalue()
+
+
+def test_only_whole_rgbx_buffers_are_mapped():
+    from imgkernel.images.write import rgbx_base
+
+    four = np.zeros((6, 5, 4), np.uint8)
+    assert rgbx_base(four[:, :, 1:]) is None  # starts at the second byte
+    assert rgbx_base(four[::2, :, :3]) is None  # every other row
+    assert rgbx_base(four[1:, :, :3]) is None  # not the buffer's start
+    assert rgbx_base(four.astype(np.uint16)[:, :, :3]) is None
+    assert rgbx_base(np.zeros((6, 5, 3), np.uint8)) is None
