@@ -1,29 +1,36 @@
-"""Reading plain PNGs straight into numpy with libspng (pyspng), Pillow for the rest.
+"""Reading plain PNGs straight into numpy with libspng, Pillow for the rest.
 
 Pillow decodes a PNG into its own image (4 bytes a pixel for RGB) and numpy
 copies it out, so a 12 MP RGB photo peaks at about 117 MB above the
-interpreter; pyspng decodes into the array itself (about 64 MB, and 0.48 s
-against Pillow's 0.81 s on one core here). Only the PNGs whose meaning
-libspng's output cannot change are taken this way: gray, RGB or RGBA at 8
-bits (pyspng 0.1.4 turns 16-bit gray and RGB into gray+alpha and RGBA and
-refuses gray+alpha), not interlaced, with no palette, no transparency key,
-no EXIF orientation and no animation. Anything else returns None and Pillow
-reads it as before.
+interpreter. libspng (in pyspng's extension module) decodes into the array
+itself, 0.48 s against Pillow's 0.81 s on one core here. It is called
+directly (:mod:`imgkernel.images.spng`): it reads the file from its
+descriptor, so the peak is the decoded image, where ``pyspng.load`` holds
+the whole file twice besides (103 MB against 97 for ``filter emboss`` on a
+12 MP photo with a 15 MB file).
 
-pyspng needs the whole file in memory twice (ours, and its own copy), which
-for a large noisy PNG is more than the decoded image again. Files over
-:data:`BIG_PNG_BYTES` are therefore decoded by Pillow's streaming decoder
-(64 KiB of the file at a time) straight into a numpy array that Pillow's
-image maps (:func:`read_big_png`): gray and RGBA land in place; RGB, which
-Pillow stores 4 bytes a pixel, is packed to 3 in place as the rows arrive
-(:class:`RGBPacker`), the pages left behind handed back to the system.
-20000x20000 gray noise (381 MB decoded, 400 MB file) peaks at 445 MB
-through ``filter box:size=3`` against 1178 MB read whole; 10000x12000 RGB
-noise (343 MB) at 409 MB against 1063 MB.
+Only the PNGs whose meaning libspng's output cannot change are taken this
+way: gray, RGB or RGBA at 8 bits, not interlaced, with no palette, no
+transparency key, no EXIF orientation and no animation
+(:func:`plain_png_layout` reads the chunk headers). Anything else returns
+None and Pillow reads it as before.
+
+Where libspng cannot be called directly, ``pyspng.load`` reads the file
+(pyspng 0.1.4 turns 16-bit gray and RGB into gray+alpha and RGBA and
+refuses gray+alpha: hence the 8-bit rule). It needs the whole file in
+memory twice, so files over :data:`BIG_PNG_BYTES` are then decoded by
+Pillow's streaming decoder (64 KiB of the file at a time) straight into a
+numpy array that Pillow's image maps (:func:`read_big_png`): gray and RGBA
+land in place; RGB, which Pillow stores 4 bytes a pixel, is packed to 3 in
+place as the rows arrive (:class:`RGBPacker`), the pages left behind handed
+back to the system. 20000x20000 gray noise (381 MB decoded, 400 MB file)
+peaks at 445 MB through ``filter box:size=3`` against 1178 MB read whole;
+10000x12000 RGB noise (343 MB) at 409 MB against 1063 MB.
 """
 
 from __future__ import annotations
 
+import io  # noqa: F401 - the doctests' streams
 import mmap
 import struct
 import warnings
@@ -77,13 +84,62 @@ def plain_png_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def plain_png_layout(stream: IO[bytes]) -> tuple[int, int, int] | None:
+    """``(height, width, colour type)`` if ``stream`` holds a plain PNG, else None.
+
+    Only the chunk headers are read (the stream seeks over the data), up to
+    an IEND that must end the chunks: nothing of a large file is loaded. The
+    CRCs are left to libspng, which checks every chunk it reads. The stream
+    is left at its start.
+
+    >>> plain_png_layout(io.BytesIO(b"not a png")) is None
+    True
+    """
+    try:
+        length = stream.seek(0, 2)
+        stream.seek(0)
+        head = stream.read(33)
+        if head[:8] != _SIGNATURE or len(head) < 33 or head[12:16] != b"IHDR":
+            return None
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+        if colour not in _CHANNELS or depth != 8 or interlace:
+            return None
+        pos, seen_data = 33, False
+        while pos + 12 <= length:
+            stream.seek(pos)
+            size, kind = struct.unpack(">I4s", stream.read(8))
+            if pos + 12 + size > length or kind in _PILLOW_CHUNKS and not seen_data:
+                return None
+            if kind == b"IEND":
+                return (height, width, colour) if seen_data else None
+            seen_data = seen_data or kind == b"IDAT"
+            pos += 12 + size
+        return None
+    finally:
+        stream.seek(0)
+
+
 def read_plain_png(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
     """The pixels of a plain PNG (see the module notes), or None for Pillow to read it.
 
-    Returns ``(H, W)`` or ``(H, W, C)`` uint8 or uint16 (native byte order),
-    alpha as the last channel. A PNG of more than ``limit`` pixels is left to
-    Pillow, which reports it. The stream is left at its start when None.
+    Returns ``(H, W)`` or ``(H, W, C)`` uint8, alpha as the last channel,
+    decoded by libspng straight from the file (:mod:`imgkernel.images.spng`)
+    or, where that cannot be called, through pyspng. A PNG of more than
+    ``limit`` pixels is left to Pillow, which reports it. The stream is left
+    at its start when None.
     """
+    from imgkernel.images import spng
+
+    layout = plain_png_layout(stream)
+    if layout is None or (limit and layout[0] * layout[1] > limit):
+        return None
+    if spng.available():
+        return spng.decode_plain(stream, *layout)
+    return _read_with_pyspng(stream, limit)
+
+
+def _read_with_pyspng(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
+    """:func:`read_plain_png` through ``pyspng.load`` (the file in memory twice)."""
     try:
         import pyspng
     except ImportError:  # pragma: no cover - an optional speed-up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,112 @@ def test_rgb_rows_are_packed_while_decoding(monkeypatch):
     assert pixels is not None
     np.testing.assert_array_equal(pixels, array)
     assert len(packs) > 5 and packs == sorted(packs) and packs[-1] == 700
+
+
+# ------------------------------------------- libspng called directly (images/spng.py)
+
+from imgkernel.images import spng  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=random_pngs(), from_file=st.booleans())
+def test_libspng_from_the_file_or_memory_equals_pillow(case, from_file, tmp_path_factory):
+    # A real file is read by libspng itself (a C FILE on a duplicate descriptor);
+    # standard input's bytes are decoded in memory. Both give Pillow's pixels,
+    # and leave the stream at its start.
+    array, data = case
+    assert spng.available()
+    if from_file:
+        path = tmp_path_factory.mktemp("p") / "in.png"
+        path.write_bytes(data)
+        stream = open(path, "rb")  # noqa: SIM115 - closed below
+    else:
+        stream = io.BytesIO(data)
+    with stream:
+        assert pngread.plain_png_layout(stream) is not None
+        fast = read_plain_png(stream, None)
+        assert stream.tell() == 0
+    assert fast is not None and fast.shape == array.shape and fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast, np.asarray(PILImage.open(io.BytesIO(data))))
+
+
+def _chunks(data: bytes) -> list[tuple[int, bytes]]:
+    """``(offset, type)`` of every chunk of a PNG."""
+    import struct
+
+    found, pos = [], 8
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        found.append((pos, kind))
+        pos += 12 + size
+    return found
+
+
+@pytest.mark.parametrize("where", ["IDAT data", "IDAT crc", "tEXt after IDAT crc", "IEND crc"])
+def test_libspng_refuses_damaged_chunks_as_pillow_does(where, tmp_path):
+    # libspng checks the CRC of every chunk up to the image's end and of IEND,
+    # so a damaged file goes to Pillow, which reports it. A trailing text chunk
+    # with a bad CRC is read by Pillow without a word: there the pixels agree.
+    from PIL import PngImagePlugin
+
+    array = np.random.default_rng(4).integers(0, 256, (30, 20, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("note", "after", zip=False)
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG", pnginfo=info)
+    data = bytearray(buffer.getvalue())
+    chunks = _chunks(bytes(data))
+    if where == "tEXt after IDAT crc":  # Pillow writes tEXt first: move it behind IDAT
+        text = next(p for p, k in chunks if k == b"tEXt")
+        end = text + 12 + int.from_bytes(data[text : text + 4], "big")
+        piece = bytes(data[text:end])
+        del data[text:end]
+        iend = _chunks(bytes(data))[-1][0]
+        data[iend:iend] = piece
+        data[iend + len(piece) - 1] ^= 0xFF
+    else:
+        kind = b"IEND" if where == "IEND crc" else b"IDAT"
+        pos = next(p for p, k in chunks if k == kind)
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        data[pos + 8 + (size // 2 if where == "IDAT data" else size + 2)] ^= 0xFF
+    path = tmp_path / "bad.png"
+    path.write_bytes(bytes(data))
+    with open(path, "rb") as stream:
+        fast = read_plain_png(stream, None)
+        assert stream.tell() == 0
+    if where.startswith("tEXt"):
+        np.testing.assert_array_equal(fast, np.asarray(PILImage.open(path)))
+    else:
+        assert fast is None
+
+
+def test_without_libspng_symbols_pyspng_reads_as_before(monkeypatch):
+    monkeypatch.setattr(spng, "available", lambda: False)
+    array = np.random.default_rng(5).integers(0, 256, (9, 11, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(read_plain_png(io.BytesIO(pillow_png(array)), None), array)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/self/status")
+def test_reading_a_png_holds_no_copy_of_the_file(tmp_path):
+    # Noise does not compress: 12 MB of file for 12 MB of pixels. Read through
+    # pyspng.load the file was held twice on top of the pixels (peak ~3x the
+    # decoded size); libspng reads it from the descriptor.
+    import subprocess
+    import sys
+
+    path = tmp_path / "noise.png"
+    path.write_bytes(
+        pillow_png(np.random.default_rng(6).integers(0, 256, (2000, 2000, 3), np.uint8))
+    )
+    script = (
+        "import sys\nfrom imgkernel.images import read_image\n"
+        "def hwm():\n    s = open('/proc/self/status').read()\n"
+        "    return int(s.split('VmHWM:')[1].split()[0])\n"
+        "before = hwm()\nimage = read_image(sys.argv[1])\n"
+        "print((hwm() - before) / 1024, image.pixels.nbytes / 2**20)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    grown, decoded = map(float, done.stdout.split())
+    assert path.stat().st_size > 0.9 * decoded * 2**20
+    assert grown <= decoded + 3, (grown, decoded)
