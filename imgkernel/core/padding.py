@@ -227,6 +227,25 @@ def pad_rows(
     return pad(rows, (0, 0, left, right), border, axes=(0, 1), dtype=dtype, out=out)
 
 
+def rows_read(
+    h: int, pads: tuple[int, int, int, int], border: Border, first: int, stop: int
+) -> int:
+    """How many leading input rows ``pad_rows(x, pads, border, first, stop)`` reads
+    (``x`` has ``h`` rows): what a reader must wait for while ``x`` is still arriving.
+
+    >>> rows_read(10, (2, 2, 0, 0), parse_border("reflect"), 0, 5)  # rows 2, 1 | 0, 1, 2
+    3
+    >>> rows_read(10, (2, 2, 0, 0), parse_border("wrap"), 0, 5)  # rows 8, 9 | 0, 1, 2
+    10
+    """
+    top, bottom = pads[0], pads[1]
+    if border.numpy_mode == "constant":
+        return max(0, min(h, stop - top))
+    if first >= top and stop <= top + h:
+        return stop - top
+    return int(_source_index(h, top, bottom, border.numpy_mode)[first:stop].max()) + 1
+
+
 class PaddedPlanes:
     """``pad(x)`` as float32 planes ``(P, Hp, Wp)``, padded band by band when read.
 

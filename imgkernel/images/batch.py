@@ -198,9 +198,22 @@ class ImageJob:
         if route is not None and route.applies(source, target):
             route(source, target)
             return None
+        progressive = getattr(self.transform, "progressive_input", False)
         image = read_image(
-            source, max_pixels=options.max_pixels, layout=options.layout, frames=True
+            source,
+            max_pixels=options.max_pixels,
+            layout=options.layout,
+            frames=True,
+            progressive=progressive,
         )
+        try:
+            return self._transform_and_write(image, target, text_out)
+        finally:
+            if image.arriving is not None:  # a failure: stop decoding rows no one reads
+                image.arriving.cancel()
+
+    def _transform_and_write(self, image: Image, target: str, text_out: bool) -> str | None:
+        options = self.options
         out_format = options.format_for(target, image.format)
         if image.frames > 1 and out_format in MULTI_FRAME_FORMATS:
             _write_all_frames(image, target, out_format, self.transform, options)

@@ -114,7 +114,9 @@ class Image:
     image files); ``frames`` counts the frames of an animated or multi-page
     file (``pixels`` holds the first; ``more_frames`` the others when they
     were read), and ``info`` keeps what a re-encoding needs (frame duration,
-    loop count).
+    loop count). ``arriving`` is set while rows are still being decoded
+    (``read_image(..., progressive=True)``): read rows only after
+    :meth:`wait_rows`.
     """
 
     pixels: np.ndarray
@@ -125,6 +127,15 @@ class Image:
     frames: int = 1
     more_frames: tuple[Image, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    arriving: Any = None
+
+    def wait_rows(self, rows: int | None = None) -> None:
+        """Return once the first ``rows`` rows (default: all) of the pixels are decoded.
+
+        >>> Image(np.zeros((2, 2), np.uint8), None, "PNG", "-").wait_rows()  # decoded already
+        """
+        if self.arriving is not None:
+            self.arriving.wait(rows)
 
     @property
     def max_value(self) -> float:

@@ -36,7 +36,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -136,6 +136,19 @@ def read_plain_png(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
     if spng.available():
         return spng.decode_plain(stream, *layout)
     return _read_with_pyspng(stream, limit)
+
+
+def start_plain_png(stream: IO[bytes], limit: int | None, name: str) -> Any | None:
+    """A :class:`~imgkernel.images.spng.RowDecoder` already decoding the plain gray or
+    RGB PNG in ``stream`` row by row, or None (the stream at its start) for
+    :func:`read_plain_png` to read it whole (RGBA too: its alpha is split off
+    into a copy)."""
+    from imgkernel.images import spng
+
+    layout = plain_png_layout(stream)
+    if layout is None or layout[2] not in (0, 2) or (limit and layout[0] * layout[1] > limit):
+        return None
+    return spng.RowDecoder.start(stream, name, *layout)
 
 
 def _read_with_pyspng(stream: IO[bytes], limit: int | None) -> np.ndarray | None:

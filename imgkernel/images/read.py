@@ -69,7 +69,7 @@ from imgkernel.errors import (
 from imgkernel.images.formats import FORMATS, sniff_format
 from imgkernel.images.image import LAYOUTS, ArrayLayout, Image
 from imgkernel.images.jpegread import read_plain_jpeg
-from imgkernel.images.pngread import read_plain_png
+from imgkernel.images.pngread import read_plain_png, start_plain_png
 
 NO_INPUT = "no input: give a file or pipe an image to standard input"
 
@@ -167,6 +167,7 @@ def read_image(
     max_pixels: int | None = None,
     layout: str | None = None,
     frames: bool = False,
+    progressive: bool = False,
 ) -> Image:
     """Read an image file (or standard input for ``"-"``) into an :class:`Image`.
 
@@ -177,7 +178,10 @@ def read_image(
     (``hwc``, the default, or ``chw``) says how a 3-D ``.npy`` array is read.
     An animated or multi-page file gives its first frame, with ``frames``
     holding the count; ``frames=True`` also decodes the others into
-    ``more_frames``.
+    ``more_frames``. With ``progressive``, a plain gray or RGB PNG is
+    returned while its rows are still being decoded on another thread
+    (``image.arriving`` set): the caller reads rows after
+    :meth:`~imgkernel.images.Image.wait_rows`.
     """
     source = os.fspath(source)
     if max_pixels is not None:
@@ -190,6 +194,10 @@ def read_image(
             arrangement = ArrayLayout.of(array, three_d)
             return Image(arrangement.pixels(array), None, "NPY", source, layout=arrangement)
         plain = None
+        if fmt == "PNG" and progressive:
+            decoder = start_plain_png(stream, _effective_limit(max_pixels), name)
+            if decoder is not None:
+                return Image(decoder.pixels, None, fmt, source, arriving=decoder)
         if fmt == "PNG":
             plain = read_plain_png(stream, _effective_limit(max_pixels))
         elif fmt == "JPEG":  # one frame: a multi-picture (MPO) file goes to Pillow

@@ -22,6 +22,7 @@ import ctypes
 import functools
 import os
 import sys
+import threading
 from typing import IO, Any
 
 import numpy as np
@@ -42,7 +43,13 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "spng_decoded_image_size": (_INT, [_PTR, _INT, ctypes.POINTER(_SIZE)]),
     "spng_decode_image": (_INT, [_PTR, _PTR, _SIZE, _INT, _INT]),
     "spng_decode_chunks": (_INT, [_PTR]),
+    "spng_decode_row": (_INT, [_PTR, _PTR, _SIZE]),
+    "spng_strerror": (ctypes.c_char_p, [_INT]),
 }
+#: spng_decode_image's flag for row-by-row decoding, and spng_decode_row's
+#: status after the last row (spng.h).
+_DECODE_PROGRESSIVE = 256
+_END_OF_IMAGE = 75
 
 
 @functools.cache
@@ -77,70 +84,170 @@ def decode_plain(stream: IO[bytes], height: int, width: int, colour: int) -> np.
     libspng is not at hand or refuses the file (damaged, cut short, a CRC
     that does not match); the stream is then left at its start.
     """
-    libraries = _libraries()
-    if libraries is None or colour not in _FORMATS:
-        return None
-    spng, libc = libraries
-    channels = {0: 1, 2: 3, 6: 4}[colour]
-    out = np.empty((height, width) if channels == 1 else (height, width, channels), np.uint8)
-    context = spng.spng_ctx_new(0)
-    if not context:
+    decoding = _Decoding.open(stream, height, width, colour)
+    if decoding is None:
         return None
     try:
-        with _Source(stream, libc) as (kind, pointer, size):
-            ok = (
-                spng.spng_set_png_file(context, pointer) == 0
-                if kind == "file"
-                else spng.spng_set_png_buffer(context, pointer, size) == 0
+        out = decoding.pixels
+        ok = (
+            decoding.spng.spng_decode_image(
+                decoding.context, out.ctypes.data, out.nbytes, decoding.fmt, 0
             )
-            ok = ok and _decode(spng, context, out, _FORMATS[colour])
+            == 0
+            and decoding.finish()
+        )
     finally:
-        spng.spng_ctx_free(context)
+        decoding.close()
         stream.seek(0)
     return out if ok else None
 
 
-def _decode(spng: Any, context: int, out: np.ndarray, fmt: int) -> bool:
-    """Decode into ``out`` (exactly its size), then read the chunks after the image up to IEND."""
-    size = _SIZE()
-    return (
-        spng.spng_set_image_limits(context, 0x7FFFFFFF, 0x7FFFFFFF) == 0
-        and spng.spng_set_chunk_limits(context, _CHUNK_LIMIT, _CHUNK_LIMIT) == 0
-        and spng.spng_decoded_image_size(context, fmt, ctypes.byref(size)) == 0
-        and size.value == out.nbytes
-        and spng.spng_decode_image(context, out.ctypes.data, out.nbytes, fmt, 0) == 0
-        and spng.spng_decode_chunks(context) == 0
-    )
+class RowDecoder:
+    """A plain PNG decoded row by row on a thread of its own, into :attr:`pixels`.
+
+    Filtering can start on the first rows while libspng decodes the rest
+    (its calls release the GIL). Readers call :meth:`wait` with the number
+    of rows they need before reading them; a file found damaged on the way
+    makes :meth:`wait` raise ``UsageError`` naming ``name``.
+    """
+
+    #: Rows decoded between two wake-ups of the readers.
+    NOTIFY_ROWS = 16
+
+    def __init__(self, decoding: _Decoding, name: str):
+        self.pixels = decoding.pixels
+        self._decoding, self._name = decoding, name
+        self._rows, self._error = 0, ""
+        self._done = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="imgkernel-png", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(
+        cls, stream: IO[bytes], name: str, height: int, width: int, colour: int
+    ) -> RowDecoder | None:
+        """Start decoding, or None (the stream at its start) where libspng refuses the header."""
+        decoding = _Decoding.open(stream, height, width, colour)
+        if decoding is None:
+            return None
+        flags = _DECODE_PROGRESSIVE
+        if decoding.spng.spng_decode_image(decoding.context, None, 0, decoding.fmt, flags) != 0:
+            decoding.close()
+            stream.seek(0)
+            return None
+        return cls(decoding, name)
+
+    def wait(self, rows: int | None = None) -> None:
+        """Return once the first ``rows`` rows (default: all) are decoded."""
+        need = len(self.pixels) if rows is None else min(int(rows), len(self.pixels))
+        with self._done:
+            self._done.wait_for(lambda: self._rows >= need or bool(self._error))
+        if self._rows < need:
+            from imgkernel.errors import UsageError
+
+            raise UsageError(f"{self._name}: truncated or corrupt image ({self._error})")
+
+    def cancel(self) -> None:
+        """Stop decoding at the next row (the rows not yet decoded stay as they are)."""
+        self._stop = True
+
+    def _run(self) -> None:
+        decoding, out = self._decoding, self.pixels
+        row_bytes = out.nbytes // max(len(out), 1)
+        address = out.ctypes.data
+        error = ""
+        try:
+            for y in range(len(out)):
+                status = decoding.spng.spng_decode_row(
+                    decoding.context, address + y * row_bytes, row_bytes
+                )
+                if status not in (0, _END_OF_IMAGE) or self._stop:
+                    error = "cancelled" if self._stop else decoding.message(status)
+                    break
+                if y % self.NOTIFY_ROWS == self.NOTIFY_ROWS - 1 and y + 1 < len(out):
+                    self._arrived(y + 1, "")
+            else:
+                if not decoding.finish():
+                    error = "damaged data after the image"
+        except BaseException as exc:  # pragma: no cover - ctypes itself failing
+            error = str(exc) or type(exc).__name__
+        finally:
+            decoding.close()
+        self._arrived(len(out) if not error else self._rows, error or "")
+
+    def _arrived(self, rows: int, error: str) -> None:
+        with self._done:
+            self._rows, self._error = rows, error
+            self._done.notify_all()
 
 
-class _Source:
-    """The PNG for libspng: a C ``FILE`` on a duplicate of a real file's descriptor
-    (read from its start), else the stream's bytes in memory."""
+class _Decoding:
+    """A libspng context on one PNG: its source (a C ``FILE`` on a duplicate of a
+    real file's descriptor, else the stream's bytes) and the array to fill."""
 
-    def __init__(self, stream: IO[bytes], libc: Any):
-        self.stream, self.libc = stream, libc
+    def __init__(self, spng: Any, libc: Any, context: int, pixels: np.ndarray, fmt: int):
+        self.spng, self.libc, self.context = spng, libc, context
+        self.pixels, self.fmt = pixels, fmt
         self.file: int | None = None
         self.data: bytes | None = None
 
-    def __enter__(self) -> tuple[str, int, int]:
-        descriptor = self._descriptor()
+    @classmethod
+    def open(cls, stream: IO[bytes], height: int, width: int, colour: int) -> _Decoding | None:
+        libraries = _libraries()
+        if libraries is None or colour not in _FORMATS:
+            return None
+        spng, libc = libraries
+        channels = {0: 1, 2: 3, 6: 4}[colour]
+        shape = (height, width) if channels == 1 else (height, width, channels)
+        context = spng.spng_ctx_new(0)
+        if not context:
+            return None
+        decoding = cls(spng, libc, context, np.empty(shape, np.uint8), _FORMATS[colour])
+        size = _SIZE()
+        ok = (
+            decoding._attach(stream)
+            and spng.spng_set_image_limits(context, 0x7FFFFFFF, 0x7FFFFFFF) == 0
+            and spng.spng_set_chunk_limits(context, _CHUNK_LIMIT, _CHUNK_LIMIT) == 0
+            and spng.spng_decoded_image_size(context, decoding.fmt, ctypes.byref(size)) == 0
+            and size.value == decoding.pixels.nbytes
+        )
+        if not ok:
+            decoding.close()
+            stream.seek(0)
+            return None
+        return decoding
+
+    def _attach(self, stream: IO[bytes]) -> bool:
+        try:
+            descriptor: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # BytesIO (standard input), wrappers
+            descriptor = None
         if descriptor is not None and self.libc is not None:
             duplicate = os.dup(descriptor)
             os.lseek(duplicate, 0, os.SEEK_SET)
             self.file = self.libc.fdopen(duplicate, b"rb")
             if self.file:
-                return "file", self.file, 0
+                return bool(self.spng.spng_set_png_file(self.context, self.file) == 0)
             os.close(duplicate)
-        self.stream.seek(0)
-        self.data = self.stream.read()
-        return "buffer", ctypes.cast(ctypes.c_char_p(self.data), _PTR).value or 0, len(self.data)
+        stream.seek(0)
+        self.data = stream.read()
+        pointer = ctypes.cast(ctypes.c_char_p(self.data), _PTR).value
+        return bool(self.spng.spng_set_png_buffer(self.context, pointer, len(self.data)) == 0)
 
-    def __exit__(self, *_: object) -> None:
+    def finish(self) -> bool:
+        """Read the chunks after the image, up to IEND (their CRCs checked)."""
+        return bool(self.spng.spng_decode_chunks(self.context) == 0)
+
+    def message(self, status: int) -> str:
+        text = self.spng.spng_strerror(status)
+        return text.decode("ascii", "replace") if text else f"libspng error {status}"
+
+    def close(self) -> None:
+        if self.context:
+            self.spng.spng_ctx_free(self.context)
+            self.context = 0
         if self.file:
             self.libc.fclose(self.file)  # closes the duplicate descriptor too
-
-    def _descriptor(self) -> int | None:
-        try:
-            return self.stream.fileno()
-        except (AttributeError, OSError, ValueError):  # BytesIO (standard input), wrappers
-            return None
+            self.file = None
+        self.data = None

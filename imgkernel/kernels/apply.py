@@ -6,13 +6,14 @@ offset and ``magnitude`` combination, and what happens to an alpha channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from imgkernel.core.conv import conv_geometry, filter2d
 from imgkernel.core.geometry import WindowGeometry
+from imgkernel.core.padding import rows_read
 from imgkernel.core.parallel import SERIAL_WORK, run_tiles, serial, thread_buffer, workers
 from imgkernel.core.windows import pad, pad_rows, parse_border
 from imgkernel.errors import UsageError, check_choice
@@ -207,6 +208,7 @@ def iter_kernel_bands(
     stride: Any = 1,
     dilation: Any = 1,
     border: Any = "reflect",
+    ready: Callable[[int], None] | None = None,
     **options: Any,
 ) -> Iterator[tuple[slice, np.ndarray, np.ndarray | None]]:
     """:func:`apply_kernel` in bands of output rows: ``(rows, values, alpha)``.
@@ -216,6 +218,9 @@ def iter_kernel_bands(
     that maps every band to 8-bit right away never holds the whole float32
     result: peak memory stays near the size of the input and output images.
     The bands put together equal ``apply_kernel`` on the whole image.
+    ``ready(n)``, when given, is called before a band reads the first ``n``
+    rows of ``pixels`` and ``alpha`` (rows still being decoded: it returns
+    once they are there).
 
     >>> from imgkernel.kernels import kernel_from_matrix
     >>> image = np.arange(30, dtype=np.uint8).reshape(6, 5)
@@ -235,6 +240,8 @@ def iter_kernel_bands(
     common = dict(stride=step, dilation=dilation, border=border, **options)
     fits = _holds(pixels.dtype, brd.value) and (alpha is None or _holds(alpha.dtype, brd.value))
     if out_h <= 0 or (constant and not fits):
+        if ready is not None:
+            ready(pixels.shape[0])
         values, out_alpha = apply_kernel(pixels, kernel, alpha=alpha, padding=pads, **common)
         yield slice(0, values.shape[0]), values, out_alpha
         return
@@ -248,6 +255,8 @@ def iter_kernel_bands(
     for o0 in range(0, out_h, band_rows):
         o1 = min(out_h, o0 + band_rows)
         first, stop = o0 * step[0], (o1 - 1) * step[0] + span  # padded coordinates
+        if ready is not None:
+            ready(rows_read(pixels.shape[0], pads, brd, first, stop))
         band = pad_rows(pixels, pads, brd, first, stop, dtype=pixels.dtype)
         band_alpha = None
         if alpha is not None:

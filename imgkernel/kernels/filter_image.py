@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -116,6 +116,9 @@ def _filter_large(source: str, target: str, **options: Any) -> Any:
 class FilterTransform:
     """:func:`filter_image` with a kernel and options, as a picklable transform."""
 
+    #: It reads its input band by band, so a PNG may still be decoding (Image.wait_rows).
+    progressive_input: ClassVar[bool] = True
+
     kernel: Kernel
     display: Display | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -171,11 +174,14 @@ def filter_image(
         return pixels, alpha
 
     if out_format.upper() == "NPY" or mapping.mode_or(kernel.display) == "normalize":
+        image.wait_rows()
         return shown(*apply_kernel(image.pixels, kernel, **options))
     # Map band by band: the whole float32 result never exists at once, and a
     # PNG encoder compresses each band while the next one is filtered.
     height = output_height(image.pixels.shape[0], image.pixels.shape[1], kernel, **options)
-    pieces = iter_kernel_bands(image.pixels, kernel, band_rows=band_rows, **options)
+    # Rows still being decoded (a PNG read progressively) are waited for band by band.
+    ready = image.wait_rows if image.arriving is not None else None
+    pieces = iter_kernel_bands(image.pixels, kernel, band_rows=band_rows, ready=ready, **options)
     bands = (shown(v, a) for _, v, a in pieces)
     result = Bands(height, bands)
     if stream and out_format.upper() in STREAMED_FORMATS:

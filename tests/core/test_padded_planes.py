@@ -52,3 +52,29 @@ def test_empty_image_with_a_copying_border_is_refused():
     with pytest.raises(UsageError):
         PaddedPlanes(np.zeros((2, 3, 0)), (1, 1, 1, 1), parse_border("edge"))
     assert PaddedPlanes(np.zeros((1, 0, 2)), (1, 1, 0, 0), parse_border("zero")).shape == (1, 2, 2)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 2, 0, 0), (6, 7, 1, 1), (3, 0, 0, 2)])
+@pytest.mark.parametrize("h", [1, 2, 5, 9])
+def test_rows_read_is_the_rows_pad_rows_reads(border, pads, h):
+    # Rows still arriving are waited for up to rows_read: every row pad_rows
+    # touches must be below it, and (outside a constant border) the last one it
+    # needs is exactly the one before it.
+    from imgkernel.core.padding import pad_rows, rows_read
+
+    brd = parse_border(border)
+    x = np.arange(h, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    hp = h + pads[0] + pads[1]
+    for first in range(hp):
+        for stop in range(first + 1, hp + 1):
+            need = rows_read(h, pads, brd, first, stop)
+            hidden = x.copy()
+            hidden[need:] = np.nan  # rows not yet decoded
+            band = pad_rows(hidden, pads, brd, first, stop)
+            assert not np.isnan(band).any(), (first, stop, need)
+            np.testing.assert_array_equal(band, pad_rows(x, pads, brd, first, stop))
+            if brd.numpy_mode != "constant" and need > 0:
+                hidden = x.copy()
+                hidden[need - 1 :] = np.nan
+                assert np.isnan(pad_rows(hidden, pads, brd, first, stop)).any()

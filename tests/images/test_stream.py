@@ -154,3 +154,93 @@ def test_noisy_png_files_cost_no_copy_of_the_file(tmp_path: Path, command, chann
     # 1.11-1.14x; read whole by pyspng 2.0-3.0x and 2.9-3.0x.
     allowed = (1.85 if channels == 1 else 1.4) * growth
     assert peaks[4000] - peaks[2000] <= allowed, (peaks, growth)
+
+
+class RowsArriving:
+    """Rows that appear only when waited for: ``pixels`` holds garbage (255) below
+    the rows released so far, as an image still being decoded does."""
+
+    def __init__(self, true_pixels: np.ndarray):
+        self.true = true_pixels
+        self.pixels = np.full_like(true_pixels, 255)
+        self.released = 0
+
+    def wait(self, rows: int | None = None) -> None:
+        need = len(self.true) if rows is None else min(int(rows), len(self.true))
+        if need > self.released:
+            self.pixels[self.released : need] = self.true[self.released : need]
+            self.released = need
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    shape=st.tuples(st.integers(3, 30), st.integers(3, 20)),
+    colour=st.sampled_from([None, 3]),
+    kernel=st.sampled_from(["sobel", "emboss", "gaussian:sigma=1", "box:size=4", "detail"]),
+    stride=st.integers(1, 3),
+    padding=st.sampled_from(["same", "valid", "full", (3, 0, 2, 1), (0, 4, 0, 0)]),
+    border=st.sampled_from(BORDERS),
+    band_rows=st.integers(1, 7),
+    out_format=st.sampled_from(["PNG", "JPEG", "NPY"]),
+    seed=st.integers(0, 2**16),
+)
+def test_rows_are_read_only_once_waited_for(
+    shape, colour, kernel, stride, padding, border, band_rows, out_format, seed
+):
+    # A PNG read progressively is filtered while its rows arrive: every band
+    # waits for the rows it reads, so the result equals the decoded image's.
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, 256, shape if colour is None else (*shape, colour), dtype=np.uint8)
+    arriving = RowsArriving(true)
+    later = Image(arriving.pixels, None, "PNG", "x.png", arriving=arriving)
+    options = dict(stride=stride, padding=padding, border=border, band_rows=band_rows)
+    chosen = choose_kernel(kernel)
+    try:
+        expected = filter_image(Image(true, None, "PNG", "x.png"), chosen, out_format, **options)
+    except ValueError:
+        return
+    result = filter_image(later, chosen, out_format, stream=True, **options)
+    if isinstance(result, Bands):
+        result = result.whole()
+    np.testing.assert_array_equal(result[0], expected[0])
+
+
+def test_a_png_read_progressively_is_the_png_read_whole(tmp_path: Path):
+    from imgkernel.images import read_image
+
+    rng = np.random.default_rng(7)
+    for name, array in [("g", rng.integers(0, 256, (300, 170), np.uint8)),
+                        ("c", rng.integers(0, 256, (257, 90, 3), np.uint8))]:  # fmt: skip
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(encode_png(array))
+        image = read_image(str(path), progressive=True)
+        assert image.arriving is not None
+        image.wait_rows(5)
+        image.wait_rows()
+        np.testing.assert_array_equal(image.pixels, array)
+    rgba = tmp_path / "a.png"
+    rgba.write_bytes(encode_png(rng.integers(0, 256, (20, 10, 4), np.uint8)))
+    assert read_image(str(rgba), progressive=True).arriving is None  # alpha is split: whole
+
+
+def test_damage_found_while_rows_arrive_is_one_line_and_writes_nothing(tmp_path: Path):
+    import io
+
+    from click.testing import CliRunner
+
+    from imgkernel.cli import cli
+
+    array = np.random.default_rng(8).integers(0, 256, (400, 300, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[len(data) // 2] ^= 0xFF  # inside the image data: its CRC no longer matches
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    (tmp_path / "out.png").write_bytes(b"keep me")
+    result = CliRunner().invoke(
+        cli, ["filter", "emboss", str(tmp_path / "bad.png"), "-o", str(tmp_path / "out.png")]
+    )
+    assert result.exit_code == 2
+    assert "bad.png" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "out.png").read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "out.png"]
