@@ -8,7 +8,7 @@ slice of the input with the part of the padding that falls inside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,11 +29,14 @@ def iter_pool_bands(
     dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     band_rows: int | None = None,
+    ready: Callable[[int], None] | None = None,
     **options: Any,
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """:func:`~imgkernel.core.pool2d` of an ``(H, W[, C])`` image as ``(rows, result)`` bands.
 
-    ``options`` are pool2d's ``mode`` and ``count_include_pad``.
+    ``options`` are pool2d's ``mode`` and ``count_include_pad``. ``ready(n)``,
+    when given, is called before a band reads the first ``n`` rows of ``x``
+    (rows still being decoded: it returns once they are there).
 
     >>> image = np.arange(49.0).reshape(7, 7)
     >>> whole = pool2d(image, 3, 2, padding=1, ceil_mode=True, mode="avg")
@@ -63,6 +66,8 @@ def iter_pool_bands(
         lo = max(first, 0)
         pad_bottom = bottom if last_band else (o1 - 1) * step - top + span - stop
         pads = (lo - first, pad_bottom, left, right)
+        if ready is not None:
+            ready(stop)
         result = pool2d(
             x[lo:stop],
             size,

@@ -60,8 +60,21 @@ def pool_files(
         level = options.save.get("compress_level")
         large = LargeRoute(partial(pool_large, level=level, **tiled), tile_size=batch.tile_size)
     run_images(
-        inputs, partial(pool_image, stream=True, **pooling), options, large=large, batch=batch
+        inputs, PoolTransform(**pooling), options, large=large, batch=batch
     )
+
+
+class PoolTransform:
+    """:func:`pool_image` with its keywords, streaming, as a picklable transform."""
+
+    #: It reads its input band by band, so a PNG may still be decoding (Image.wait_rows).
+    progressive_input = True
+
+    def __init__(self, **pooling: Any):
+        self.pooling = pooling
+
+    def __call__(self, image: Image, out_format: str) -> Result:
+        return pool_image(image, out_format, stream=True, **self.pooling)
 
 
 def pool_image(
@@ -96,10 +109,12 @@ def pool_image(
     pixels = attach_alpha(image.pixels, image.alpha)
     if stream and size is not None and out_format.upper() in STREAMED_FORMATS:
         height = pool_geometry(pixels.shape[:2], size, stride, **_geometry(window)).out_hw[0]
-        parts = iter_pool_bands(pixels, size, stride, mode=mode, **window)
+        ready = image.wait_rows if image.arriving is not None else None
+        parts = iter_pool_bands(pixels, size, stride, mode=mode, ready=ready, **window)
         return Bands(
             height, (_split(image, _stored(band, image.pixels.dtype)) for _, band in parts)
         )
+    image.wait_rows()  # a PNG still decoding: the whole image is read below
     if size is None:
         pooled = global_pool(pixels, mode)
     else:
