@@ -78,3 +78,5 @@ def iter_pool_bands(
             **options,
         )
         yield slice(o0, o1), result
+    if ready is not None:  # the whole file checked before the caller finishes its output
+        ready(height)

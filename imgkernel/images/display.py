@@ -151,9 +151,13 @@ def to_display(
                 v *= np.float32(out_max / max_value)
             if rounding and not fused:
                 v += np.float32(rounding)
-        np.clip(v, np.float32(rounding), np.float32(out_max + rounding), out=v)
-        if np.isnan(v).any():  # NaN shows as 0 (np.clip keeps it; the cast would not)
-            np.copyto(v, np.float32(rounding), where=np.isnan(v))
+        if rounding:
+            np.clip(v, np.float32(rounding), np.float32(out_max + rounding), out=v)
+            if np.isnan(v).any():  # NaN shows as 0 (np.clip keeps it; the cast would not)
+                np.copyto(v, np.float32(rounding), where=np.isnan(v))
+        else:  # float targets: fmax turns NaN (and -0.0) into +0.0 as it clips from below
+            np.fmax(v, np.float32(0.0), out=v)
+            np.minimum(v, np.float32(out_max), out=v)
         np.copyto(out[rows], v, casting="unsafe")
     return out
 

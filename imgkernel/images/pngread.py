@@ -138,17 +138,20 @@ def read_plain_png(stream: IO[bytes], limit: int | None) -> np.ndarray | None:
     return _read_with_pyspng(stream, limit)
 
 
-def start_plain_png(stream: IO[bytes], limit: int | None, name: str) -> Any | None:
+def start_plain_png(
+    stream: IO[bytes], limit: int | None, fallback: Callable[[], np.ndarray]
+) -> Any | None:
     """A :class:`~imgkernel.images.spng.RowDecoder` already decoding the plain gray or
-    RGB PNG in ``stream`` row by row, or None (the stream at its start) for
-    :func:`read_plain_png` to read it whole (RGBA too: its alpha is split off
-    into a copy)."""
+    RGB PNG file behind ``stream`` row by row, or None (the stream at its start)
+    for :func:`read_plain_png` to read it whole (RGBA too: its alpha is split
+    off into a copy). ``fallback`` reads the file whole should libspng find
+    it damaged on the way."""
     from imgkernel.images import spng
 
     layout = plain_png_layout(stream)
     if layout is None or layout[2] not in (0, 2) or (limit and layout[0] * layout[1] > limit):
         return None
-    return spng.RowDecoder.start(stream, name, *layout)
+    return spng.RowDecoder.start(stream, fallback, layout)
 
 
 def _read_with_pyspng(stream: IO[bytes], limit: int | None) -> np.ndarray | None:

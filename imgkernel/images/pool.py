@@ -59,9 +59,7 @@ def pool_files(
         tiled = {k: v for k, v in pooling.items() if k != "global_"}
         level = options.save.get("compress_level")
         large = LargeRoute(partial(pool_large, level=level, **tiled), tile_size=batch.tile_size)
-    run_images(
-        inputs, PoolTransform(**pooling), options, large=large, batch=batch
-    )
+    run_images(inputs, PoolTransform(**pooling), options, large=large, batch=batch)
 
 
 class PoolTransform:

@@ -48,6 +48,7 @@ whole, since it can be read only once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -195,7 +196,8 @@ def read_image(
             return Image(arrangement.pixels(array), None, "NPY", source, layout=arrangement)
         plain = None
         if fmt == "PNG" and progressive:
-            decoder = start_plain_png(stream, _effective_limit(max_pixels), name)
+            whole = functools.partial(_whole_pixels, source, max_pixels)
+            decoder = start_plain_png(stream, _effective_limit(max_pixels), whole)
             if decoder is not None:
                 return Image(decoder.pixels, None, fmt, source, arriving=decoder)
         if fmt == "PNG":
@@ -213,6 +215,11 @@ def read_image(
     ]
     images[0].more_frames = tuple(images[1:])
     return images[0]
+
+
+def _whole_pixels(source: str, max_pixels: int | None) -> np.ndarray:
+    """The pixels of ``source`` read whole: what a progressive read falls back on."""
+    return read_image(source, max_pixels=max_pixels).pixels
 
 
 def read_array(source: str) -> np.ndarray:

@@ -23,6 +23,7 @@ import functools
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 import numpy as np
@@ -44,12 +45,15 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "spng_decode_image": (_INT, [_PTR, _PTR, _SIZE, _INT, _INT]),
     "spng_decode_chunks": (_INT, [_PTR]),
     "spng_decode_row": (_INT, [_PTR, _PTR, _SIZE]),
-    "spng_strerror": (ctypes.c_char_p, [_INT]),
+    "spng_set_crc_action": (_INT, [_PTR, _INT, _INT]),
 }
 #: spng_decode_image's flag for row-by-row decoding, and spng_decode_row's
 #: status after the last row (spng.h).
 _DECODE_PROGRESSIVE = 256
 _END_OF_IMAGE = 75
+#: spng_set_crc_action's "stop with an error" (ancillary chunks default to being
+#: dropped quietly; Pillow refuses a damaged one, so libspng must stop too).
+_CRC_ERROR = 0
 
 
 @functools.cache
@@ -107,46 +111,58 @@ class RowDecoder:
 
     Filtering can start on the first rows while libspng decodes the rest
     (its calls release the GIL). Readers call :meth:`wait` with the number
-    of rows they need before reading them; a file found damaged on the way
-    makes :meth:`wait` raise ``UsageError`` naming ``name``.
+    of rows they need before reading them. Should libspng stop on damage
+    (a CRC that does not match, data cut short), ``fallback`` reads the
+    whole file the ordinary way, as if it had never been read row by row:
+    its rows (the same as libspng's up to the damage) replace those not
+    yet read, or its error (Pillow's, naming the file) is what :meth:`wait`
+    raises.
     """
 
     #: Rows decoded between two wake-ups of the readers.
     NOTIFY_ROWS = 16
 
-    def __init__(self, decoding: _Decoding, name: str):
+    def __init__(self, decoding: _Decoding, fallback: Callable[[], np.ndarray]):
         self.pixels = decoding.pixels
-        self._decoding, self._name = decoding, name
-        self._rows, self._error = 0, ""
+        self._decoding, self._fallback = decoding, fallback
+        self._rows = 0
+        self._error: BaseException | None = None
         self._done = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="imgkernel-png", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            decoding.close()
+            raise
 
     @classmethod
     def start(
-        cls, stream: IO[bytes], name: str, height: int, width: int, colour: int
+        cls, stream: IO[bytes], fallback: Callable[[], np.ndarray], layout: tuple[int, int, int]
     ) -> RowDecoder | None:
-        """Start decoding, or None (the stream at its start) where libspng refuses the header."""
-        decoding = _Decoding.open(stream, height, width, colour)
+        """Start decoding the file behind ``stream`` (``layout``: height, width, colour
+        type), or None (the stream at its start) where libspng refuses its header or
+        the stream is no real file (standard input, a pipe: ``fallback`` could not
+        read it again)."""
+        decoding = _Decoding.open(stream, *layout)
         if decoding is None:
             return None
         flags = _DECODE_PROGRESSIVE
-        if decoding.spng.spng_decode_image(decoding.context, None, 0, decoding.fmt, flags) != 0:
+        if not decoding.file or (
+            decoding.spng.spng_decode_image(decoding.context, None, 0, decoding.fmt, flags) != 0
+        ):
             decoding.close()
             stream.seek(0)
             return None
-        return cls(decoding, name)
+        return cls(decoding, fallback)
 
     def wait(self, rows: int | None = None) -> None:
         """Return once the first ``rows`` rows (default: all) are decoded."""
         need = len(self.pixels) if rows is None else min(int(rows), len(self.pixels))
         with self._done:
-            self._done.wait_for(lambda: self._rows >= need or bool(self._error))
-        if self._rows < need:
-            from imgkernel.errors import UsageError
-
-            raise UsageError(f"{self._name}: truncated or corrupt image ({self._error})")
+            self._done.wait_for(lambda: self._rows >= need or self._error is not None)
+        if self._rows < need and self._error is not None:
+            raise self._error
 
     def cancel(self) -> None:
         """Stop decoding at the next row (the rows not yet decoded stay as they are)."""
@@ -154,29 +170,41 @@ class RowDecoder:
 
     def _run(self) -> None:
         decoding, out = self._decoding, self.pixels
-        row_bytes = out.nbytes // max(len(out), 1)
-        address = out.ctypes.data
-        error = ""
         try:
-            for y in range(len(out)):
-                status = decoding.spng.spng_decode_row(
-                    decoding.context, address + y * row_bytes, row_bytes
-                )
-                if status not in (0, _END_OF_IMAGE) or self._stop:
-                    error = "cancelled" if self._stop else decoding.message(status)
-                    break
-                if y % self.NOTIFY_ROWS == self.NOTIFY_ROWS - 1 and y + 1 < len(out):
-                    self._arrived(y + 1, "")
-            else:
-                if not decoding.finish():
-                    error = "damaged data after the image"
-        except BaseException as exc:  # pragma: no cover - ctypes itself failing
-            error = str(exc) or type(exc).__name__
+            done = self._decode_rows(decoding, out) and decoding.finish()
+        except BaseException:  # pragma: no cover - ctypes itself failing
+            done = False
         finally:
             decoding.close()
-        self._arrived(len(out) if not error else self._rows, error or "")
+        if done or self._stop:
+            self._arrived(len(out) if done else self._rows, None)
+            return
+        try:  # damaged: read whole the ordinary way (which raises Pillow's error)
+            whole = self._fallback()
+            if whole.shape != out.shape or whole.dtype != out.dtype:
+                raise ValueError(f"read as {whole.dtype} {whole.shape}")  # pragma: no cover
+            out[self._rows :] = whole[self._rows :]
+        except BaseException as exc:
+            self._arrived(self._rows, exc)
+            return
+        self._arrived(len(out), None)
 
-    def _arrived(self, rows: int, error: str) -> None:
+    def _decode_rows(self, decoding: _Decoding, out: np.ndarray) -> bool:
+        """libspng's rows into ``out``; False on damage or :meth:`cancel`."""
+        row_bytes = out.nbytes // max(len(out), 1)
+        address, last = out.ctypes.data, len(out) - 1
+        for y in range(len(out)):
+            status = decoding.spng.spng_decode_row(
+                decoding.context, address + y * row_bytes, row_bytes
+            )
+            # Each row but the last returns 0; the last, libspng's end-of-image status.
+            if self._stop or status != (_END_OF_IMAGE if y == last else 0):
+                return False
+            if y % self.NOTIFY_ROWS == self.NOTIFY_ROWS - 1 and y < last:
+                self._arrived(y + 1, None)
+        return True
+
+    def _arrived(self, rows: int, error: BaseException | None) -> None:
         with self._done:
             self._rows, self._error = rows, error
             self._done.notify_all()
@@ -194,24 +222,35 @@ class _Decoding:
 
     @classmethod
     def open(cls, stream: IO[bytes], height: int, width: int, colour: int) -> _Decoding | None:
+        """A context reading ``stream``, its CRCs all checked; None where libspng is not
+        at hand, refuses the file, or the pixels do not fit in memory (Pillow reports it)."""
         libraries = _libraries()
         if libraries is None or colour not in _FORMATS:
             return None
         spng, libc = libraries
         channels = {0: 1, 2: 3, 6: 4}[colour]
-        shape = (height, width) if channels == 1 else (height, width, channels)
+        try:
+            pixels = np.empty(
+                (height, width) if channels == 1 else (height, width, channels), np.uint8
+            )
+        except (ValueError, MemoryError):
+            return None
         context = spng.spng_ctx_new(0)
         if not context:
             return None
-        decoding = cls(spng, libc, context, np.empty(shape, np.uint8), _FORMATS[colour])
+        decoding = cls(spng, libc, context, pixels, _FORMATS[colour])
         size = _SIZE()
-        ok = (
-            decoding._attach(stream)
-            and spng.spng_set_image_limits(context, 0x7FFFFFFF, 0x7FFFFFFF) == 0
-            and spng.spng_set_chunk_limits(context, _CHUNK_LIMIT, _CHUNK_LIMIT) == 0
-            and spng.spng_decoded_image_size(context, decoding.fmt, ctypes.byref(size)) == 0
-            and size.value == decoding.pixels.nbytes
-        )
+        try:
+            ok = (
+                spng.spng_set_crc_action(context, _CRC_ERROR, _CRC_ERROR) == 0
+                and decoding._attach(stream)
+                and spng.spng_set_image_limits(context, 0x7FFFFFFF, 0x7FFFFFFF) == 0
+                and spng.spng_set_chunk_limits(context, _CHUNK_LIMIT, _CHUNK_LIMIT) == 0
+                and spng.spng_decoded_image_size(context, decoding.fmt, ctypes.byref(size)) == 0
+                and size.value == pixels.nbytes
+            )
+        except OSError:  # no descriptor to spare
+            ok = False
         if not ok:
             decoding.close()
             stream.seek(0)
@@ -238,10 +277,6 @@ class _Decoding:
     def finish(self) -> bool:
         """Read the chunks after the image, up to IEND (their CRCs checked)."""
         return bool(self.spng.spng_decode_chunks(self.context) == 0)
-
-    def message(self, status: int) -> str:
-        text = self.spng.spng_strerror(status)
-        return text.decode("ascii", "replace") if text else f"libspng error {status}"
 
     def close(self) -> None:
         if self.context:

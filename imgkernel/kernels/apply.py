@@ -220,7 +220,8 @@ def iter_kernel_bands(
     The bands put together equal ``apply_kernel`` on the whole image.
     ``ready(n)``, when given, is called before a band reads the first ``n``
     rows of ``pixels`` and ``alpha`` (rows still being decoded: it returns
-    once they are there).
+    once they are there), and for every row after the last band, so that
+    damage found late in a file stops the caller before its output is done.
 
     >>> from imgkernel.kernels import kernel_from_matrix
     >>> image = np.arange(30, dtype=np.uint8).reshape(6, 5)
@@ -266,6 +267,8 @@ def iter_kernel_bands(
                 band, kernel, alpha=band_alpha, padding=(0, 0, 0, 0), **common
             )
         yield slice(o0, o1), values, out_alpha
+    if ready is not None:  # the whole file checked before the caller finishes its output
+        ready(pixels.shape[0])
 
 
 def row_values(out_width: int, pixels: np.ndarray) -> int:

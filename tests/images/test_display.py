@@ -152,7 +152,9 @@ def reference_display(values, mode, dtype, max_value, scale, offset):
         elif top != max_value:
             v *= np.float32(top / max_value)
         v = np.where(np.isnan(v), np.float32(0), v)
-        v = np.minimum(np.maximum(v, np.float32(0)), np.float32(top))
+        v = np.minimum(np.maximum(v, np.float32(0)), np.float32(top)) + np.float32(
+            0
+        )  # +0.0, not -0.0
         if np.dtype(dtype).kind == "u":
             v = np.floor(v + np.float32(0.5))
     return v.astype(dtype)
@@ -185,6 +187,8 @@ def test_display_matches_the_arithmetic_step_by_step(
     )
     expected = reference_display(values, mode, dtype, max_value, scale, offset)
     np.testing.assert_array_equal(out, expected)
+    # Bit for bit: no -0.0 where the step-by-step arithmetic gives +0.0.
+    assert np.array_equal(np.signbit(out), np.signbit(expected))
 
 
 def test_display_into_a_given_array():

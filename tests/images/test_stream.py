@@ -295,3 +295,90 @@ def test_pooled_rows_are_read_only_once_waited_for(
 
     whole = pool2d(true, size, stride, mode=mode, **window)
     np.testing.assert_array_equal(np.concatenate([b for _, b in parts]), whole)
+
+
+def _damaged_pngs(array: np.ndarray) -> dict[str, bytes]:
+    """Pillow's PNG of ``array`` (with a text chunk before or after the image data)
+    with one byte flipped: in the data, or in a chunk's CRC only."""
+    import io
+    import struct
+
+    from PIL import PngImagePlugin
+
+    def png(text_after: bool) -> bytearray:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("note", "x", zip=False)
+        buffer = io.BytesIO()
+        PILImage.fromarray(array).save(buffer, format="PNG", pnginfo=info)
+        data = bytearray(buffer.getvalue())
+        if text_after:  # Pillow writes tEXt first: move it behind the image data
+            pos, chunks = 8, {}
+            while pos < len(data):
+                size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+                chunks[kind] = (pos, pos + 12 + size)
+                pos += 12 + size
+            start, end = chunks[b"tEXt"]
+            piece = data[start:end]
+            del data[start:end]
+            data[len(data) - 12 : len(data) - 12] = piece
+        return data
+
+    def chunk(data: bytearray, kind: bytes) -> tuple[int, int]:
+        pos = 8
+        while data[pos + 4 : pos + 8] != kind:
+            pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+        return pos, int.from_bytes(data[pos : pos + 4], "big")
+
+    variants = {}
+    for name, kind, text_after, where in [
+        ("data", b"IDAT", False, "data"),
+        ("IDAT crc", b"IDAT", False, "crc"),
+        ("IEND crc", b"IEND", False, "crc"),
+        ("tEXt crc before", b"tEXt", False, "crc"),
+        ("tEXt crc after", b"tEXt", True, "crc"),
+    ]:
+        data = png(text_after)
+        pos, size = chunk(data, kind)
+        data[pos + 8 + (size // 2 if where == "data" else size + 1)] ^= 0xFF
+        variants[name] = bytes(data)
+    return variants
+
+
+@pytest.mark.parametrize("command", [["filter", "emboss"], ["pool", "--size", "2"]])
+@pytest.mark.parametrize("extra", [[], ["--stride", "40", "--padding", "valid"]])
+def test_damaged_pngs_are_judged_as_pillow_judges_them(tmp_path: Path, command, extra):
+    # Read row by row, a damaged PNG goes the way it went when read whole: where
+    # Pillow reads it, the output is the same as from Pillow's pixels; where
+    # Pillow refuses it, one line, exit status 2, nothing written. Large
+    # strides read only the first rows, and still wait for the whole check.
+    from click.testing import CliRunner
+
+    from imgkernel.cli import cli
+
+    if command[0] == "pool" and extra:
+        extra = ["--stride", "40"]
+    array = np.random.default_rng(9).integers(0, 256, (160, 120, 3), dtype=np.uint8)
+    for name, data in _damaged_pngs(array).items():
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(data)
+        out = tmp_path / "out.png"
+        out.unlink(missing_ok=True)
+        result = CliRunner().invoke(cli, [*command, *extra, str(bad), "-o", str(out)])
+        try:
+            pillow = np.asarray(PILImage.open(bad))
+        except Exception:
+            assert result.exit_code == 2, (name, result.output)
+            assert "bad.png" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+            assert not out.exists(), name
+            continue
+        assert result.exit_code == 0, (name, result.output)
+        good = tmp_path / "good.png"
+        PILImage.fromarray(pillow).save(good)
+        expected = tmp_path / "expected.png"
+        assert (
+            CliRunner().invoke(cli, [*command, *extra, str(good), "-o", str(expected)]).exit_code
+            == 0
+        )
+        np.testing.assert_array_equal(
+            np.asarray(PILImage.open(out)), np.asarray(PILImage.open(expected)), err_msg=name
+        )
