@@ -6,8 +6,10 @@ interpreter. libspng (in pyspng's extension module) decodes into the array
 itself, 0.48 s against Pillow's 0.81 s on one core here. It is called
 directly (:mod:`imgkernel.images.spng`): it reads the file from its
 descriptor, so the peak is the decoded image, where ``pyspng.load`` holds
-the whole file twice besides (103 MB against 97 for ``filter emboss`` on a
-12 MP photo with a 15 MB file).
+the whole file twice besides (a whole ``filter emboss`` of a 12 MP photo
+with a 15 MB file peaked at 100 MB that way, at 93 now). ``filter`` and
+``pool`` read gray and RGB PNGs row by row (:func:`start_plain_png`),
+starting on the first rows while the rest decode.
 
 Only the PNGs whose meaning libspng's output cannot change are taken this
 way: gray, RGB or RGBA at 8 bits, not interlaced, with no palette, no

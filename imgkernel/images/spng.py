@@ -2,12 +2,13 @@
 
 pyspng's ``load`` takes the whole file as ``bytes`` and copies it into a
 ``std::string`` before decoding, so a 15 MB PNG of a 12 MP photo costs the
-file twice besides the 36 MB of pixels: 103 MB peak for ``filter emboss``
-where the decoded image is 36 MB. Its extension module exports libspng's
-own API, so this module calls that through ctypes instead: libspng reads the
-file itself (a C ``FILE`` on a duplicate of the descriptor) and decodes into
-the array, checking every chunk's CRC on the way (the whole file up to
-IEND). Nothing of the file is held in Python memory.
+file twice besides the 36 MB of pixels. Its extension module exports
+libspng's own API, so this module calls that through ctypes instead: libspng
+reads the file itself (a C ``FILE`` on a duplicate of the descriptor) and
+decodes into the array, checking every chunk's CRC on the way (the whole
+file up to IEND, ancillary chunks too). Nothing of the file is held in
+Python memory. :class:`RowDecoder` does the same row by row on a thread of
+its own, so that a filter can start on the first rows.
 
 Only the PNGs :mod:`imgkernel.images.pngread` calls plain are decoded here
 (8-bit gray, RGB or RGBA, not interlaced), in their own layout, so libspng
